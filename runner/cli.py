@@ -1,0 +1,220 @@
+"""The ``runner`` command line. Every option can also be set from the environment as
+``RUNNER_<COMMAND>_<OPTION>`` (e.g. ``RUNNER_SUBMIT_JOBS=500``).
+
+Errors reach the user as one line on stderr: bad input exits 2, a missing service exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner.errors import InputError, RunnerError
+from runner.spec import DEFAULTS, WorkloadSpec, load_spec_file
+
+_SPEC_OPTIONS = ("jobs", "mix", "io_ms", "cpu_ms", "concurrency", "workers", "timeout")
+
+
+class OneLineErrors(click.Group):
+    """A click group whose errors are one line on stderr, never a usage dump or traceback."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            _fail(exc.format_message(), 2)
+        except click.Abort:
+            _fail("aborted", 130)
+        except InputError as exc:
+            _fail(str(exc), 2)
+        except RunnerError as exc:
+            _fail(str(exc), 1)
+        except BrokenPipeError:
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"runner: error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+@click.group(
+    cls=OneLineErrors, context_settings={"auto_envvar_prefix": "RUNNER", "help_option_names": ["-h", "--help"]}
+)
+@click.version_option(package_name="runner", message="runner %(version)s")
+def cli() -> None:
+    """Send one workload of I/O- and CPU-bound jobs through async, threads, processes or Celery,
+    and measure throughput, latency and resource use for each."""
+
+
+def _default(name: str) -> str:
+    value = DEFAULTS[name]
+    return "CPU count" if value is None else str(value)
+
+
+@cli.command()
+@click.option(
+    "--mode",
+    "-m",
+    default="async",
+    show_default=True,
+    metavar="MODE[,MODE...]",
+    help="async, thread, process, celery -- several separated by commas, or 'all'.",
+)
+@click.option("--jobs", "-n", type=int, help=f"Number of jobs. [default: {_default('jobs')}]")
+@click.option(
+    "--mix",
+    help="Job kinds and weights, e.g. sleep=0.5,cpu=0.5. Kinds: sleep, http, redis, "
+    f"cpu, hash, mixed, fail. [default: {_default('mix')}]",
+)
+@click.option("--io-ms", type=float, help=f"I/O wait per job, ms. [default: {_default('io_ms')}]")
+@click.option("--cpu-ms", type=float, help=f"CPU work per job, ms on this machine. [default: {_default('cpu_ms')}]")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    help=f"Jobs in flight at once (threads in thread mode). [default: {_default('concurrency')}]",
+)
+@click.option(
+    "--workers",
+    "-w",
+    type=int,
+    help="Worker processes (process), local Celery workers (celery; 0 = use a cluster's). "
+    f"[default: {_default('workers')}]",
+)
+@click.option("--timeout", type=float, help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
+@click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML file with any of: mode, jobs, mix, io_ms, cpu_ms, concurrency, workers, timeout.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write result.json and ledger.jsonl here (one folder per mode when several).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (one line per mode).")
+@click.pass_context
+def submit(
+    ctx: click.Context, /, mode: str, spec_file: Path | None, out_dir: Path | None, as_json: bool, **flags: Any
+) -> None:
+    """Run a workload through one or more executors and report how each did."""
+    from rich.console import Console
+
+    from runner.coordinator import run_mode
+    from runner.render import print_comparison, print_run
+    from workers.calibration import calibrate
+
+    values: dict[str, Any] = load_spec_file(spec_file) if spec_file else {}
+    if spec_file and "mode" in values and not _given(ctx, "mode"):
+        mode = values["mode"]
+    values.pop("mode", None)
+    values.update({k: v for k, v in flags.items() if k in _SPEC_OPTIONS and _given(ctx, k)})
+    modes = _parse_modes(mode)
+    spec = WorkloadSpec.build(values, modes)
+    console = Console(stderr=True)
+    calibration = calibrate()
+    results = []
+    for name in modes:
+        target = out_dir / name if out_dir and len(modes) > 1 else out_dir
+        with _progress_bar(console, name, spec.jobs) as progress:
+            result = run_mode(spec, name, out_dir=target, progress=progress, calibration=calibration)
+        results.append(result)
+        if target is not None:
+            (target / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        if as_json:
+            click.echo(json.dumps(result))
+        else:
+            print_run(console, result)
+    if len(results) > 1 and not as_json:
+        print_comparison(console, results)
+    if any(r["jobs"]["lost"] for r in results):
+        raise click.exceptions.Exit(1)
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+
+
+def _parse_modes(text: str) -> tuple[str, ...]:
+    from workers.registry import MODES, executor_class
+
+    if text.strip() == "all":
+        return MODES
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not modes:
+        raise InputError(f"--mode: choose one of: {', '.join(MODES)}, or 'all'")
+    for name in modes:
+        executor_class(name)  # raises InputError naming the valid choices
+    return modes
+
+
+class _progress_bar:
+    """A live progress bar on stderr when it is a terminal; a no-op otherwise."""
+
+    def __init__(self, console: Any, mode: str, total: int) -> None:
+        self._bar = None
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn(f"[bold]{mode}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
+            self._task = self._bar.add_task(mode, total=total)
+
+    def __enter__(self) -> Any:
+        if self._bar is None:
+            return None
+        self._bar.start()
+        bar, task = self._bar, self._task
+        return lambda ledger: bar.update(task, completed=sum(ledger.counts.values()))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one).",
+)
+def target(host: str, port: int) -> None:
+    """Serve the HTTP target that http jobs call: GET /delay/{ms}, GET /health."""
+    import asyncio
+
+    import uvloop
+
+    from runner.target import serve
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:
+            loop.run(serve(host, port))
+    except OSError as exc:
+        raise RunnerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def main() -> None:
+    cli(prog_name="runner")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The ledger: the coordinator's own record of every job, kept outside the broker.
+
+One byte of state per job id (a million jobs cost a megabyte), counters, the distinct failure
+reasons, who ran what, and -- with ``--out`` -- one JSON line per finished job on disk. Its
+counts are the run's truth: ``submitted == done + failed + timed_out + lost``; ``lost`` is any job
+that never reached a final state and must be zero.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import IO, Any
+
+PENDING, IN_FLIGHT, DONE, FAILED, TIMED_OUT = range(5)
+_STATUS = {DONE: "done", FAILED: "failed", TIMED_OUT: "timed_out"}
+_MAX_REASONS = 50  # distinct failure reasons kept; the rest are counted under "other"
+
+
+class Ledger:
+    def __init__(self, jobs: int, path: Path | None = None) -> None:
+        self._state = bytearray(jobs)
+        self.submitted = 0
+        self.counts = Counter[int]()
+        self.reasons = Counter[str]()
+        self.by_worker = Counter[str]()
+        self.duplicates = 0
+        self._file: IO[str] | None = path.open("w", encoding="utf-8") if path else None
+
+    def submit(self, job_id: int) -> None:
+        self._state[job_id] = IN_FLIGHT
+        self.submitted += 1
+
+    def finish(self, job_id: int, status: int, kind: str, latency_s: float, worker: str = "", reason: str = "") -> None:
+        self._state[job_id] = status
+        self.counts[status] += 1
+        if worker:
+            self.by_worker[worker] += 1
+        if reason:
+            key = reason if len(self.reasons) < _MAX_REASONS or reason in self.reasons else "other"
+            self.reasons[key] += 1
+        if self._file is not None:
+            record: dict[str, Any] = {
+                "id": job_id,
+                "kind": kind,
+                "status": _STATUS[status],
+                "latency_ms": round(latency_s * 1000, 3),
+            }
+            if worker:
+                record["worker"] = worker
+            if reason:
+                record["reason"] = reason
+            self._file.write(json.dumps(record) + "\n")
+
+    def add_extra_runs(self, extra: dict[int, int]) -> None:
+        self.duplicates += sum(extra.values())
+        if self._file is not None:
+            for job_id, runs in sorted(extra.items()):
+                self._file.write(json.dumps({"id": job_id, "extra_runs": runs}) + "\n")
+
+    @property
+    def in_flight(self) -> int:
+        return self.submitted - sum(self.counts.values())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def summary(self) -> dict[str, int]:
+        lost = self._state.count(IN_FLIGHT)
+        return {
+            "submitted": self.submitted,
+            "done": self.counts[DONE],
+            "failed": self.counts[FAILED],
+            "timed_out": self.counts[TIMED_OUT],
+            "lost": lost,
+            "duplicates": self.duplicates,
+        }

@@ -1,0 +1,144 @@
+"""Measurements taken while a run goes: latency histograms, event-loop lag, CPU and memory.
+
+Latencies go into HDR histograms (microsecond resolution, 3 significant digits, up to an hour),
+so percentiles stay exact enough without keeping a sample per job. Resources are sampled by a
+thread every 100 ms with psutil: the coordinator, the executor's worker processes and their
+children.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import psutil
+from hdrh.histogram import HdrHistogram
+
+_MAX_US = 3_600_000_000
+
+
+class Latency:
+    """An HDR histogram of durations, fed in seconds, reported in milliseconds."""
+
+    def __init__(self) -> None:
+        self._hist = HdrHistogram(1, _MAX_US, 3)
+
+    def record(self, seconds: float) -> None:
+        self._hist.record_value(min(_MAX_US, max(1, int(seconds * 1_000_000))))
+
+    @property
+    def count(self) -> int:
+        return int(self._hist.get_total_count())
+
+    def summary(self) -> dict[str, float]:
+        hist = self._hist
+        if hist.get_total_count() == 0:
+            return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
+        pct = hist.get_percentile_to_value_dict([50, 95, 99])
+        return {
+            "p50": pct[50] / 1000,
+            "p95": pct[95] / 1000,
+            "p99": pct[99] / 1000,
+            "max": hist.get_max_value() / 1000,
+            "mean": round(hist.get_mean_value() / 1000, 3),
+        }
+
+
+class LoopLag:
+    """How late the event loop wakes a coroutine that asked to sleep ``interval_s``: the time
+    every other coroutine waited too, e.g. behind a CPU-bound job running inline."""
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.latency = Latency()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch(), name="loop-lag")
+
+    async def _watch(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self.interval_s)
+            self.latency.record(max(0.0, time.perf_counter() - before - self.interval_s))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class ResourceSampler:
+    """Peak RSS and CPU seconds of the coordinator and the worker processes (with children)."""
+
+    def __init__(self, worker_pids: list[int], interval_s: float = 0.1) -> None:
+        self._me = psutil.Process()
+        self._roots = [p for p in (_proc(pid) for pid in worker_pids) if p is not None]
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._cpu_start: dict[int, float] = {}
+        self._cpu_last: dict[int, float] = {}
+        self.coordinator_peak_rss = 0
+        self.workers_peak_rss = 0
+        self.total_peak_rss = 0
+        self._thread = threading.Thread(target=self._loop, name="resource-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._sample()
+        self._cpu_start = dict(self._cpu_last)
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        cpu_s = sum(last - self._cpu_start.get(pid, 0.0) for pid, last in self._cpu_last.items())
+        coordinator_cpu = self._cpu_last.get(self._me.pid, 0.0) - self._cpu_start.get(self._me.pid, 0.0)
+        return {
+            "coordinator_peak_rss_mb": round(self.coordinator_peak_rss / 2**20, 1),
+            "workers_peak_rss_mb": round(self.workers_peak_rss / 2**20, 1),
+            "peak_rss_mb": round(self.total_peak_rss / 2**20, 1),
+            "cpu_s": round(cpu_s, 3),
+            "coordinator_cpu_s": round(coordinator_cpu, 3),
+            "worker_processes": len(self._cpu_last) - 1,
+        }
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._sample()
+
+    def _workers(self) -> list[psutil.Process]:
+        found: list[psutil.Process] = []
+        for root in self._roots:
+            try:
+                found.append(root)
+                found.extend(root.children(recursive=True))
+            except psutil.Error:
+                continue
+        return found
+
+    def _sample(self) -> None:
+        mine = self._measure(self._me)
+        workers = sum(self._measure(proc) for proc in self._workers())
+        self.coordinator_peak_rss = max(self.coordinator_peak_rss, mine)
+        self.workers_peak_rss = max(self.workers_peak_rss, workers)
+        self.total_peak_rss = max(self.total_peak_rss, mine + workers)
+
+    def _measure(self, proc: psutil.Process) -> int:
+        try:
+            with proc.oneshot():
+                cpu = proc.cpu_times()
+                rss = int(proc.memory_info().rss)
+        except psutil.Error:
+            return 0  # gone: keep the CPU time it was last seen with
+        self._cpu_last[proc.pid] = cpu.user + cpu.system
+        return rss
+
+
+def _proc(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None

@@ -1,0 +1,83 @@
+"""Terminal output for run results: one run in detail, or several side by side (rich, on stderr)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def run_table(result: dict[str, Any]) -> Table:
+    jobs, lat, res = result["jobs"], result["latency_ms"], result["resources"]
+    table = Table(title=f"runner submit --mode {result['mode']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    counts = ", ".join(f"{k} {v:,}" for k, v in jobs.items())
+    table.add_row("jobs", counts)
+    table.add_row("mix", ", ".join(f"{k} {v:,}" for k, v in result["kinds"].items()))
+    table.add_row("wall time", f"{result['wall_s']:.2f} s")
+    table.add_row("throughput", f"{result['throughput_jobs_per_s']:,.1f} jobs/s")
+    table.add_row(
+        "latency ms", f"p50 {_ms(lat['p50'])}  p95 {_ms(lat['p95'])}  p99 {_ms(lat['p99'])}  max {_ms(lat['max'])}"
+    )
+    table.add_row(
+        "queue wait / service", f"p50 {_ms(result['queue_wait_ms']['p50'])} / {_ms(result['service_ms']['p50'])} ms"
+    )
+    table.add_row("event-loop lag p99", f"{_ms(result['loop_lag_ms']['p99'])} ms")
+    table.add_row(
+        "peak RSS",
+        f"{res['peak_rss_mb']:,.0f} MB (coordinator {res['coordinator_peak_rss_mb']:,.0f}, "
+        f"workers {res['workers_peak_rss_mb']:,.0f} in {res['worker_processes']} processes)",
+    )
+    table.add_row("CPU", f"{res['cpu_s']:.2f} s ({res['cpu_utilisation']:.0%} of all cores)")
+    for reason, count in list(result["failures"].items())[:5]:
+        table.add_row("failure", f"{count:,} x {reason}")
+    return table
+
+
+def comparison_table(results: list[dict[str, Any]]) -> Table:
+    best = max((r["throughput_jobs_per_s"] for r in results), default=0.0) or 1.0
+    table = Table(title="Executors compared on the same workload", title_justify="left")
+    for name in (
+        "mode",
+        "done",
+        "failed",
+        "timed out",
+        "jobs/s",
+        "vs best",
+        "p50 ms",
+        "p99 ms",
+        "loop lag p99",
+        "peak RSS MB",
+        "CPU s",
+    ):
+        table.add_column(name, justify="left" if name == "mode" else "right")
+    for r in results:
+        jobs, lat, res = r["jobs"], r["latency_ms"], r["resources"]
+        table.add_row(
+            r["mode"],
+            f"{jobs['done']:,}",
+            f"{jobs['failed']:,}",
+            f"{jobs['timed_out']:,}",
+            f"{r['throughput_jobs_per_s']:,.1f}",
+            f"{r['throughput_jobs_per_s'] / best:.2f}",
+            _ms(lat["p50"]),
+            _ms(lat["p99"]),
+            _ms(r["loop_lag_ms"]["p99"]),
+            f"{res['peak_rss_mb']:,.0f}",
+            f"{res['cpu_s']:.2f}",
+        )
+    return table
+
+
+def print_run(console: Console, result: dict[str, Any]) -> None:
+    console.print(run_table(result))
+
+
+def print_comparison(console: Console, results: list[dict[str, Any]]) -> None:
+    console.print(comparison_table(results))

@@ -1,0 +1,163 @@
+"""The workload spec: what to run, from flags or a TOML file, validated into one dataclass.
+
+Precedence: built-in defaults < spec file < environment (``RUNNER_SUBMIT_...``) and flags.
+Every problem raises ``InputError`` with a one-line message naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import InputError
+from runner.machine import usable_cpus
+from workers.jobs import KINDS
+
+DEFAULTS: dict[str, Any] = {
+    "jobs": 1000,
+    "mix": "sleep=0.5,cpu=0.5",
+    "io_ms": 50.0,
+    "cpu_ms": 10.0,
+    "concurrency": 100,
+    "workers": None,  # CPU count, resolved in WorkloadSpec.build
+    "timeout": 60.0,
+}
+
+# field -> (type, minimum, maximum); bounds keep a typo from asking for a week-long run.
+_NUMBERS: dict[str, tuple[type, float, float]] = {
+    "jobs": (int, 1, 100_000_000),
+    "io_ms": (float, 0, 600_000),
+    "cpu_ms": (float, 0, 600_000),
+    "concurrency": (int, 1, 1_000_000),
+    "workers": (int, 0, 1024),
+    "timeout": (float, 0.001, 86_400),
+}
+SPEC_KEYS = ("mode", *DEFAULTS)
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    jobs: int
+    mix: dict[str, float]
+    io_ms: float
+    cpu_ms: float
+    concurrency: int
+    workers: int
+    timeout: float
+    modes: tuple[str, ...] = field(default=("async",))
+
+    @classmethod
+    def build(cls, values: Mapping[str, Any], modes: tuple[str, ...]) -> WorkloadSpec:
+        merged = {**DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
+        if merged["workers"] is None:
+            merged["workers"] = usable_cpus()
+        num = {name: _number(name, merged[name]) for name in _NUMBERS}
+        mix = merged["mix"]
+        return cls(
+            jobs=int(num["jobs"]),
+            mix=parse_mix(mix) if isinstance(mix, str) else _mix_table(mix),
+            io_ms=float(num["io_ms"]),
+            cpu_ms=float(num["cpu_ms"]),
+            concurrency=int(num["concurrency"]),
+            workers=int(num["workers"]),
+            timeout=float(num["timeout"]),
+            modes=modes,
+        )
+
+    def kind_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = dict.fromkeys(self.mix, 0)
+        for kind in self.kinds():
+            counts[kind] += 1
+        return counts
+
+    def kinds(self) -> Iterator[str]:
+        """The kind of each job in order, spread evenly and exactly in proportion to the mix
+        (smooth weighted round-robin): lazy, so a million-job run holds no list."""
+        total = sum(self.mix.values())
+        weights = [(kind, weight / total) for kind, weight in self.mix.items() if weight > 0]
+        credit = dict.fromkeys((kind for kind, _ in weights), 0.0)
+        for _ in range(self.jobs):
+            for kind, share in weights:
+                credit[kind] += share
+            chosen = max(credit, key=credit.__getitem__)
+            credit[chosen] -= 1.0
+            yield chosen
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["modes"] = list(self.modes)
+        return out
+
+
+def _number(name: str, value: Any) -> int | float:
+    kind, low, high = _NUMBERS[name]
+    flag = "--" + name.replace("_", "-")
+    wanted = "a whole number" if kind is int else "a number"
+    fractional = isinstance(value, float) and kind is int and not value.is_integer()
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or fractional:
+        raise InputError(f"{flag}: expected {wanted}, got {value!r}")
+    try:
+        number: int | float = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{flag}: expected {wanted}, got {value!r}") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise InputError(f"{flag}: expected a finite number, got {value!r}")
+    if not low <= number <= high:
+        raise InputError(f"{flag}: {value!r} is out of range ({low} to {high})")
+    return number
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``sleep=0.5,cpu=0.5`` -> {"sleep": 0.5, "cpu": 0.5}; a bare kind means weight 1."""
+    pairs: dict[str, Any] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        kind, sep, weight = part.partition("=")
+        kind = kind.strip()
+        if kind in pairs:
+            raise InputError(f"--mix: kind {kind!r} given twice")
+        pairs[kind] = weight.strip() if sep else 1.0
+    return _mix_table(pairs)
+
+
+def _mix_table(table: Any) -> dict[str, float]:
+    if not isinstance(table, Mapping) or not table:
+        raise InputError(f"--mix: expected kind=weight pairs such as sleep=0.5,cpu=0.5, got {table!r}")
+    mix: dict[str, float] = {}
+    for kind, weight in table.items():
+        if kind not in KINDS:
+            raise InputError(f"--mix: unknown job kind {kind!r}; choose from: {', '.join(KINDS)}")
+        try:
+            if isinstance(weight, bool):
+                raise ValueError
+            value = float(weight)
+        except (TypeError, ValueError):
+            raise InputError(f"--mix: weight for {kind!r} is not a number: {weight!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise InputError(f"--mix: weight for {kind!r} must be a finite number >= 0, got {weight!r}")
+        mix[kind] = value
+    if sum(mix.values()) <= 0:
+        raise InputError("--mix: at least one weight must be above 0")
+    return mix
+
+
+def load_spec_file(path: Path) -> dict[str, Any]:
+    """Read a TOML spec; keys are the flag names with underscores (io_ms, cpu_ms, ...)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"--spec: cannot read {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"--spec: {path} is not valid TOML: {str(exc).splitlines()[0]}") from None
+    unknown = sorted(set(data) - set(SPEC_KEYS))
+    if unknown:
+        raise InputError(f"--spec: unknown key {unknown[0]!r} in {path}; known keys: {', '.join(SPEC_KEYS)}")
+    if "mode" in data and not isinstance(data["mode"], str):
+        raise InputError(f"--spec: 'mode' in {path} must be a string such as \"async\"")
+    return data

@@ -1,0 +1,60 @@
+"""``runner target``: the HTTP server that ``http`` jobs call, like httpbin's ``/delay``.
+
+``GET /delay/{ms}`` waits ``ms`` milliseconds (capped) and answers a small JSON body, or
+``?size=N`` bytes (capped). ``GET /health`` answers ``ok``. Caps keep a mistyped job from tying
+the server up: delay at most 60 s, body at most 1 MiB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from aiohttp import web
+
+MAX_DELAY_MS = 60_000
+MAX_SIZE = 1 << 20
+
+
+async def _delay(request: web.Request) -> web.Response:
+    try:
+        ms = float(request.match_info["ms"])
+        size = int(request.query.get("size", "0"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="delay must be a number of milliseconds, size a whole number") from None
+    if not 0 <= ms <= MAX_DELAY_MS or not 0 <= size <= MAX_SIZE:
+        raise web.HTTPBadRequest(text=f"delay must be 0..{MAX_DELAY_MS} ms and size 0..{MAX_SIZE} bytes")
+    await asyncio.sleep(ms / 1000.0)
+    if size:
+        return web.Response(body=b"x" * size, content_type="application/octet-stream")
+    return web.json_response({"delay_ms": ms})
+
+
+async def _health(_: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def make_app() -> web.Application:
+    app = web.Application()
+    app.router.add_get("/delay/{ms}", _delay)
+    app.router.add_get("/health", _health)
+    return app
+
+
+async def serve(host: str, port: int) -> None:
+    """Serve until SIGINT/SIGTERM; print the bound address first (port 0 picks a free one)."""
+    runner = web.AppRunner(make_app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    sockets = getattr(site._server, "sockets", None)  # aiohttp exposes the bound port only here
+    bound = sockets[0].getsockname()[1] if sockets else port
+    print(f"listening on http://{host}:{bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,1 @@
+"""Executors and the job catalogue; importable from pool processes and Celery workers alike."""

@@ -1,0 +1,32 @@
+"""``async``: every job runs as a coroutine on the coordinator's uvloop event loop.
+
+I/O waits natively (aiohttp session reuse, redis.asyncio); CPU phases run inline on purpose, so a
+CPU-heavy job blocks the loop and the report's loop-lag figure shows it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers.base import Executor, JobReport
+from workers.clients import AsyncClients
+from workers.jobs import Job, run_async
+
+
+class AsyncExecutor(Executor):
+    name = "async"
+    summary = "coroutines on one uvloop event loop; CPU work blocks the loop"
+
+    async def start(self) -> None:
+        self._clients = AsyncClients(pool_size=self.config.concurrency)
+
+    async def run(self, job: Job) -> JobReport:
+        return JobReport(await run_async(job, self._clients), "loop")
+
+    async def stop(self) -> None:
+        clients = getattr(self, "_clients", None)
+        if clients is not None:
+            await clients.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"concurrency": self.config.concurrency, "loop": "uvloop"}

@@ -1,0 +1,69 @@
+"""The executor interface: the one thing the coordinator knows about an offload strategy.
+
+An executor is started once, asked to ``run`` many jobs concurrently from the coordinator's event
+loop (at most ``concurrency`` at a time), and stopped. Whatever it needs -- a pool, worker
+processes, an embedded Redis -- it starts in ``start`` and cleans up in ``stop``. It reports the
+local processes that do the work so the coordinator can measure their CPU and memory.
+
+Executors are looked up by name in ``workers.registry``; nothing outside ``workers/`` branches on
+which one is in use.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, Protocol
+
+from workers.jobs import Job
+
+
+class Services(Protocol):
+    """Where the shared services are; asking for one may start an embedded instance."""
+
+    def redis_url(self) -> str: ...
+
+    def redis_is_external(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    concurrency: int  # jobs the coordinator keeps in flight (and threads, for the thread pool)
+    workers: int  # processes (process pool) or local Celery worker nodes; 0 = use a cluster's
+    timeout_s: float  # per-job timeout, which some executors need (e.g. broker visibility)
+
+
+class JobReport(NamedTuple):
+    service_s: float  # time the job itself ran, measured where it ran
+    worker: str  # who ran it: "loop", a thread name, a pid, a Celery node name
+
+
+class Executor(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+
+    def __init__(self, config: ExecutorConfig, services: Services) -> None:
+        self.config = config
+        self.services = services
+
+    async def start(self) -> None:  # noqa: B027 -- optional hook
+        """Bring up pools and processes before timing starts."""
+
+    @abstractmethod
+    async def run(self, job: Job) -> JobReport:
+        """Run one job; raise on failure (``JobFailed`` when the worker reported the reason)."""
+
+    async def stop(self) -> None:  # noqa: B027 -- optional hook
+        """Stop everything ``start`` started; must be safe to call after a failed start."""
+
+    def worker_pids(self) -> list[int]:
+        """Local processes, other than the coordinator, that run jobs (for resource figures)."""
+        return []
+
+    def extra_runs(self) -> dict[int, int]:
+        """Job id -> runs beyond the first, for executors that can run a job twice (duplicates)."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """Settings worth recording in the result."""
+        return {"concurrency": self.config.concurrency}

@@ -1,0 +1,129 @@
+"""The job catalogue: what each job kind does, in an async form (for an event loop) and a sync
+form (for threads, pool processes and Celery workers).
+
+Every kind is an I/O phase followed by a CPU phase, either of which may be empty. Keeping the two
+phases apart lets an executor decide where each runs (the async executor runs both in the loop,
+on purpose, so a CPU phase visibly blocks it).
+
+A job travels as a plain list (``Job.to_wire``) so it pickles cheaply for process pools and
+serialises as JSON for Celery. CPU work is sized in calibrated units (loop iterations, hash
+rounds) computed once per run on the coordinator, so every worker does the same amount of work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workers.clients import AsyncClients, SyncClients
+
+KINDS = ("sleep", "http", "redis", "cpu", "hash", "mixed", "fail")
+IO_KINDS = frozenset({"sleep", "http", "redis", "mixed"})
+CPU_KINDS = frozenset({"cpu", "hash", "mixed"})
+
+# 256 KiB: big enough that hashlib releases the GIL, small enough to size jobs finely.
+_HASH_CHUNK = bytes(range(256)) * 1024
+_REDIS_VALUE = b"x" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One unit of work. ``cpu_units`` are spin iterations (cpu, mixed) or hash rounds (hash);
+    ``target`` is the URL an I/O kind talks to (the HTTP target, or Redis)."""
+
+    id: int
+    kind: str
+    io_ms: float = 0.0
+    cpu_units: int = 0
+    target: str = ""
+
+    def to_wire(self) -> list[Any]:
+        return [self.id, self.kind, self.io_ms, self.cpu_units, self.target]
+
+    @classmethod
+    def from_wire(cls, wire: list[Any]) -> Job:
+        return cls(int(wire[0]), str(wire[1]), float(wire[2]), int(wire[3]), str(wire[4]))
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by ``fail`` jobs, so failure accounting can be checked end to end."""
+
+
+# --- CPU phases -------------------------------------------------------------------------------
+
+
+def spin(iterations: int) -> int:
+    """Pure-Python arithmetic that holds the GIL for the whole call."""
+    acc = 0
+    for i in range(iterations):
+        acc += i * i
+    return acc
+
+
+def hash_rounds(rounds: int) -> str:
+    """SHA-256 over 256 KiB per round; CPython releases the GIL while hashing large buffers."""
+    digest = hashlib.sha256()
+    for _ in range(rounds):
+        digest.update(_HASH_CHUNK)
+    return digest.hexdigest()
+
+
+def cpu_phase(job: Job) -> None:
+    if job.kind in ("cpu", "mixed"):
+        spin(job.cpu_units)
+    elif job.kind == "hash":
+        hash_rounds(job.cpu_units)
+    elif job.kind == "fail":
+        raise InjectedFailure(f"job {job.id} failed on purpose")
+
+
+# --- I/O phases -------------------------------------------------------------------------------
+
+
+def io_phase_sync(job: Job, clients: SyncClients) -> None:
+    kind = job.kind
+    if kind in ("sleep", "mixed"):
+        time.sleep(job.io_ms / 1000.0)
+    elif kind == "http":
+        clients.http_get(f"{job.target}/delay/{job.io_ms:g}")
+    elif kind == "redis":
+        key = f"runner:job:{job.id}"
+        conn = clients.redis(job.target)
+        conn.set(key, _REDIS_VALUE, ex=60)
+        conn.get(key)
+        conn.delete(key)
+
+
+async def io_phase_async(job: Job, clients: AsyncClients) -> None:
+    kind = job.kind
+    if kind in ("sleep", "mixed"):
+        await asyncio.sleep(job.io_ms / 1000.0)
+    elif kind == "http":
+        await clients.http_get(f"{job.target}/delay/{job.io_ms:g}")
+    elif kind == "redis":
+        key = f"runner:job:{job.id}"
+        conn = clients.redis(job.target)
+        await conn.set(key, _REDIS_VALUE, ex=60)
+        await conn.get(key)
+        await conn.delete(key)
+
+
+def run_sync(job: Job, clients: SyncClients) -> float:
+    """Run a whole job in this thread; return its service time in seconds."""
+    started = time.perf_counter()
+    io_phase_sync(job, clients)
+    cpu_phase(job)
+    return time.perf_counter() - started
+
+
+async def run_async(job: Job, clients: AsyncClients) -> float:
+    """Run a whole job in the running loop, CPU phase inline (it blocks the loop)."""
+    started = time.perf_counter()
+    if job.kind in IO_KINDS:
+        await io_phase_async(job, clients)
+    cpu_phase(job)
+    return time.perf_counter() - started

@@ -1,0 +1,27 @@
+"""Executor names -> classes. Modules are imported on first use so that, say, a thread-pool run
+never imports Celery."""
+
+from __future__ import annotations
+
+import importlib
+
+from runner.errors import InputError
+from workers.base import Executor
+
+_EXECUTORS: dict[str, str] = {
+    "async": "workers.async_loop:AsyncExecutor",
+    "thread": "workers.thread_pool:ThreadExecutor",
+    "process": "workers.process_pool:ProcessExecutor",
+    "celery": "workers.celery_executor:CeleryExecutor",
+}
+
+MODES: tuple[str, ...] = tuple(_EXECUTORS)
+
+
+def executor_class(name: str) -> type[Executor]:
+    try:
+        module_name, _, class_name = _EXECUTORS[name].partition(":")
+    except KeyError:
+        raise InputError(f"unknown mode {name!r}; choose one of: {', '.join(MODES)}") from None
+    cls: type[Executor] = getattr(importlib.import_module(module_name), class_name)
+    return cls
