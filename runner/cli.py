@@ -109,7 +109,7 @@ def submit(
     """Run a workload through one or more executors and report how each did."""
     from rich.console import Console
 
-    from runner.coordinator import run_mode
+    from runner.coordinator import check_modes, run_mode
     from runner.render import print_comparison, print_run
     from workers.calibration import calibrate
 
@@ -120,6 +120,7 @@ def submit(
     values.update({k: v for k, v in flags.items() if k in _SPEC_OPTIONS and _given(ctx, k)})
     modes = _parse_modes(mode)
     spec = WorkloadSpec.build(values, modes)
+    check_modes(spec)
     console = Console(stderr=True)
     calibration = calibrate()
     results = []

@@ -46,6 +46,16 @@ def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServi
         yield Job(job_id, kind, spec.io_ms, units[kind], targets.get(kind, ""))
 
 
+def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
+    return ExecutorConfig(concurrency=spec.concurrency, workers=spec.workers, timeout_s=spec.timeout)
+
+
+def check_modes(spec: WorkloadSpec) -> None:
+    """Fail fast, before any run starts, if a requested executor cannot run this spec."""
+    for mode in spec.modes:
+        executor_class(mode).validate(executor_config(spec), LocalServices.redis_from_environment())
+
+
 def run_mode(
     spec: WorkloadSpec,
     mode: str,
@@ -56,8 +66,9 @@ def run_mode(
 ) -> dict[str, Any]:
     """Run the whole workload through one executor and return the result document."""
     cls = executor_class(mode)
+    config = executor_config(spec)
+    cls.validate(config, external_redis=LocalServices.redis_from_environment())
     calibration = calibration or calibrate()
-    config = ExecutorConfig(concurrency=spec.concurrency, workers=spec.workers, timeout_s=spec.timeout)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

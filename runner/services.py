@@ -29,6 +29,10 @@ class LocalServices:
         self._procs: list[subprocess.Popen[bytes]] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
+    @staticmethod
+    def redis_from_environment() -> bool:
+        return bool(os.environ.get("REDIS_URL"))
+
     def redis_is_external(self) -> bool:
         return self._external_redis
 

@@ -46,14 +46,18 @@ class Executor(ABC):
         self.config = config
         self.services = services
 
-    async def start(self) -> None:  # noqa: B027 -- optional hook
+    @classmethod
+    def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
+        """Raise ``InputError`` if this executor cannot run with ``config``; called before any run."""
+
+    async def start(self) -> None:
         """Bring up pools and processes before timing starts."""
 
     @abstractmethod
     async def run(self, job: Job) -> JobReport:
         """Run one job; raise on failure (``JobFailed`` when the worker reported the reason)."""
 
-    async def stop(self) -> None:  # noqa: B027 -- optional hook
+    async def stop(self) -> None:
         """Stop everything ``start`` started; must be safe to call after a failed start."""
 
     def worker_pids(self) -> list[int]:

@@ -24,8 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from runner.errors import JobFailed, ServiceError
-from workers.base import Executor, JobReport
+from runner.errors import InputError, JobFailed, ServiceError
+from workers.base import Executor, ExecutorConfig, JobReport
 from workers.celery_app import DEFAULT_QUEUE, TASK_NAME, make_app
 from workers.clients import check_redis, redact
 from workers.jobs import Job
@@ -37,6 +37,11 @@ _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 class CeleryExecutor(Executor):
     name = "celery"
     summary = "Celery workers over a Redis broker (local nodes, or a cluster's)"
+
+    @classmethod
+    def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
+        if config.workers == 0 and not external_redis:
+            raise InputError("--workers 0 means 'use a cluster's workers', which needs REDIS_URL set to its Redis")
 
     async def start(self) -> None:
         self._procs: list[subprocess.Popen[bytes]] = []

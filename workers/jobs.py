@@ -78,7 +78,7 @@ def cpu_phase(job: Job) -> None:
     elif job.kind == "hash":
         hash_rounds(job.cpu_units)
     elif job.kind == "fail":
-        raise InjectedFailure(f"job {job.id} failed on purpose")
+        raise InjectedFailure("a fail job raised on purpose")
 
 
 # --- I/O phases -------------------------------------------------------------------------------

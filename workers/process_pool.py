@@ -16,7 +16,8 @@ from typing import Any
 
 import psutil
 
-from workers.base import Executor, JobReport
+from runner.errors import InputError
+from workers.base import Executor, ExecutorConfig, JobReport
 from workers.clients import SyncClients
 from workers.jobs import Job, run_sync
 
@@ -41,6 +42,11 @@ def _warm_up(delay_s: float) -> int:
 class ProcessExecutor(Executor):
     name = "process"
     summary = "a pool of worker processes, one interpreter and GIL each"
+
+    @classmethod
+    def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
+        if config.workers < 1:
+            raise InputError("--workers: the process pool needs at least 1 worker process")
 
     async def start(self) -> None:
         self._pids: set[int] = set()

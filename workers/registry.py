@@ -22,6 +22,6 @@ def executor_class(name: str) -> type[Executor]:
     try:
         module_name, _, class_name = _EXECUTORS[name].partition(":")
     except KeyError:
-        raise InputError(f"unknown mode {name!r}; choose one of: {', '.join(MODES)}") from None
+        raise InputError(f"--mode: unknown executor {name!r}; choose one of: {', '.join(MODES)}") from None
     cls: type[Executor] = getattr(importlib.import_module(module_name), class_name)
     return cls
