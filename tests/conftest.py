@@ -1,0 +1,98 @@
+"""Shared fixtures: real services started for the tests that need them, and a check that no test
+leaves a process behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from runner.services import LocalServices
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """Every test must stop what it started: pools, Celery workers, embedded Redis, the target."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        left = [p for p in left if _alive(p)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    names = [" ".join(p.cmdline()[:4]) for p in left if _alive(p)]
+    for proc in left:
+        proc.kill()
+    assert not names, f"processes left behind: {names}"
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Running, and not multiprocessing's resource tracker (one per parent, ends with it)."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(proc.cmdline())
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture()
+def redis_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real Redis (the embedded one), exported as REDIS_URL for the test."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    services = LocalServices()
+    try:
+        url = services.redis_url()
+        monkeypatch.setenv("REDIS_URL", url)
+        yield url
+    finally:
+        services.close()
+
+
+@pytest.fixture()
+def cluster_worker(redis_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A Celery worker started the way a cluster starts one: ``celery -A workers.celery_app worker``."""
+    env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(ROOT))
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        "2",
+        "-n",
+        "cluster-test@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "WARNING",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def no_external_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests decide for themselves whether REDIS_URL/TARGET_URL are set."""
+    monkeypatch.delenv("TARGET_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)

@@ -1,0 +1,57 @@
+"""Celery-specific behaviour: existing workers (a cluster), unreachable brokers, JSON only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from runner.coordinator import run_mode
+from runner.spec import WorkloadSpec
+from workers.celery_app import make_app
+
+
+def test_uses_already_running_workers_when_workers_is_zero(redis_url: str, cluster_worker: object) -> None:
+    spec = WorkloadSpec.build({"jobs": 50, "mix": "sleep=1,cpu=1", "io_ms": 5, "cpu_ms": 1, "workers": 0}, ("celery",))
+    result = run_mode(spec, "celery")
+    assert result["jobs"]["done"] == 50 and result["jobs"]["lost"] == 0
+    assert list(result["by_worker"]) == [next(iter(result["by_worker"]))]
+    assert next(iter(result["by_worker"])).startswith("cluster-test@")
+    assert result["executor"]["broker"] == redis_url
+
+
+def test_unreachable_redis_is_one_line_naming_the_url() -> None:
+    env = dict(os.environ, REDIS_URL="redis://127.0.0.1:1/0")
+    began = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "submit", "--mode", "celery", "--jobs", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - began < 30
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "redis://127.0.0.1:1/0" in lines[0] and "REDIS_URL" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_no_cluster_workers_is_a_clear_message(redis_url: str) -> None:
+    spec = WorkloadSpec.build({"jobs": 5, "workers": 0}, ("celery",))
+    from runner.errors import ServiceError
+
+    with pytest.raises(ServiceError, match="celery -A workers.celery_app worker"):
+        run_mode(spec, "celery")
+
+
+def test_app_accepts_json_only() -> None:
+    app = make_app("redis://127.0.0.1:1/0")
+    assert app.conf.accept_content == ["json"]
+    assert app.conf.task_serializer == "json"
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.worker_prefetch_multiplier == 1

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from runner.errors import InputError
+from runner.spec import WorkloadSpec, load_spec_file, parse_mix
+
+
+def test_mix_parses_weights_and_bare_kinds() -> None:
+    assert parse_mix("sleep=0.5, cpu=0.5") == {"sleep": 0.5, "cpu": 0.5}
+    assert parse_mix("http") == {"http": 1.0}
+
+
+@pytest.mark.parametrize("text", ["cpu=abc", "nope=1", "cpu=1,cpu=2", "cpu=-1", "cpu=inf", "cpu=0", ""])
+def test_bad_mixes(text: str) -> None:
+    with pytest.raises(InputError, match="--mix"):
+        parse_mix(text)
+
+
+def test_kinds_follow_the_mix_exactly_and_interleave() -> None:
+    spec = WorkloadSpec.build({"jobs": 1000, "mix": "sleep=0.25,cpu=0.5,http=0.25"}, ("async",))
+    kinds = list(spec.kinds())
+    assert Counter(kinds) == {"sleep": 250, "cpu": 500, "http": 250}
+    assert Counter(kinds[:8]) == {"sleep": 2, "cpu": 4, "http": 2}  # spread, not in blocks
+
+
+def test_kinds_are_lazy() -> None:
+    spec = WorkloadSpec.build({"jobs": 100_000_000}, ("async",))
+    first = next(iter(spec.kinds()))
+    assert first in spec.mix
+
+
+def test_defaults_and_bounds() -> None:
+    spec = WorkloadSpec.build({}, ("async",))
+    assert spec.jobs == 1000 and spec.workers >= 1 and spec.timeout == 60
+    with pytest.raises(InputError, match="--concurrency"):
+        WorkloadSpec.build({"concurrency": 0}, ("async",))
+    with pytest.raises(InputError, match="--jobs"):
+        WorkloadSpec.build({"jobs": True}, ("async",))
+
+
+def test_spec_file_rejects_unknown_keys(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text("jobs = 3\nwhatever = 1\n")
+    with pytest.raises(InputError, match="'whatever'"):
+        load_spec_file(path)
