@@ -45,7 +45,7 @@ def test_no_cluster_workers_is_a_clear_message(redis_url: str) -> None:
     spec = WorkloadSpec.build({"jobs": 5, "workers": 0}, ("celery",))
     from runner.errors import ServiceError
 
-    with pytest.raises(ServiceError, match="celery -A workers.celery_app worker"):
+    with pytest.raises(ServiceError, match=r"celery -A workers\.celery_app worker"):
         run_mode(spec, "celery")
 
 

@@ -1,0 +1,34 @@
+# Everything a new user or CI needs: `make demo` and `make test` set up .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The same workload through all four executors, on embedded Redis and local workers.
+demo: setup
+	$(BIN)/runner submit --mode all --jobs 400 --mix sleep=0.5,cpu=0.5 --io-ms 50 --cpu-ms 5 --workers 2
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Where coroutines win and where processes are needed (takes a few minutes).
+bench: setup
+	$(BIN)/python benchmarks/executors.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache reports
