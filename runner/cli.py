@@ -16,7 +16,7 @@ import click
 from runner.errors import InputError, RunnerError
 from runner.spec import DEFAULTS, WorkloadSpec, load_spec_file
 
-_SPEC_OPTIONS = ("jobs", "mix", "io_ms", "cpu_ms", "concurrency", "workers", "timeout")
+_SPEC_OPTIONS = ("jobs", "mix", "io_ms", "cpu_ms", "concurrency", "workers", "timeout", "celery_workers")
 
 
 class OneLineErrors(click.Group):
@@ -85,15 +85,20 @@ def _default(name: str) -> str:
     "--workers",
     "-w",
     type=int,
-    help="Worker processes (process), local Celery workers (celery; 0 = use a cluster's). "
-    f"[default: {_default('workers')}]",
+    help=f"Worker processes of the process pool. [default: {_default('workers')}]",
+)
+@click.option(
+    "--celery-workers",
+    type=int,
+    help="Local Celery worker nodes to start (celery mode); 0 = use a cluster's (needs REDIS_URL). "
+    "[default: same as --workers]",
 )
 @click.option("--timeout", type=float, help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
 @click.option(
     "--spec",
     "spec_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="TOML file with any of: mode, jobs, mix, io_ms, cpu_ms, concurrency, workers, timeout.",
+    help="TOML file with any of: mode, jobs, mix, io_ms, cpu_ms, concurrency, workers, celery_workers, timeout.",
 )
 @click.option(
     "--out",

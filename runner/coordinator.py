@@ -47,7 +47,12 @@ def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServi
 
 
 def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
-    return ExecutorConfig(concurrency=spec.concurrency, workers=spec.workers, timeout_s=spec.timeout)
+    return ExecutorConfig(
+        concurrency=spec.concurrency,
+        workers=spec.workers,
+        timeout_s=spec.timeout,
+        celery_workers=spec.celery_workers,
+    )
 
 
 def check_modes(spec: WorkloadSpec) -> None:

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "concurrency": 100,
     "workers": None,  # CPU count, resolved in WorkloadSpec.build
     "timeout": 60.0,
+    "celery_workers": None,  # same as workers
 }
 
 # field -> (type, minimum, maximum); bounds keep a typo from asking for a week-long run.
@@ -35,6 +36,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "concurrency": (int, 1, 1_000_000),
     "workers": (int, 0, 1024),
     "timeout": (float, 0.001, 86_400),
+    "celery_workers": (int, 0, 1024),
 }
 SPEC_KEYS = ("mode", *DEFAULTS)
 
@@ -48,6 +50,7 @@ class WorkloadSpec:
     concurrency: int
     workers: int
     timeout: float
+    celery_workers: int
     modes: tuple[str, ...] = field(default=("async",))
 
     @classmethod
@@ -55,6 +58,8 @@ class WorkloadSpec:
         merged = {**DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
         if merged["workers"] is None:
             merged["workers"] = usable_cpus()
+        if merged["celery_workers"] is None:
+            merged["celery_workers"] = merged["workers"]
         num = {name: _number(name, merged[name]) for name in _NUMBERS}
         mix = merged["mix"]
         return cls(
@@ -65,6 +70,7 @@ class WorkloadSpec:
             concurrency=int(num["concurrency"]),
             workers=int(num["workers"]),
             timeout=float(num["timeout"]),
+            celery_workers=int(num["celery_workers"]),
             modes=modes,
         )
 

@@ -15,7 +15,9 @@ from workers.celery_app import make_app
 
 
 def test_uses_already_running_workers_when_workers_is_zero(redis_url: str, cluster_worker: object) -> None:
-    spec = WorkloadSpec.build({"jobs": 50, "mix": "sleep=1,cpu=1", "io_ms": 5, "cpu_ms": 1, "workers": 0}, ("celery",))
+    spec = WorkloadSpec.build(
+        {"jobs": 50, "mix": "sleep=1,cpu=1", "io_ms": 5, "cpu_ms": 1, "celery_workers": 0}, ("celery",)
+    )
     result = run_mode(spec, "celery")
     assert result["jobs"]["done"] == 50 and result["jobs"]["lost"] == 0
     assert list(result["by_worker"]) == [next(iter(result["by_worker"]))]
@@ -42,7 +44,7 @@ def test_unreachable_redis_is_one_line_naming_the_url() -> None:
 
 
 def test_no_cluster_workers_is_a_clear_message(redis_url: str) -> None:
-    spec = WorkloadSpec.build({"jobs": 5, "workers": 0}, ("celery",))
+    spec = WorkloadSpec.build({"jobs": 5, "celery_workers": 0}, ("celery",))
     from runner.errors import ServiceError
 
     with pytest.raises(ServiceError, match=r"celery -A workers\.celery_app worker"):

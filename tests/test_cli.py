@@ -31,7 +31,7 @@ def _runner(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["--concurrency", "0"], "--concurrency"),
         (["--io-ms", "nan"], "--io-ms"),
         (["--mode", "process", "--workers", "0"], "--workers"),
-        (["--mode", "celery", "--workers", "0"], "--workers"),
+        (["--mode", "celery", "--celery-workers", "0"], "--celery-workers"),
         (["--no-such-flag"], "--no-such-flag"),
     ],
 )

@@ -29,8 +29,9 @@ class Services(Protocol):
 @dataclass(frozen=True)
 class ExecutorConfig:
     concurrency: int  # jobs the coordinator keeps in flight (and threads, for the thread pool)
-    workers: int  # processes (process pool) or local Celery worker nodes; 0 = use a cluster's
+    workers: int  # worker processes of a local pool
     timeout_s: float  # per-job timeout, which some executors need (e.g. broker visibility)
+    celery_workers: int = 1  # local Celery worker nodes to start; 0 = use a cluster's
 
 
 class JobReport(NamedTuple):

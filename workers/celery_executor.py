@@ -40,8 +40,10 @@ class CeleryExecutor(Executor):
 
     @classmethod
     def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
-        if config.workers == 0 and not external_redis:
-            raise InputError("--workers 0 means 'use a cluster's workers', which needs REDIS_URL set to its Redis")
+        if config.celery_workers == 0 and not external_redis:
+            raise InputError(
+                "--celery-workers 0 means 'use a cluster's workers', which needs REDIS_URL set to its Redis"
+            )
 
     async def start(self) -> None:
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -52,7 +54,7 @@ class CeleryExecutor(Executor):
         self._run_id = uuid.uuid4().hex[:10]
         self._broker = self.services.redis_url()
         await asyncio.to_thread(check_redis, self._broker)
-        local = self.config.workers > 0
+        local = self.config.celery_workers > 0
         self._queue = f"runner.{self._run_id}" if local else DEFAULT_QUEUE
         self._reply_key = f"runner:replies:{self._run_id}"
         visibility = max(60.0, self.config.timeout_s * 2)
@@ -74,7 +76,7 @@ class CeleryExecutor(Executor):
             PYTHONPATH=os.pathsep.join(filter(None, [_PROJECT_ROOT, env.get("PYTHONPATH")])),
         )
         self._logdir = tempfile.mkdtemp(prefix="runner-celery-")
-        for i in range(self.config.workers):
+        for i in range(self.config.celery_workers):
             node = f"w{i}-{self._run_id}@%h"
             log = open(Path(self._logdir) / f"w{i}.log", "wb")  # noqa: SIM115 -- lives as long as the worker
             cmd = [
@@ -103,7 +105,7 @@ class CeleryExecutor(Executor):
             self._procs.append(proc)
 
     def _wait_for_workers(self, local: bool) -> None:
-        want = self.config.workers if local else 1
+        want = self.config.celery_workers if local else 1
         deadline = time.monotonic() + (_READY_TIMEOUT_S if local else 10.0)
         while time.monotonic() < deadline:
             for proc in self._procs:
@@ -199,7 +201,7 @@ class CeleryExecutor(Executor):
     def describe(self) -> dict[str, Any]:
         return {
             "concurrency": self.config.concurrency,
-            "workers": self.config.workers,
+            "workers": self.config.celery_workers,
             "nodes": getattr(self, "_nodes", []),
             "broker": redact(getattr(self, "_broker", "")),
             "pool": "prefork",
