@@ -112,10 +112,8 @@ def submit(
     ctx: click.Context, /, mode: str, spec_file: Path | None, out_dir: Path | None, as_json: bool, **flags: Any
 ) -> None:
     """Run a workload through one or more executors and report how each did."""
-    from rich.console import Console
-
     from runner.coordinator import check_modes, run_mode
-    from runner.render import print_comparison, print_run
+    from runner.render import print_comparison, print_run, stderr_console
     from workers.calibration import calibrate
 
     values: dict[str, Any] = load_spec_file(spec_file) if spec_file else {}
@@ -126,7 +124,7 @@ def submit(
     modes = _parse_modes(mode)
     spec = WorkloadSpec.build(values, modes)
     check_modes(spec)
-    console = Console(stderr=True)
+    console = stderr_console()
     calibration = calibrate()
     results = []
     for name in modes:

@@ -47,16 +47,16 @@ def comparison_table(results: list[dict[str, Any]]) -> Table:
         "mode",
         "done",
         "failed",
-        "timed out",
+        "timeout",
         "jobs/s",
-        "vs best",
+        "x best",
         "p50 ms",
         "p99 ms",
-        "loop lag p99",
-        "peak RSS MB",
+        "lag p99",
+        "RSS MB",
         "CPU s",
     ):
-        table.add_column(name, justify="left" if name == "mode" else "right")
+        table.add_column(name, justify="left" if name == "mode" else "right", no_wrap=True)
     for r in results:
         jobs, lat, res = r["jobs"], r["latency_ms"], r["resources"]
         table.add_row(
@@ -73,6 +73,14 @@ def comparison_table(results: list[dict[str, Any]]) -> Table:
             f"{res['cpu_s']:.2f}",
         )
     return table
+
+
+def stderr_console() -> Console:
+    """Rich console on stderr; wide enough for the tables even when stderr is not a terminal."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console.width = max(console.width, 110)
+    return console
 
 
 def print_run(console: Console, result: dict[str, Any]) -> None:
