@@ -69,27 +69,51 @@ def run_mode(
     progress: Progress | None = None,
     calibration: Calibration | None = None,
 ) -> dict[str, Any]:
-    """Run the whole workload through one executor and return the result document."""
+    """Start one executor, run the whole workload through it, stop it; return the result document."""
     cls = executor_class(mode)
     config = executor_config(spec)
     cls.validate(config, external_redis=LocalServices.redis_from_environment())
     calibration = calibration or calibrate()
+    with LocalServices() as services, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        executor = cls(config, services)
+
+        async def start_measure_stop() -> dict[str, Any]:
+            try:
+                await executor.start()
+                return await measure(executor, spec, calibration, services, out_dir=out_dir, progress=progress)
+            finally:
+                await executor.stop()
+
+        return runner.run(start_measure_stop())
+
+
+async def measure(
+    executor: Executor,
+    spec: WorkloadSpec,
+    calibration: Calibration,
+    services: LocalServices,
+    *,
+    out_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run one workload through an executor that is already started (and stays started), and
+    return the result document. A sweep calls this many times on the same executor."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(spec.jobs, out_dir / "ledger.jsonl" if out_dir else None)
-    with LocalServices() as services:
-        executor = cls(config, services)
+    try:
+        await executor.begin_workload()
         jobs = make_jobs(spec, calibration, services)
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            measured = runner.run(_drive(executor, jobs, spec, ledger, progress))
-    ledger.close()
+        measured = await _drive(executor, jobs, spec, ledger, progress)
+    finally:
+        ledger.close()
     return {
         "schema_version": SCHEMA_VERSION,
         "runner_version": __version__,
-        "mode": mode,
-        "executor": {"summary": cls.summary, **measured.pop("executor")},
-        "spec": spec.to_dict() | {"modes": [mode]},
+        "mode": executor.name,
+        "executor": {"summary": executor.summary, **executor.describe()},
+        "spec": spec.to_dict() | {"modes": [executor.name]},
         "kinds": spec.kind_counts(),
         "jobs": ledger.summary(),
         **measured,
@@ -136,7 +160,6 @@ async def _drive(
 
     lag = LoopLag()
     try:
-        await executor.start()
         sampler = ResourceSampler(executor.worker_pids())
         sampler.start()
         lag.start()
@@ -151,13 +174,10 @@ async def _drive(
             progress(ledger)  # type: ignore[misc]  # reporter exists only when progress is set
         resources = sampler.stop()
         ledger.add_extra_runs(executor.extra_runs())
-        described = executor.describe()
     finally:
         await lag.stop()
-        await executor.stop()
     done = ledger.counts[DONE]
     return {
-        "executor": described,
         "wall_s": round(wall_s, 4),
         "throughput_jobs_per_s": round(done / wall_s, 2) if wall_s > 0 else 0.0,
         "latency_ms": total.summary(),

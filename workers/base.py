@@ -54,6 +54,9 @@ class Executor(ABC):
     async def start(self) -> None:
         """Bring up pools and processes before timing starts."""
 
+    async def begin_workload(self) -> None:
+        """Forget per-workload state (job ids restart at 0); the executor stays started."""
+
     @abstractmethod
     async def run(self, job: Job) -> JobReport:
         """Run one job; raise on failure (``JobFailed`` when the worker reported the reason)."""
@@ -66,7 +69,8 @@ class Executor(ABC):
         return []
 
     def extra_runs(self) -> dict[int, int]:
-        """Job id -> runs beyond the first, for executors that can run a job twice (duplicates)."""
+        """Job id -> runs beyond the first in the current workload, for executors that can run a
+        job twice (duplicates)."""
         return {}
 
     def describe(self) -> dict[str, Any]:

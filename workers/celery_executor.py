@@ -56,7 +56,8 @@ class CeleryExecutor(Executor):
         await asyncio.to_thread(check_redis, self._broker)
         local = self.config.celery_workers > 0
         self._queue = f"runner.{self._run_id}" if local else DEFAULT_QUEUE
-        self._reply_key = f"runner:replies:{self._run_id}"
+        self._workload = 0
+        self._reply_key = f"runner:replies:{self._run_id}:0"
         visibility = max(60.0, self.config.timeout_s * 2)
         self._app = make_app(self._broker, queue=self._queue, visibility_timeout_s=visibility)
         if local:
@@ -65,7 +66,25 @@ class CeleryExecutor(Executor):
         import redis.asyncio as redis_async
 
         self._redis = redis_async.Redis.from_url(self._broker)
+        self._reader: asyncio.Task[None] | None = None
+
+    async def begin_workload(self) -> None:
+        """A fresh reply list per workload, so late replies of the last one are never counted as
+        duplicates of this one's (job ids restart at 0)."""
+        await self._stop_reader()
+        self._workload += 1
+        self._reply_key = f"runner:replies:{self._run_id}:{self._workload}"
+        self._answered.clear()
+        self._extra.clear()
         self._reader = asyncio.create_task(self._read_replies(), name="celery-replies")
+
+    async def _stop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+            self._reader = None
+            with contextlib.suppress(Exception):  # best effort: the broker may be gone already
+                await self._redis.delete(self._reply_key)
 
     def _spawn_workers(self, visibility_s: float) -> None:
         env = dict(os.environ)
@@ -157,7 +176,7 @@ class CeleryExecutor(Executor):
                 TASK_NAME,
                 args=[job.to_wire(), self._reply_key],
                 queue=self._queue,
-                task_id=f"{self._run_id}-{job.id}",
+                task_id=f"{self._run_id}-{self._workload}-{job.id}",
                 time_limit=self.config.timeout_s + 5,  # frees a worker stuck on a hung job
             )
             reply = await future
@@ -171,14 +190,9 @@ class CeleryExecutor(Executor):
         return dict(self._extra)
 
     async def stop(self) -> None:
-        reader = getattr(self, "_reader", None)
-        if reader is not None:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
         redis_client = getattr(self, "_redis", None)
         if redis_client is not None:
-            with contextlib.suppress(Exception):
-                await redis_client.delete(self._reply_key)
+            await self._stop_reader()
             await redis_client.aclose()
         await asyncio.to_thread(self._stop_workers)
         app = getattr(self, "_app", None)
