@@ -184,6 +184,7 @@ async def _drive(
         "queue_wait_ms": queue_wait.summary(),
         "service_ms": service.summary(),
         "loop_lag_ms": lag.latency.summary(),
+        "histograms_us": {"latency": total.encode(), "queue_wait": queue_wait.encode(), "service": service.encode()},
         "resources": resources | {"cpu_utilisation": _utilisation(resources["cpu_s"], wall_s)},
     }
 

@@ -32,6 +32,18 @@ class Latency:
     def count(self) -> int:
         return int(self._hist.get_total_count())
 
+    def encode(self) -> str:
+        """Compressed, base64 form, small enough to keep per run in a results file."""
+        return bytes(self._hist.encode()).decode("ascii")
+
+    @classmethod
+    def merged(cls, encoded: list[str]) -> Latency:
+        """One histogram holding every value of the encoded ones (e.g. a cell's repeats)."""
+        merged = cls()
+        for text in encoded:
+            merged._hist.decode_and_add(text.encode("ascii"))
+        return merged
+
     def summary(self) -> dict[str, float]:
         hist = self._hist
         if hist.get_total_count() == 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.base import Executor, JobReport
+from workers.base import Capacity, Executor, JobReport
 from workers.clients import AsyncClients
 from workers.jobs import Job, run_async
 
@@ -27,6 +27,9 @@ class AsyncExecutor(Executor):
         clients = getattr(self, "_clients", None)
         if clients is not None:
             await clients.close()
+
+    def capacity(self, cores: int) -> Capacity:
+        return Capacity(self.config.concurrency, 1, 1)  # one thread runs everything
 
     def describe(self) -> dict[str, Any]:
         return {"concurrency": self.config.concurrency, "loop": "uvloop"}

@@ -39,6 +39,16 @@ class JobReport(NamedTuple):
     worker: str  # who ran it: "loop", a thread name, a pid, a Celery node name
 
 
+class Capacity(NamedTuple):
+    """What an executor can do at best, for the report's bound: ``slots`` jobs in service at once
+    (waiting on I/O included); ``gil_cores`` cores for Python code that holds the GIL;
+    ``free_cores`` cores for work that releases it (hashing)."""
+
+    slots: int
+    gil_cores: float
+    free_cores: float
+
+
 class Executor(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -72,6 +82,10 @@ class Executor(ABC):
         """Job id -> runs beyond the first in the current workload, for executors that can run a
         job twice (duplicates)."""
         return {}
+
+    @abstractmethod
+    def capacity(self, cores: int) -> Capacity:
+        """Upper limits of this executor as configured (after ``start``) on ``cores`` cores."""
 
     def describe(self) -> dict[str, Any]:
         """Settings worth recording in the result."""

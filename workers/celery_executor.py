@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import InputError, JobFailed, ServiceError
-from workers.base import Executor, ExecutorConfig, JobReport
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport
 from workers.celery_app import DEFAULT_QUEUE, TASK_NAME, make_app
 from workers.clients import check_redis, redact
 from workers.jobs import Job
@@ -136,13 +136,24 @@ class CeleryExecutor(Executor):
                 names = [n for n in names if self._run_id in n]
             if len(names) >= want:
                 self._nodes = sorted(names)
+                self._slots = want if local else self._cluster_slots(self._nodes)
                 return
         if local:
             raise ServiceError(f"Celery workers did not answer within {_READY_TIMEOUT_S:.0f} s: {self._log_tail()}")
         raise ServiceError(
             f"no Celery worker answered on {redact(self._broker)}; start some with "
-            "`celery -A workers.celery_app worker` (REDIS_URL set), or pass --workers N to start local ones"
+            "`celery -A workers.celery_app worker` (REDIS_URL set), or pass --celery-workers N to start local ones"
         )
+
+    def _cluster_slots(self, nodes: list[str]) -> int:
+        """Worker processes across a cluster's nodes, from each node's pool size."""
+        stats = self._app.control.inspect(destination=nodes, timeout=1.0).stats() or {}
+        sizes = [int(s.get("pool", {}).get("max-concurrency", 1)) for s in stats.values()]
+        return max(len(nodes), sum(sizes))
+
+    def capacity(self, cores: int) -> Capacity:
+        slots = getattr(self, "_slots", self.config.celery_workers)
+        return Capacity(slots, min(slots, cores), min(slots, cores))
 
     def _log_tail(self) -> str:
         lines: list[str] = []

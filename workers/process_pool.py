@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 
 from runner.errors import InputError
-from workers.base import Executor, ExecutorConfig, JobReport
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport
 from workers.clients import SyncClients
 from workers.jobs import Job, run_sync
 
@@ -79,6 +79,10 @@ class ProcessExecutor(Executor):
 
     def worker_pids(self) -> list[int]:
         return sorted(self._pids)
+
+    def capacity(self, cores: int) -> Capacity:
+        usable = min(self.config.workers, cores)
+        return Capacity(self.config.workers, usable, usable)
 
     def describe(self) -> dict[str, Any]:
         return {"concurrency": self.config.concurrency, "workers": self.config.workers, "start": "spawn"}

@@ -11,7 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from workers.base import Executor, JobReport
+from workers.base import Capacity, Executor, JobReport
 from workers.clients import SyncClients
 from workers.jobs import Job, run_sync
 
@@ -36,6 +36,9 @@ class ThreadExecutor(Executor):
             # Jobs that timed out may still be running; don't wait for them.
             pool.shutdown(wait=False, cancel_futures=True)
             self._clients.close()
+
+    def capacity(self, cores: int) -> Capacity:
+        return Capacity(self.config.concurrency, 1, min(self.config.concurrency, cores))
 
     def describe(self) -> dict[str, Any]:
         return {"concurrency": self.config.concurrency, "threads": self.config.concurrency}
