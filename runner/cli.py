@@ -7,13 +7,14 @@ Errors reach the user as one line on stderr: bad input exits 2, a missing servic
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from runner.errors import InputError, RunnerError
+from runner.errors import InputError, RunnerError, RunStopped
 from runner.spec import DEFAULTS, WorkloadSpec, load_spec_file
 
 _SPEC_OPTIONS = ("jobs", "mix", "io_ms", "cpu_ms", "concurrency", "workers", "timeout", "celery_workers")
@@ -32,6 +33,8 @@ class OneLineErrors(click.Group):
             _fail("aborted", 130)
         except InputError as exc:
             _fail(str(exc), 2)
+        except RunStopped as exc:
+            _fail(str(exc), exc.exit_code)
         except RunnerError as exc:
             _fail(str(exc), 1)
         except BrokenPipeError:
@@ -124,13 +127,20 @@ def submit(
     modes = _parse_modes(mode)
     spec = WorkloadSpec.build(values, modes)
     check_modes(spec)
+    _check_out_dir(out_dir)
     console = stderr_console()
     calibration = calibrate()
     results = []
     for name in modes:
         target = out_dir / name if out_dir and len(modes) > 1 else out_dir
+        stopped: RunStopped | None = None
         with _progress_bar(console, name, spec.jobs) as progress:
-            result = run_mode(spec, name, out_dir=target, progress=progress, calibration=calibration)
+            try:
+                result = run_mode(spec, name, out_dir=target, progress=progress, calibration=calibration)
+            except RunStopped as exc:  # Ctrl-C, SIGTERM, a lost broker: keep what was measured
+                if exc.result is None:
+                    raise
+                stopped, result = exc, exc.result
         results.append(result)
         if target is not None:
             (target / "result.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -138,10 +148,24 @@ def submit(
             click.echo(json.dumps(result))
         else:
             print_run(console, result)
+        if stopped is not None:
+            raise stopped
     if len(results) > 1 and not as_json:
         print_comparison(console, results)
     if any(r["jobs"]["lost"] for r in results):
         raise click.exceptions.Exit(1)
+
+
+def _check_out_dir(out_dir: Path | None) -> None:
+    """Fail before the run, not after it, when results could not be written."""
+    if out_dir is None:
+        return
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out: cannot create {out_dir}: {exc.strerror or exc}") from None
+    if not os.access(out_dir, os.W_OK):
+        raise InputError(f"--out: {out_dir} is not writable")
 
 
 def _given(ctx: click.Context, name: str) -> bool:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import uvloop
 
-from runner import __version__
-from runner.errors import JobFailed
+from runner import __version__, interrupt
+from runner.errors import JobFailed, RunStopped, ServiceError
 from runner.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.machine import describe_machine
 from runner.metrics import Latency, LoopLag, ResourceSampler
@@ -31,6 +31,7 @@ from workers.jobs import Job
 from workers.registry import executor_class
 
 SCHEMA_VERSION = 1
+_GRACE_S = 2.0  # after a stop request, how long in-flight jobs may still finish
 
 Progress = Callable[[Ledger], None]
 
@@ -74,17 +75,42 @@ def run_mode(
     config = executor_config(spec)
     cls.validate(config, external_redis=LocalServices.redis_from_environment())
     calibration = calibration or calibrate()
-    with LocalServices() as services, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    # Signals are trapped from before anything starts until everything has stopped, so Ctrl-C or
+    # SIGTERM always goes through executor.stop() and services.close().
+    with (
+        interrupt.trap() as stop,
+        LocalServices() as services,
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
         executor = cls(config, services)
 
         async def start_measure_stop() -> dict[str, Any]:
             try:
-                await executor.start()
+                await _unless_stopped(executor.start(), stop, "while starting the executor")
                 return await measure(executor, spec, calibration, services, out_dir=out_dir, progress=progress)
             finally:
                 await executor.stop()
 
-        return runner.run(start_measure_stop())
+        result = runner.run(start_measure_stop())
+    if stop.requested:  # arrived while the executor was stopping: the run is complete, but say so
+        raise RunStopped(f"interrupted by {stop.name}", stop.exit_code, result)
+    return result
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, None], stop: interrupt.StopRequest, when: str) -> None:
+    """Await ``work`` unless a stop is requested first; then cancel it and raise RunStopped."""
+    task = asyncio.create_task(work)
+    loop = asyncio.get_running_loop()
+    with stop.on_signal(lambda: loop.call_soon_threadsafe(task.cancel)):
+        if stop.requested:
+            task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not stop.requested:
+                raise
+    if stop.requested:
+        raise RunStopped(f"interrupted by {stop.name} {when}; no job was sent", stop.exit_code)
 
 
 async def measure(
@@ -103,12 +129,13 @@ async def measure(
         out_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(spec.jobs, out_dir / "ledger.jsonl" if out_dir else None)
     try:
-        await executor.begin_workload()
-        jobs = make_jobs(spec, calibration, services)
-        measured = await _drive(executor, jobs, spec, ledger, progress)
+        with interrupt.trap() as stop:
+            await executor.begin_workload()
+            jobs = make_jobs(spec, calibration, services)
+            measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop)
     finally:
         ledger.close()
-    return {
+    result = {
         "schema_version": SCHEMA_VERSION,
         "runner_version": __version__,
         "mode": executor.name,
@@ -123,6 +150,14 @@ async def measure(
         "started_at": started_at,
         "machine": describe_machine(),
     }
+    if halted is not None:
+        # Partial, but every dispatched job is accounted for; the rest were never submitted.
+        result["stopped"] = {"reason": halted, "not_submitted": spec.jobs - ledger.submitted}
+        exit_code = stop.exit_code if stop.requested else 1
+        message = f"interrupted by {stop.name}" if stop.requested else f"run stopped: {halted}"
+        done = ledger.counts[DONE]
+        raise RunStopped(f"{message}; {done} of {spec.jobs} jobs done, partial result kept", exit_code, result)
+    return result
 
 
 async def _drive(
@@ -131,12 +166,29 @@ async def _drive(
     spec: WorkloadSpec,
     ledger: Ledger,
     progress: Progress | None,
-) -> dict[str, Any]:
+    stop: interrupt.StopRequest,
+) -> tuple[dict[str, Any], str | None]:
+    """Run the jobs; return the measurements and, if dispatch stopped early, why."""
     total, queue_wait, service = Latency(), Latency(), Latency()
     timeout = spec.timeout
+    halt = asyncio.Event()  # stop dispatching: a signal, or the executor lost a service it needs
+    hurry = asyncio.Event()  # a second signal: don't wait for in-flight jobs
+    why: list[str] = []
+
+    def halt_with(reason: str) -> None:
+        if not why:
+            why.append(reason)
+        halt.set()
+
+    def on_signal() -> None:
+        halt_with(stop.name)
+        if stop.count > 1:
+            hurry.set()
 
     async def driver() -> None:
         for job in jobs:
+            if halt.is_set():
+                return  # this job (and the rest) is never submitted
             ledger.submit(job.id)
             began = time.perf_counter()
             deadline = asyncio.timeout(timeout)
@@ -149,6 +201,14 @@ async def _drive(
                     ledger.finish(job.id, TIMED_OUT, job.kind, elapsed, reason=f"timed out after {timeout:g} s")
                 else:
                     ledger.finish(job.id, FAILED, job.kind, elapsed, reason=_reason(exc))
+            except asyncio.CancelledError:
+                # Cancelled only after a stop request and its grace period: account, then end.
+                reason = f"interrupted by {why[0]} before it finished" if why else "cancelled"
+                ledger.finish(job.id, FAILED, job.kind, time.perf_counter() - began, reason=reason)
+                raise
+            except ServiceError as exc:  # the executor cannot go on (e.g. its broker is gone)
+                ledger.finish(job.id, FAILED, job.kind, time.perf_counter() - began, reason=_reason(exc))
+                halt_with(str(exc))
             except Exception as exc:  # any job error is data for the ledger, never fatal to the run
                 ledger.finish(job.id, FAILED, job.kind, time.perf_counter() - began, reason=_reason(exc))
             else:
@@ -158,14 +218,20 @@ async def _drive(
                 queue_wait.record(max(0.0, elapsed - report.service_s))
                 ledger.finish(job.id, DONE, job.kind, elapsed, worker=report.worker)
 
+    loop = asyncio.get_running_loop()
     lag = LoopLag()
+    reporter: asyncio.Task[None] | None = None
     try:
         sampler = ResourceSampler(executor.worker_pids())
         sampler.start()
         lag.start()
         reporter = asyncio.create_task(_report_progress(ledger, progress)) if progress else None
         began = time.perf_counter()
-        await asyncio.gather(*(driver() for _ in range(min(spec.concurrency, spec.jobs))))
+        with stop.on_signal(lambda: loop.call_soon_threadsafe(on_signal)):
+            if stop.requested:
+                on_signal()
+            drivers = [asyncio.create_task(driver()) for _ in range(min(spec.concurrency, spec.jobs))]
+            await _until_done_or_halted(drivers, halt, hurry)
         wall_s = time.perf_counter() - began
         await lag.stop()
         if reporter is not None:
@@ -176,10 +242,14 @@ async def _drive(
         ledger.add_extra_runs(executor.extra_runs())
     finally:
         await lag.stop()
+        if reporter is not None and not reporter.done():
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
     done = ledger.counts[DONE]
-    return {
+    measured = {
         "wall_s": round(wall_s, 4),
         "throughput_jobs_per_s": round(done / wall_s, 2) if wall_s > 0 else 0.0,
+        "peak_in_flight": ledger.peak_in_flight,
         "latency_ms": total.summary(),
         "queue_wait_ms": queue_wait.summary(),
         "service_ms": service.summary(),
@@ -187,6 +257,32 @@ async def _drive(
         "histograms_us": {"latency": total.encode(), "queue_wait": queue_wait.encode(), "service": service.encode()},
         "resources": resources | {"cpu_utilisation": _utilisation(resources["cpu_s"], wall_s)},
     }
+    return measured, (why[0] if why else None)
+
+
+async def _until_done_or_halted(drivers: list[asyncio.Task[None]], halt: asyncio.Event, hurry: asyncio.Event) -> None:
+    """Wait for every driver; after a halt, give in-flight jobs ``_GRACE_S`` (less on a second
+    signal), then cancel the drivers, which account for their jobs. Every task is awaited, so no
+    exception goes unretrieved; a driver's own bug is re-raised."""
+    everything = asyncio.gather(*drivers, return_exceptions=True)
+    halted = asyncio.create_task(halt.wait())
+    hurried = asyncio.create_task(hurry.wait())
+    try:
+        first: list[asyncio.Future[Any]] = [everything, halted]
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        if not everything.done():
+            grace: list[asyncio.Future[Any]] = [everything, hurried]
+            await asyncio.wait(grace, timeout=_GRACE_S, return_when=asyncio.FIRST_COMPLETED)
+        for task in drivers:
+            task.cancel()
+        outcomes = await everything
+    finally:
+        for helper in (halted, hurried):
+            helper.cancel()
+        await asyncio.gather(halted, hurried, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
 
 
 async def _report_progress(ledger: Ledger, progress: Progress | None) -> None:

@@ -3,12 +3,16 @@
     RunnerError                 anything runner raises on purpose
      ├── InputError             bad flags or spec file      -> one line on stderr, exit 2
      ├── ServiceError           Redis, target or workers    -> one line saying what to start, exit 1
+     ├── RunStopped             a run ended early (signal, lost service) -> partial result, one line,
+     │                          exit 130 / 143 for SIGINT / SIGTERM, 1 otherwise
      └── JobFailed              a job ended ``failed``; ``reason`` is what the ledger records
 
 Backend errors (redis, kombu, aiohttp, OSError) are mapped onto these with ``raise ... from exc``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class RunnerError(Exception):
@@ -21,6 +25,16 @@ class InputError(RunnerError):
 
 class ServiceError(RunnerError):
     """A service runner needs is missing or unreachable; the message says what to start or set."""
+
+
+class RunStopped(RunnerError):
+    """A run stopped before its workload was done. ``result`` is the partial result document (every
+    dispatched job accounted for), or None when it stopped before any job was sent."""
+
+    def __init__(self, message: str, exit_code: int, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.result = result
 
 
 class JobFailed(RunnerError):

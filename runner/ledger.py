@@ -26,14 +26,23 @@ class Ledger:
         self.reasons = Counter[str]()
         self.by_worker = Counter[str]()
         self.duplicates = 0
+        self.peak_in_flight = 0
+        self._finished = 0
         self._file: IO[str] | None = path.open("w", encoding="utf-8") if path else None
 
     def submit(self, job_id: int) -> None:
         self._state[job_id] = IN_FLIGHT
         self.submitted += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.submitted - self._finished)
 
     def finish(self, job_id: int, status: int, kind: str, latency_s: float, worker: str = "", reason: str = "") -> None:
+        if self._state[job_id] != IN_FLIGHT:
+            # A job id that already has its final state (e.g. a second reply for it): one state
+            # per job, so the counts still add up; the extra outcome is a duplicate.
+            self.duplicates += 1
+            return
         self._state[job_id] = status
+        self._finished += 1
         self.counts[status] += 1
         if worker:
             self.by_worker[worker] += 1
@@ -61,7 +70,7 @@ class Ledger:
 
     @property
     def in_flight(self) -> int:
-        return self.submitted - sum(self.counts.values())
+        return self.submitted - self._finished
 
     def close(self) -> None:
         if self._file is not None:
