@@ -240,6 +240,25 @@ def target(host: str, port: int) -> None:
         raise RunnerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
+def _register() -> None:
+    from runner.cli_bench import bench, compare, report
+
+    for command in (bench, report, compare):
+        cli.add_command(command)
+
+
+_register()
+
+
+def _register_cluster() -> None:
+    from runner.cluster import cluster  # the docker SDK is imported only when a subcommand runs
+
+    cli.add_command(cluster)
+
+
+_register_cluster()
+
+
 def main() -> None:
     cli(prog_name="runner")
 

@@ -117,8 +117,11 @@ def _number(name: str, value: Any) -> int | float:
     return number
 
 
-def parse_mix(text: str) -> dict[str, float]:
-    """``sleep=0.5,cpu=0.5`` -> {"sleep": 0.5, "cpu": 0.5}; a bare kind means weight 1."""
+def parse_mix(text: str | Mapping[str, Any]) -> dict[str, float]:
+    """``sleep=0.5,cpu=0.5`` -> {"sleep": 0.5, "cpu": 0.5}; a bare kind means weight 1; a table
+    (from TOML) is checked the same way."""
+    if not isinstance(text, str):
+        return _mix_table(text)
     pairs: dict[str, Any] = {}
     for part in text.split(","):
         part = part.strip()

@@ -1,0 +1,166 @@
+"""``runner bench``, ``runner report`` and ``runner compare``: sweeps, their reports, and
+regression checks between two results files."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner.errors import InputError
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="A small sweep that finishes in about 2 minutes on 2 cores.")
+@click.option("--modes", help="Executors to compare, comma-separated. [default: all]")
+@click.option(
+    "--mix",
+    "mixes",
+    multiple=True,
+    metavar="[NAME:]KIND=W,...",
+    help="A workload mix (repeatable); replaces the default CPU-share series, hash and http.",
+)
+@click.option("--repeats", type=int, help="Measured repeats per cell (at least 3 for a confidence interval).")
+@click.option("--io-ms", type=float, help="I/O wait per job, ms.")
+@click.option("--cpu-ms", type=float, help="CPU work per job, ms on this machine.")
+@click.option("--concurrency", type=int, help="Jobs in flight (threads in thread mode).")
+@click.option("--workers", type=int, help="Process-pool workers. [default: CPU count]")
+@click.option("--celery-workers", type=int, help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
+@click.option("--timeout", type=float, help="Per-job timeout, seconds.")
+@click.option("--run-s", type=float, help="Target length of one measured run, seconds.")
+@click.option("--seed", type=int, help="Seed of the shuffled run order.")
+@click.option(
+    "--sweep",
+    "sweep_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML sweep file (modes, mixes, repeats, io_ms, ...); flags win.",
+)
+@click.option(
+    "--preset",
+    "presets",
+    multiple=True,
+    type=click.Choice(["requests", "spawn", "blocking", "all"]),
+    help="Run a seed-article demonstration instead of the sweep (repeatable).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where results.json, report.md, report.html and summary.csv go. [default: reports/bench-TIME]",
+)
+def bench(
+    quick: bool,
+    modes: str | None,
+    mixes: tuple[str, ...],
+    sweep_file: Path | None,
+    presets: tuple[str, ...],
+    out_dir: Path | None,
+    **flags: Any,
+) -> None:
+    """Sweep executors x workload mixes, repeat each cell, and write results and a report."""
+    from runner.bench import build_sweep, parse_named_mix, run_sweep
+    from runner.render import stderr_console
+    from runner.report import write_report
+
+    overrides: dict[str, Any] = dict(flags)
+    if modes is not None:
+        overrides["modes"] = tuple(m.strip() for m in modes.split(",") if m.strip())
+        if not overrides["modes"]:
+            raise InputError("--modes: name at least one executor")
+    if mixes:
+        overrides["mixes"] = tuple(parse_named_mix(m) for m in mixes)
+    console = stderr_console()
+    out_dir = out_dir or Path("reports") / datetime.now().strftime("bench-%Y%m%d-%H%M%S")
+    if presets:
+        from runner.presets import run_presets
+
+        doc = run_presets(presets, quick=quick, step=_Steps(console).step)
+    else:
+        sweep = build_sweep(overrides, quick=quick, sweep_file=sweep_file)
+        with _Steps(console) as steps:
+            doc = run_sweep(sweep, step=steps.step)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    written = write_report(doc, out_dir)
+    for verdict in doc.get("verdicts", []):
+        console.print(f"- {verdict['text']}")
+    console.print(f"wrote {out_dir / 'results.json'}, " + ", ".join(str(p) for p in written))
+
+
+class _Steps:
+    """Live progress on stderr: which run, how many are left, and an estimate of the time left."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._console = console
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        self._task = self._progress.add_task("starting executors", total=None)
+
+    def __enter__(self) -> _Steps:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def step(self, done: int, total: int, label: str) -> None:
+        self._progress.update(self._task, completed=done, total=total, description=label)
+        if not self._console.is_terminal and done < total:
+            self._console.print(f"[{done + 1}/{total}] {label}", highlight=False)
+
+
+@click.command()
+@click.argument("results", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to write report.md, report.html and summary.csv. [default: beside RESULTS]",
+)
+def report(results: Path, out_dir: Path | None) -> None:
+    """Render the Markdown, HTML (charts inside) and CSV reports of a results file."""
+    from runner.report import load_results, write_report
+
+    doc = load_results(results)
+    written = write_report(doc, out_dir or results.parent)
+    click.echo("wrote " + ", ".join(str(p) for p in written), err=True)
+
+
+@click.command()
+@click.argument("base", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("new", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--fail-if",
+    "rules",
+    multiple=True,
+    metavar="METRIC:+/-PCT",
+    help="Exit 1 if METRIC moves past PCT with significance, e.g. throughput:-5% or p99:+10%.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
+def compare(base: Path, new: Path, rules: tuple[str, ...], as_json: bool) -> None:
+    """Compare two results files cell by cell; exit 1 on a significant regression."""
+    from runner.compare import compare_results, parse_rule, render_comparison
+    from runner.render import stderr_console
+    from runner.report import load_results
+
+    parsed = [parse_rule(rule) for rule in rules]
+    outcome = compare_results(load_results(base), load_results(new), parsed)
+    if as_json:
+        click.echo(json.dumps(outcome))
+    else:
+        render_comparison(stderr_console(), outcome)
+    if outcome["regressions"]:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,109 @@
+"""Statistics for repeated measurements: means with confidence intervals, ratios with their
+uncertainty, Welch's t-test, and the best throughput an executor could reach on a mix.
+
+scipy supplies the t distribution; the rest is a few lines of arithmetic kept here so the report,
+the verdicts and ``runner compare`` all use the same definitions.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from workers.base import Capacity
+
+IO_MS_KINDS = frozenset({"sleep", "http", "mixed"})  # kinds whose I/O lasts --io-ms
+GIL_CPU_KINDS = frozenset({"cpu", "mixed"})
+FREE_CPU_KINDS = frozenset({"hash"})
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Mean of n samples and the half-width of its 95 % confidence interval."""
+
+    mean: float
+    half_width: float
+    n: int
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.half_width
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "ci95": [self.low, self.high], "half_width": self.half_width, "n": self.n}
+
+
+def t_critical(n: int, confidence: float = 0.95) -> float:
+    from scipy import stats as scipy_stats
+
+    return float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) if n > 1 else math.inf
+
+
+def estimate(samples: Sequence[float]) -> Estimate:
+    n = len(samples)
+    if n == 0:
+        return Estimate(0.0, 0.0, 0)
+    mean = statistics.fmean(samples)
+    if n == 1:
+        return Estimate(mean, math.inf, 1)
+    return Estimate(mean, t_critical(n) * statistics.stdev(samples) / math.sqrt(n), n)
+
+
+def ratio(a: Estimate, b: Estimate) -> tuple[float, float]:
+    """a / b and the half-width of its 95 % interval (first-order error propagation)."""
+    if b.mean <= 0:
+        return math.inf, math.inf
+    value = a.mean / b.mean
+    rel_a = a.half_width / a.mean if a.mean > 0 else math.inf
+    rel_b = b.half_width / b.mean
+    return value, value * math.hypot(rel_a, rel_b)
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value of Welch's t-test that a and b have the same mean (1.0 if undecidable)."""
+    if len(a) < 2 or len(b) < 2:
+        return 1.0
+    var_a, var_b = statistics.variance(a), statistics.variance(b)
+    if var_a == 0 and var_b == 0:
+        return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
+    from scipy import stats as scipy_stats
+
+    return float(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def cpu_share(mix: Mapping[str, float]) -> float:
+    """Fraction of jobs that burn CPU (cpu, hash, mixed)."""
+    total = sum(mix.values())
+    return sum(w for k, w in mix.items() if k in GIL_CPU_KINDS | FREE_CPU_KINDS) / total if total else 0.0
+
+
+def bound(mix: Mapping[str, float], io_ms: float, cpu_ms: float, capacity: Capacity, cores: int) -> dict[str, Any]:
+    """The best throughput (jobs/s) the executor could reach on this mix, from the calibrated job
+    costs: I/O is limited by slots / time per job; GIL-bound CPU by the cores that may run Python
+    at once; GIL-free CPU by the cores it may use; all CPU by the machine's cores. The smallest
+    limit is the bound, and names what binds."""
+    total = sum(mix.values())
+    share = {k: w / total for k, w in mix.items()}
+    io_s = sum(s for k, s in share.items() if k in IO_MS_KINDS) * io_ms / 1000
+    gil_s = sum(s for k, s in share.items() if k in GIL_CPU_KINDS) * cpu_ms / 1000
+    free_s = sum(s for k, s in share.items() if k in FREE_CPU_KINDS) * cpu_ms / 1000
+    limits: dict[str, float] = {}
+    if io_s + gil_s + free_s > 0:
+        limits["slots"] = capacity.slots / (io_s + gil_s + free_s)
+    if gil_s > 0:
+        limits["gil"] = capacity.gil_cores / gil_s
+    if free_s > 0:
+        limits["gil_free_cores"] = capacity.free_cores / free_s
+    if gil_s + free_s > 0:
+        limits["cores"] = cores / (gil_s + free_s)
+    if not limits:
+        return {"jobs_per_s": None, "limited_by": None, "limits": {}}
+    binding = min(limits, key=limits.__getitem__)
+    return {"jobs_per_s": limits[binding], "limited_by": binding, "limits": limits}
