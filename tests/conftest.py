@@ -3,6 +3,7 @@ leaves a process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from runner.bench import Mix, build_sweep, run_sweep
+from runner.report import write_report
 from runner.services import LocalServices
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,3 +99,28 @@ def no_external_services(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests decide for themselves whether REDIS_URL/TARGET_URL are set."""
     monkeypatch.delenv("TARGET_URL", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)
+
+
+@pytest.fixture(scope="session")
+def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One real sweep: async vs process on I/O only and CPU only, written with its report."""
+    sweep = build_sweep(
+        {
+            "modes": ("async", "process"),
+            "mixes": (Mix("io", {"sleep": 1.0}), Mix("cpu", {"cpu": 1.0})),
+            "repeats": 3,
+            "io_ms": 20.0,
+            "cpu_ms": 10.0,
+            "concurrency": 100,
+            "workers": 2,
+            "run_s": 0.25,
+            "min_jobs": 10,
+            "max_jobs": 1000,
+        },
+        quick=False,
+    )
+    doc = run_sweep(sweep)
+    out = tmp_path_factory.mktemp("bench")
+    (out / "results.json").write_text(json.dumps(doc))
+    write_report(doc, out)
+    yield out

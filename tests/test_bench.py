@@ -1,0 +1,146 @@
+"""runner bench, report and compare, run for real on a tiny sweep."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from runner.bench import Mix, build_sweep
+from runner.cli import cli
+from runner.errors import InputError
+
+
+def _doc(sweep_dir: Path) -> dict[str, Any]:
+    return json.loads((sweep_dir / "results.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_results_hold_every_cell_with_repeats_and_metadata(sweep_dir: Path) -> None:
+    doc = _doc(sweep_dir)
+    assert doc["schema_version"] == 1 and doc["kind"] == "runner-bench"
+    assert {(c["mode"], c["mix_name"]) for c in doc["cells"]} == {
+        ("async", "io"),
+        ("process", "io"),
+        ("async", "cpu"),
+        ("process", "cpu"),
+    }
+    assert len(doc["warmup"]) == 2
+    for cell in doc["cells"]:
+        assert len(cell["repeats"]) == 3
+        s = cell["summary"]
+        lo, hi = s["throughput"]["ci95"]
+        assert lo <= s["throughput"]["mean"] <= hi
+        assert s["jobs"]["lost"] == 0
+        assert s["jobs"]["submitted"] == s["jobs"]["done"] == 3 * cell["jobs_per_run"]
+        assert s["bound"]["jobs_per_s"] > 0 and 0 < s["efficiency"] < 1.5
+        assert s["latency_ms"]["p50"] <= s["latency_ms"]["p99"] <= s["latency_ms"]["max"]
+    assert doc["machine"]["cpus"] >= 1 and "spin_iterations_per_ms" in doc["calibration"]
+    assert doc["sweep"]["modes"] == ["async", "process"]
+
+
+def test_bounds_follow_the_executor(sweep_dir: Path) -> None:
+    cells = {(c["mode"], c["mix_name"]): c["summary"]["bound"] for c in _doc(sweep_dir)["cells"]}
+    # I/O: 100 coroutines vs 2 processes, 20 ms each.
+    assert cells[("async", "io")]["jobs_per_s"] == pytest.approx(100 / 0.020)
+    assert cells[("process", "io")]["jobs_per_s"] == pytest.approx(2 / 0.020)
+    # GIL-bound CPU: one core for the loop, two for two processes (on a machine with >= 2 cores).
+    assert cells[("async", "cpu")]["jobs_per_s"] == pytest.approx(1 / 0.010)
+    assert cells[("async", "cpu")]["limited_by"] == "gil"
+
+
+def test_verdicts_name_the_winners(sweep_dir: Path) -> None:
+    verdicts = {v.get("mix"): v for v in _doc(sweep_dir)["verdicts"] if v["kind"] == "mix"}
+    assert verdicts["io"]["winner"] == "async"
+    assert verdicts["io"]["text"].startswith("I/O only (io): async")
+    assert any(v["kind"] == "loop" for v in _doc(sweep_dir)["verdicts"])
+
+
+def test_report_files_and_csv(sweep_dir: Path) -> None:
+    md = (sweep_dir / "report.md").read_text()
+    assert "## Verdicts" in md and "## Throughput" in md and "charts/crossover.png" in md
+    html = (sweep_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4 and "http://" not in html and "https://" not in html
+    rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
+    assert len(rows) == 4 and {r["mode"] for r in rows} == {"async", "process"}
+    assert all(float(r["throughput_mean"]) > 0 for r in rows)
+
+
+def test_report_rerenders_the_same_from_json(sweep_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", str(sweep_dir / "results.json"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "report.md").read_text() == (sweep_dir / "report.md").read_text()
+    assert (tmp_path / "summary.csv").read_text() == (sweep_dir / "summary.csv").read_text()
+
+
+def test_compare_same_file_passes_and_halved_throughput_fails(sweep_dir: Path, tmp_path: Path) -> None:
+    base = sweep_dir / "results.json"
+    same = CliRunner().invoke(cli, ["compare", str(base), str(base), "--fail-if", "throughput:-5%"])
+    assert same.exit_code == 0, same.output
+    halved = copy.deepcopy(_doc(sweep_dir))
+    for cell in halved["cells"]:
+        for run in cell["repeats"]:
+            run["throughput_jobs_per_s"] /= 2
+    slow = tmp_path / "slow.json"
+    slow.write_text(json.dumps(halved))
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "compare", str(base), str(slow), "--fail-if", "throughput:-5%", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    outcome = json.loads(proc.stdout)
+    # Every cell halved; a cell whose repeats are too noisy to call it is reported but not failed.
+    assert outcome["regressions"]
+    assert all(r["change_pct"] == pytest.approx(-50) and r["p_value"] < 0.05 for r in outcome["regressions"])
+    flagged = {(r["mode"], r["mix"]) for r in outcome["regressions"]}
+    for cell in outcome["cells"]:
+        if (cell["mode"], cell["mix"]) not in flagged:
+            assert not cell["metrics"]["throughput"]["significant"]
+
+
+def test_compare_rejects_bad_rules_and_files(sweep_dir: Path, tmp_path: Path) -> None:
+    base = str(sweep_dir / "results.json")
+    for args in (["--fail-if", "throughput:5"], ["--fail-if", "speed:-5%"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "runner", "compare", base, base, *args], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "report", str(junk)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "not a results file" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"repeats": 0}, "--repeats"),
+        ({"modes": ("async", "warp")}, "--mode"),
+        ({"run_s": -1}, "--run-s"),
+        ({"concurrency": 0}, "--concurrency"),
+        ({"min_jobs": 10, "max_jobs": 5}, "--min-jobs"),
+    ],
+)
+def test_bad_sweeps_name_the_field(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InputError, match=field):
+        build_sweep(overrides, quick=True)
+
+
+def test_sweep_file(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.toml"
+    path.write_text('modes = ["async"]\nrepeats = 4\n[[mixes]]\nname = "io"\nmix = { sleep = 1 }\n')
+    sweep = build_sweep({}, quick=True, sweep_file=path)
+    assert sweep.modes == ("async",) and sweep.repeats == 4 and sweep.mixes == (Mix("io", {"sleep": 1.0}),)
+    path.write_text("repeats = 3\nbogus = 1\n")
+    with pytest.raises(InputError, match="'bogus'"):
+        build_sweep({}, quick=True, sweep_file=path)
