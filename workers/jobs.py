@@ -5,6 +5,11 @@ Every kind is an I/O phase followed by a CPU phase, either of which may be empty
 phases apart lets an executor decide where each runs (the async executor runs both in the loop,
 on purpose, so a CPU phase visibly blocks it).
 
+Four kinds inject faults, so every executor's handling of them can be checked end to end:
+``fail`` raises, ``hang`` waits far past any timeout, ``unserializable`` returns a value that
+neither pickle nor JSON can carry, and ``crash`` kills the process it runs in -- unless that is the
+coordinator itself (async and thread executors), where it fails with ``CrashRefused`` instead.
+
 A job travels as a plain list (``Job.to_wire``) so it pickles cheaply for process pools and
 serialises as JSON for Celery. CPU work is sized in calibrated units (loop iterations, hash
 rounds) computed once per run on the coordinator, so every worker does the same amount of work.
@@ -14,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,9 +29,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from workers.clients import AsyncClients, SyncClients
 
-KINDS = ("sleep", "http", "redis", "cpu", "hash", "mixed", "fail")
-IO_KINDS = frozenset({"sleep", "http", "redis", "mixed"})
+KINDS = ("sleep", "http", "redis", "cpu", "hash", "mixed", "fail", "hang", "crash", "unserializable")
+IO_KINDS = frozenset({"sleep", "http", "redis", "mixed", "hang"})
 CPU_KINDS = frozenset({"cpu", "hash", "mixed"})
+
+HANG_S = 3600.0  # how long a hang job waits: far past any sensible --timeout
 
 # 256 KiB: big enough that hashlib releases the GIL, small enough to size jobs finely.
 _HASH_CHUNK = bytes(range(256)) * 1024
@@ -51,6 +61,25 @@ class Job:
 
 class InjectedFailure(RuntimeError):
     """Raised by ``fail`` jobs, so failure accounting can be checked end to end."""
+
+
+class CrashRefused(RuntimeError):
+    """Raised by a ``crash`` job running inside the coordinator's process, which it must not kill."""
+
+
+def crash(own_process: bool) -> None:
+    """Kill the process this runs in, abruptly (as the OOM killer would), if it is a worker's own."""
+    if not own_process:
+        raise CrashRefused("a crash job runs inside the coordinator here; it fails instead of killing it")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def result_of(job: Job) -> Any:
+    """The value a job hands back to whoever ran it; executors that ship results between processes
+    must cope with one they cannot serialise."""
+    if job.kind == "unserializable":
+        return threading.Lock()  # neither picklable nor JSON
+    return None
 
 
 # --- CPU phases -------------------------------------------------------------------------------
@@ -88,6 +117,8 @@ def io_phase_sync(job: Job, clients: SyncClients) -> None:
     kind = job.kind
     if kind in ("sleep", "mixed"):
         time.sleep(job.io_ms / 1000.0)
+    elif kind == "hang":
+        time.sleep(HANG_S)
     elif kind == "http":
         clients.http_get(f"{job.target}/delay/{job.io_ms:g}")
     elif kind == "redis":
@@ -102,6 +133,8 @@ async def io_phase_async(job: Job, clients: AsyncClients) -> None:
     kind = job.kind
     if kind in ("sleep", "mixed"):
         await asyncio.sleep(job.io_ms / 1000.0)
+    elif kind == "hang":
+        await asyncio.sleep(HANG_S)
     elif kind == "http":
         await clients.http_get(f"{job.target}/delay/{job.io_ms:g}")
     elif kind == "redis":
@@ -112,9 +145,12 @@ async def io_phase_async(job: Job, clients: AsyncClients) -> None:
         await conn.delete(key)
 
 
-def run_sync(job: Job, clients: SyncClients) -> float:
-    """Run a whole job in this thread; return its service time in seconds."""
+def run_sync(job: Job, clients: SyncClients, *, own_process: bool = True) -> float:
+    """Run a whole job in this thread; return its service time in seconds. ``own_process`` is
+    False where the thread belongs to the coordinator (a crash job must not kill it)."""
     started = time.perf_counter()
+    if job.kind == "crash":
+        crash(own_process)
     io_phase_sync(job, clients)
     cpu_phase(job)
     return time.perf_counter() - started
@@ -123,6 +159,8 @@ def run_sync(job: Job, clients: SyncClients) -> float:
 async def run_async(job: Job, clients: AsyncClients) -> float:
     """Run a whole job in the running loop, CPU phase inline (it blocks the loop)."""
     started = time.perf_counter()
+    if job.kind == "crash":
+        crash(own_process=False)  # the loop is the coordinator's
     if job.kind in IO_KINDS:
         await io_phase_async(job, clients)
     cpu_phase(job)

@@ -3,35 +3,77 @@
 Each process has its own interpreter and GIL, so CPU work scales with cores; every job pays for
 pickling and a trip through the pool's queues. Processes are started with ``spawn`` so they never
 inherit the coordinator's event loop or threads.
+
+Faults. When a pool process dies (a crash, the OOM killer) the pool breaks (``BrokenProcessPool``)
+and every job in it fails; this executor builds a new pool and sends those jobs again. A shared
+table says which job each process was running, and survivors mark themselves when the broken pool
+terminates them, so the job whose process died on its own is known: it is retried once, then
+fails with "worker died"; jobs that were merely in the pool at the time are retried freely. A job
+that outlives its timeout is written off by killing the process running it (nothing else can stop
+it), which the same mechanism turns into a fresh pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import multiprocessing
 import os
+import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import FrameType
 from typing import Any
 
 import psutil
 
-from runner.errors import InputError
+from runner.errors import InputError, JobFailed, ServiceError
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport
 from workers.clients import SyncClients
-from workers.jobs import Job, run_sync
+from workers.jobs import Job, result_of, run_sync
 
-_clients: SyncClients | None = None  # one per pool process, made by the initializer
+_COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
+_FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
+
+# Per pool process, set by the initializer.
+_clients: SyncClients | None = None
+_table: Any = None
+_row = -1
 
 
-def _init_process() -> None:
-    global _clients
+def _init_process(table: Any, counter: Any) -> None:
+    global _clients, _table, _row
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C hits the whole process group; the coordinator decides
+    with counter.get_lock():
+        _row = counter.value
+        counter.value += 1
+    _table = table
+    if _row * _COLS < len(table):
+        table[_row * _COLS] = os.getpid()
+        signal.signal(signal.SIGTERM, _on_terminate)
     _clients = SyncClients(pool_size=4)
 
 
-def _run_wire(wire: list[Any]) -> tuple[float, int]:
+def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
+    # A broken pool terminates its survivors: mark this process as one, so its job is not blamed.
+    _table[_row * _COLS + 2] = 1
+    os._exit(143)
+
+
+def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any]:
     assert _clients is not None, "pool process started without its initializer"
-    return run_sync(Job.from_wire(wire), _clients), os.getpid()
+    job = Job.from_wire(wire)
+    mine = _row >= 0 and _row * _COLS < len(_table)
+    if mine:
+        _table[_row * _COLS + 1] = ticket
+    try:
+        service_s = run_sync(job, _clients)
+    finally:
+        if mine:
+            _table[_row * _COLS + 1] = 0  # not reached if the job kills the process: that is the point
+    return service_s, os.getpid(), result_of(job)
 
 
 def _warm_up(delay_s: float) -> int:
@@ -50,32 +92,106 @@ class ProcessExecutor(Executor):
 
     async def start(self) -> None:
         self._pids: set[int] = set()
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.config.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_process,
-        )
+        self._tickets = itertools.count(1)
+        self._generation = 0
+        self._blamed: dict[int, set[int]] = {}  # generation -> tickets whose process died on its own
+        self._abandoned: set[int] = set()  # tickets timed out before they started: kill when they do
+        self._rebuild_lock = asyncio.Lock()
+        self._pool, self._table = self._new_pool()
         loop = asyncio.get_running_loop()
         warm = [loop.run_in_executor(self._pool, _warm_up, 0.05) for _ in range(self.config.workers)]
         self._pids.update(await asyncio.gather(*warm))
+        self._watchdog = asyncio.create_task(self._watch_abandoned(), name="process-watchdog")
+
+    def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
+        ctx = multiprocessing.get_context("spawn")
+        table = ctx.Array("q", _COLS * self.config.workers, lock=False)
+        pool = ProcessPoolExecutor(
+            max_workers=self.config.workers,
+            mp_context=ctx,
+            initializer=_init_process,
+            initargs=(table, ctx.Value("i", 0)),
+        )
+        return pool, table
 
     async def run(self, job: Job) -> JobReport:
-        loop = asyncio.get_running_loop()
-        service_s, pid = await loop.run_in_executor(self._pool, _run_wire, job.to_wire())
-        self._pids.add(pid)
-        return JobReport(service_s, f"pid-{pid}")
+        wire, blamed, bystander = job.to_wire(), 0, 0
+        while True:
+            ticket, generation = next(self._tickets), self._generation
+            try:
+                future: Future[tuple[float, int, Any]] = self._pool.submit(_run_wire, wire, ticket)
+                service_s, pid, _ = await asyncio.wrap_future(future)
+            except RuntimeError as exc:  # BrokenProcessPool, or a submit to a pool already replaced
+                if not isinstance(exc, BrokenProcessPool) and generation == self._generation:
+                    raise
+                if ticket in await self._rebuild(generation):
+                    blamed += 1
+                else:
+                    bystander += 1
+                if blamed > 1 or bystander > _FREE_RETRIES:
+                    raise JobFailed("worker died: its pool process exited abruptly while running this job") from exc
+                continue
+            except asyncio.CancelledError:
+                if not future.cancel():  # running, or queued inside the pool where it will run
+                    self._abandon(ticket, future)
+                raise
+            self._pids.add(pid)
+            return JobReport(service_s, f"pid-{pid}")
+
+    async def _rebuild(self, generation: int) -> set[int]:
+        """Replace the broken pool (once per break); return the tickets whose process died on its own."""
+        async with self._rebuild_lock:
+            if generation == self._generation:
+                old, table = self._pool, self._table
+                try:
+                    self._pool, self._table = self._new_pool()
+                except OSError as exc:
+                    raise ServiceError(f"cannot start a new process pool after a worker died: {exc}") from exc
+                self._generation += 1
+                await asyncio.to_thread(old.shutdown, wait=True)  # survivors have been terminated and reaped
+                rows = [table[i : i + _COLS] for i in range(0, len(table), _COLS)]
+                self._blamed[generation] = {ticket for _, ticket, terminated in rows if ticket and not terminated}
+            return self._blamed[generation]
+
+    def _abandon(self, ticket: int, future: Future[Any]) -> None:
+        """A job's coordinator gave up on it; its process is stuck in it, or will be: kill that process."""
+        if not self._kill_running(ticket):
+            self._abandoned.add(ticket)
+            future.add_done_callback(lambda _: self._abandoned.discard(ticket))
+
+    def _kill_running(self, ticket: int) -> bool:
+        table = self._table
+        for i in range(0, len(table), _COLS):
+            if table[i + 1] == ticket and table[i]:
+                _kill(int(table[i]))
+                return True
+        return False
+
+    async def _watch_abandoned(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            for ticket in list(self._abandoned):
+                if self._kill_running(ticket):
+                    self._abandoned.discard(ticket)
 
     async def stop(self) -> None:
+        watchdog = getattr(self, "_watchdog", None)
+        if watchdog is not None:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
         pool = getattr(self, "_pool", None)
         if pool is None:
             return
         # Jobs that outlived --timeout may still be running: give them a moment, then kill.
         pool.shutdown(wait=False, cancel_futures=True)
-        procs = [p for p in (_process(pid) for pid in self._pids) if p is not None]
+        procs = [p for p in (_process(pid) for pid in self._pids | self._table_pids()) if p is not None]
         _, alive = await asyncio.to_thread(psutil.wait_procs, procs, 2.0)
         for proc in alive:
             proc.kill()
         await asyncio.to_thread(psutil.wait_procs, alive, 2.0)
+
+    def _table_pids(self) -> set[int]:
+        return {int(self._table[i]) for i in range(0, len(self._table), _COLS) if self._table[i]}
 
     def worker_pids(self) -> list[int]:
         return sorted(self._pids)
@@ -88,8 +204,14 @@ class ProcessExecutor(Executor):
         return {"concurrency": self.config.concurrency, "workers": self.config.workers, "start": "spawn"}
 
 
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
 def _process(pid: int) -> psutil.Process | None:
     try:
-        return psutil.Process(pid)
+        proc = psutil.Process(pid)
     except psutil.NoSuchProcess:
         return None
+    return proc if proc.ppid() == os.getpid() else None  # only our own children, never a recycled pid
