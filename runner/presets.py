@@ -1,0 +1,478 @@
+"""``runner bench --preset NAME``: the seed article's claims, measured on this machine.
+
+Every figure is measured here; the article's own figures are carried beside ours (``article``)
+only so a report can show both. Estimates are ``{"mean", "ci95", "half_width", "n"}`` over
+repeats (``runner.stats.estimate``); ratios carry the half-width of their 95 % interval.
+
+``requests`` -- 3 HTTP calls of 3 s (0.3 s with ``--quick``) against ``runner target``
+(``TARGET_URL`` if set), through runner's own executors and ``measure``:
+    variants.sequential   thread executor, 1 call in flight: one call after another
+    variants.coroutines   async executor (aiohttp on uvloop), 3 in flight
+    variants.threads      thread executor, 3 threads
+  Each variant: ``wall_s`` (estimate of the time for all calls), ``samples``, ``ideal_s`` (calls
+  x delay, or one delay when concurrent), ``call_ms_p50``. ``ratios[variant]``: wall time over the
+  sequential one. One warm-up run per executor (connections opened) is kept apart; repeats are
+  interleaved so drift hits every variant alike.
+
+``spawn`` -- creation cost of N coroutines / threads / processes (see ``runner.spawn_cost``), each
+  measurement in a fresh interpreter. ``kinds[kind]``: ``n``, ``time_per_unit_us`` and
+  ``memory_per_unit_kib`` (estimates over repeats), ``million`` (linear extrapolation to 10^6 units:
+  seconds and MiB -- an extrapolation, not a measurement), ``samples``. ``order_holds``: whether
+  per-unit time and memory rise coroutine < thread < process (fork). ``process-spawn`` (a fresh
+  interpreter per process, as runner's pool starts them) is reported beside, outside the order.
+
+``blocking`` -- CPU jobs of ``cpu_ms`` (calibrated pure-Python ``spin``) on a uvloop loop, while
+  HTTP probes (``GET /delay/10``) and a 10 ms loop-lag timer run beside them:
+    modes.inline      the job runs in the coroutine: it holds the loop for its whole duration
+    modes.offloaded   ``loop.run_in_executor(ProcessPoolExecutor)``; the pool has CPUs - 1 workers
+                      (at least 1), so the loop keeps a core, and as many jobs are in flight
+  Each mode: estimates of ``loop_lag_p99_ms``, ``probe_p99_ms``, ``probe_p50_ms``,
+  ``job_ms_p50`` (how long a CPU job took, as its caller saw it), ``jobs_per_s``, and the raw
+  ``repeats``. ``ratios``: inline over offloaded for lag and probe p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import uvloop
+
+from runner import __version__
+from runner.coordinator import executor_config, measure
+from runner.errors import InputError, RunnerError
+from runner.machine import describe_machine, usable_cpus
+from runner.metrics import Latency, LoopLag
+from runner.report_presets import fmt_kib, fmt_mib, fmt_time_us
+from runner.services import LocalServices
+from runner.spawn_cost import measure_in_child
+from runner.spec import WorkloadSpec
+from runner.stats import Estimate, estimate, ratio
+from workers.base import Executor
+from workers.calibration import calibrate
+from workers.jobs import spin
+from workers.registry import executor_class
+
+PRESETS = ("requests", "spawn", "blocking")
+SCHEMA_VERSION = 1
+
+Step = Callable[[int, int, str], None]
+
+# The seed article's figures, quoted so reports can put ours beside them.
+ARTICLE: dict[str, dict[str, Any]] = {
+    "requests": {
+        "calls": 3,
+        "call_s": 3.0,
+        "sequential_s": 11.448,
+        "gevent_s": 4.113,
+        "asyncio_s": 4.879,
+        "where": "httpbin.org/delay/3 over the internet",
+    },
+    "spawn": {
+        "coroutine": {"n": 1_000_000, "time_s": 6.777, "memory_mib": 1111.67},
+        "thread": {"n": 1_000_000, "time_s": 43.584, "memory_mib": 2660.73},
+        "process": {"n": 1_000, "time_s": 0.379, "memory_mib": None, "million_s": 379.0},
+    },
+    "blocking": {"claim": "a CPU-bound coroutine blocks the event loop; run CPU work in a process pool"},
+}
+
+
+@dataclass(frozen=True)
+class RequestsPlan:
+    calls: int = 3
+    call_ms: float = 3000.0
+    repeats: int = 3
+
+
+@dataclass(frozen=True)
+class SpawnPlan:
+    coroutine: int = 100_000
+    thread: int = 2_000
+    process: int = 50
+    process_spawn: int = 10
+    repeats: int = 5
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "coroutine": self.coroutine,
+            "thread": self.thread,
+            "process": self.process,
+            "process-spawn": self.process_spawn,
+        }
+
+
+@dataclass(frozen=True)
+class BlockingPlan:
+    jobs: int = 40
+    cpu_ms: float = 50.0
+    probe_ms: float = 10.0
+    probes: int = 4
+    repeats: int = 5
+
+
+QUICK_PLANS = (
+    RequestsPlan(call_ms=300.0, repeats=5),
+    SpawnPlan(20_000, 500, 10, 4, 3),
+    BlockingPlan(jobs=25, cpu_ms=20.0, repeats=3),
+)
+FULL_PLANS = (RequestsPlan(), SpawnPlan(), BlockingPlan())
+
+
+def expand(names: Sequence[str]) -> list[str]:
+    """Preset names in canonical order, 'all' meaning every preset, each once."""
+    wanted: set[str] = set()
+    for name in names:
+        if name == "all":
+            wanted.update(PRESETS)
+        elif name in PRESETS:
+            wanted.add(name)
+        else:
+            raise InputError(f"--preset: unknown preset {name!r}; choose from: {', '.join(PRESETS)}, all")
+    if not wanted:
+        raise InputError("--preset: name at least one preset")
+    return [p for p in PRESETS if p in wanted]
+
+
+class _Progress:
+    def __init__(self, total: int, step: Step) -> None:
+        self.done, self.total, self._step = 0, total, step
+
+    def next(self, label: str) -> None:
+        self._step(self.done, self.total, label)
+        self.done += 1
+
+
+def run_presets(names: Sequence[str], *, quick: bool, step: Callable[[int, int, str], None]) -> dict[str, Any]:
+    """Run the named presets; return the results document (see the module docstring)."""
+    chosen = expand(names)
+    req, spawn, block = QUICK_PLANS if quick else FULL_PLANS
+    steps = {
+        "requests": 1 + 3 * req.repeats,
+        "spawn": len(spawn.counts()) * spawn.repeats,
+        "blocking": 1 + 2 * block.repeats,
+    }
+    progress = _Progress(sum(steps[name] for name in chosen), step)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    began = time.perf_counter()
+    presets: dict[str, Any] = {}
+    with LocalServices() as services:
+        for name in chosen:
+            if name == "requests":
+                presets[name] = run_requests(req, services, progress)
+            elif name == "spawn":
+                presets[name] = run_spawn(spawn, progress)
+            else:
+                presets[name] = run_blocking(block, services, progress)
+    step(progress.total, progress.total, "done")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "runner-bench",
+        "runner_version": __version__,
+        "started_at": started_at,
+        "wall_s": round(time.perf_counter() - began, 2),
+        "quick": quick,
+        "machine": describe_machine(),
+        "cells": [],
+        "presets": presets,
+        "verdicts": [{"kind": "preset", "preset": name, "text": VERDICTS[name](presets[name])} for name in chosen],
+    }
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+_REQUEST_VARIANTS = (  # name, executor, calls in flight (None: all at once), what it is
+    ("sequential", "thread", 1, "one call after another (one thread, a pooled sync client)"),
+    ("coroutines", "async", None, "all calls at once as coroutines (aiohttp on uvloop)"),
+    ("threads", "thread", None, "all calls at once, one thread each (a pooled sync client)"),
+)
+
+
+def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progress) -> dict[str, Any]:
+    target = services.target_url()
+    calibration = calibrate()  # measure() records it; http jobs burn no CPU units
+
+    def spec(in_flight: int | None, call_ms: float, mode: str) -> WorkloadSpec:
+        values = {
+            "jobs": plan.calls,
+            "mix": {"http": 1.0},
+            "io_ms": call_ms,
+            "concurrency": in_flight or plan.calls,
+            "workers": 1,
+            "timeout": max(60.0, 4 * plan.calls * call_ms / 1000),
+        }
+        return WorkloadSpec.build(values, (mode,))
+
+    async def go() -> dict[str, list[dict[str, Any]]]:
+        executors: dict[str, Executor] = {}
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in _REQUEST_VARIANTS}
+        try:
+            for name, mode, in_flight, _ in _REQUEST_VARIANTS:
+                first = spec(in_flight, plan.call_ms, mode)
+                executors[name] = executor_class(mode)(executor_config(first), services)
+                await executors[name].start()
+            progress.next("requests: warm-up (connections opened, kept apart)")
+            for name, mode, in_flight, _ in _REQUEST_VARIANTS:
+                await measure(executors[name], spec(in_flight, 1.0, mode), calibration, services)
+            for r in range(plan.repeats):
+                for name, mode, in_flight, _ in _REQUEST_VARIANTS:
+                    progress.next(f"requests: {name}, repeat {r + 1}/{plan.repeats}")
+                    result = await measure(executors[name], spec(in_flight, plan.call_ms, mode), calibration, services)
+                    jobs = result["jobs"]
+                    if jobs["done"] != plan.calls:
+                        reasons = "; ".join(result["failures"]) or "timed out"
+                        raise RunnerError(f"requests preset: {jobs['done']} of {plan.calls} calls succeeded: {reasons}")
+                    runs[name].append(
+                        {
+                            "wall_s": result["wall_s"],
+                            "call_ms_p50": result["latency_ms"]["p50"],
+                            "call_ms_max": result["latency_ms"]["max"],
+                        }
+                    )
+        finally:
+            for ex in executors.values():
+                await ex.stop()
+        return runs
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:
+        runs = loop.run(go())
+    call_s = plan.call_ms / 1000
+    variants: dict[str, Any] = {}
+    for name, mode, in_flight, what in _REQUEST_VARIANTS:
+        walls = [r["wall_s"] for r in runs[name]]
+        variants[name] = {
+            "what": what,
+            "executor": mode,
+            "in_flight": in_flight or plan.calls,
+            "wall_s": estimate(walls).to_dict(),
+            "samples": walls,
+            "ideal_s": call_s * (plan.calls if in_flight == 1 else 1),
+            "call_ms_p50": sorted(r["call_ms_p50"] for r in runs[name])[len(walls) // 2],
+        }
+    base = _est(variants["sequential"]["wall_s"])
+    ratios = {}
+    for name in ("coroutines", "threads"):
+        value, half = ratio(_est(variants[name]["wall_s"]), base)
+        ratios[name] = {"vs_sequential": value, "half_width": half}
+    where = "TARGET_URL" if os.environ.get("TARGET_URL") else "runner target, started locally"
+    return {
+        "plan": asdict(plan),
+        "target": where,
+        "target_url": target,
+        "variants": variants,
+        "ratios": ratios,
+        "article": ARTICLE["requests"],
+    }
+
+
+def _est(d: dict[str, Any]) -> Estimate:
+    return Estimate(float(d["mean"]), float(d["half_width"]), int(d["n"]))
+
+
+def _pm(d: dict[str, Any], digits: int = 2, scale: float = 1.0) -> str:
+    half = d["half_width"]
+    spread = "?" if half is None or not math.isfinite(half) else f"{half * scale:.{digits}f}"
+    return f"{d['mean'] * scale:.{digits}f} +/- {spread}"
+
+
+def requests_verdict(fig: dict[str, Any]) -> str:
+    plan, v, r = fig["plan"], fig["variants"], fig["ratios"]
+    n, call_s = plan["calls"], plan["call_ms"] / 1000
+    return (
+        f"{n} HTTP calls of {call_s:g} s: one after another {_pm(v['sequential']['wall_s'], 3)} s, as coroutines "
+        f"{_pm(v['coroutines']['wall_s'], 3)} s ({r['coroutines']['vs_sequential']:.2f}x +/- "
+        f"{r['coroutines']['half_width']:.2f} of sequential), as threads {_pm(v['threads']['wall_s'], 3)} s "
+        f"({r['threads']['vs_sequential']:.2f}x +/- {r['threads']['half_width']:.2f}); 95 % intervals over "
+        f"{plan['repeats']} repeats (the article, 3 s calls to httpbin.org: 11.4 s vs 4.1-4.9 s)"
+    )
+
+
+# --- spawn -------------------------------------------------------------------------------------
+
+_ORDER = ("coroutine", "thread", "process")
+
+
+def run_spawn(plan: SpawnPlan, progress: _Progress) -> dict[str, Any]:
+    counts = plan.counts()
+    samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in counts}
+    for r in range(plan.repeats):
+        for kind, n in counts.items():  # interleaved, so drift on the machine hits every kind alike
+            progress.next(f"spawn: {n:,} x {kind}, repeat {r + 1}/{plan.repeats}")
+            samples[kind].append(measure_in_child(kind, n))
+    kinds: dict[str, Any] = {}
+    for kind, n in counts.items():
+        per_us = [s["create_s"] / n * 1e6 for s in samples[kind]]
+        per_kib = [s["memory_bytes"] / n / 1024 for s in samples[kind]]
+        t, m = estimate(per_us), estimate(per_kib)
+        kinds[kind] = {
+            "n": n,
+            "time_per_unit_us": t.to_dict(),
+            "memory_per_unit_kib": m.to_dict(),
+            "million": {"time_s": t.mean, "memory_mib": m.mean * 1e6 / 1024, "extrapolated": True},
+            "samples": samples[kind],
+        }
+    means = {k: (kinds[k]["time_per_unit_us"]["mean"], kinds[k]["memory_per_unit_kib"]["mean"]) for k in _ORDER}
+    order = {
+        "time": means["coroutine"][0] < means["thread"][0] < means["process"][0],
+        "memory": means["coroutine"][1] < means["thread"][1] < means["process"][1],
+    }
+    return {"plan": asdict(plan), "kinds": kinds, "order_holds": order, "article": ARTICLE["spawn"]}
+
+
+def spawn_verdict(fig: dict[str, Any]) -> str:
+    parts = []
+    for kind, label in zip(_ORDER, ("coroutine", "thread", "forked process"), strict=True):
+        k = fig["kinds"][kind]
+        t, m = k["time_per_unit_us"], k["memory_per_unit_kib"]
+        parts.append(
+            f"one {label} {fmt_time_us(t['mean'])} +/- {fmt_time_us(t['half_width'])} and "
+            f"{fmt_kib(m['mean'])} +/- {fmt_kib(m['half_width'])} (N = {k['n']:,})"
+        )
+    order = fig["order_holds"]
+    holds = (
+        "holds"
+        if order["time"] and order["memory"]
+        else (f"does NOT hold for {' and '.join(x for x in ('time', 'memory') if not order[x])}")
+    )
+    mil = {kind: fig["kinds"][kind]["million"] for kind in _ORDER}
+    return (
+        f"Creating {'; '.join(parts)} costs (95 % intervals over {fig['plan']['repeats']} repeats): the order "
+        f"coroutine < thread < process {holds}; extrapolated linearly to a million units, not measured: "
+        f"{mil['coroutine']['time_s']:,.1f} s / {fmt_mib(mil['coroutine']['memory_mib'])}, "
+        f"{mil['thread']['time_s']:,.0f} s / {fmt_mib(mil['thread']['memory_mib'])} and "
+        f"{mil['process']['time_s']:,.0f} s / {fmt_mib(mil['process']['memory_mib'])} (the article: 6.8 s / "
+        "1,112 MB, 43.6 s / 2,661 MB, and 379 s for a million processes, extrapolated from 1,000)"
+    )
+
+
+# --- blocking ----------------------------------------------------------------------------------
+
+
+def _pool_workers() -> int:
+    return max(1, usable_cpus() - 1)
+
+
+def run_blocking(plan: BlockingPlan, services: LocalServices, progress: _Progress) -> dict[str, Any]:
+    import multiprocessing
+
+    probe_url = f"{services.target_url()}/delay/{plan.probe_ms:g}"
+    units = calibrate().units("cpu", plan.cpu_ms)
+    workers = _pool_workers()
+    runs: dict[str, list[dict[str, Any]]] = {"inline": [], "offloaded": []}
+    progress.next("blocking: starting the process pool and the probes' session")
+
+    async def go() -> None:
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            await asyncio.gather(*(loop.run_in_executor(pool, spin, units) for _ in range(workers)))  # warm
+            async with aiohttp.ClientSession() as session:
+                async with session.get(probe_url) as resp:  # warm: the connection is open before timing
+                    await resp.read()
+                for r in range(plan.repeats):
+                    for mode in ("inline", "offloaded"):
+                        progress.next(f"blocking: {mode}, repeat {r + 1}/{plan.repeats}")
+                        runs[mode].append(
+                            await _blocking_run(mode == "inline", plan, units, workers, pool, session, probe_url)
+                        )
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:
+        loop.run(go())
+    modes: dict[str, dict[str, Any]] = {}
+    for mode, reps in runs.items():
+        modes[mode] = {
+            key: estimate([r[key] for r in reps]).to_dict()
+            for key in ("loop_lag_p99_ms", "probe_p99_ms", "probe_p50_ms", "job_ms_p50", "jobs_per_s")
+        }
+        modes[mode]["repeats"] = reps
+    ratios = {}
+    for key in ("loop_lag_p99_ms", "probe_p99_ms"):
+        value, half = ratio(_est(modes["inline"][key]), _est(modes["offloaded"][key]))
+        ratios[key] = {"inline_vs_offloaded": value, "half_width": half}
+    return {
+        "plan": asdict(plan),
+        "workers": workers,
+        "in_flight": workers,
+        "loop": "uvloop",
+        "probe": f"GET /delay/{plan.probe_ms:g} on the target",
+        "modes": modes,
+        "ratios": ratios,
+        "article": ARTICLE["blocking"],
+    }
+
+
+async def _blocking_run(
+    inline: bool, plan: BlockingPlan, units: int, in_flight: int, pool: ProcessPoolExecutor, session: Any, url: str
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    lag, probes, jobs = LoopLag(0.01), Latency(), Latency()
+    stop = asyncio.Event()
+    pending = iter(range(plan.jobs))
+
+    async def probe() -> None:
+        while not stop.is_set():
+            began = time.perf_counter()
+            async with session.get(url) as resp:
+                await resp.read()
+            probes.record(time.perf_counter() - began)
+
+    async def cpu_job() -> None:
+        if inline:
+            await asyncio.sleep(0)  # a handler awaits something first (its request), then computes
+            spin(units)
+        else:
+            await loop.run_in_executor(pool, spin, units)
+
+    async def driver() -> None:
+        for _ in pending:
+            began = time.perf_counter()
+            await cpu_job()
+            jobs.record(time.perf_counter() - began)
+
+    lag.start()
+    probers = [asyncio.create_task(probe()) for _ in range(plan.probes)]
+    await asyncio.sleep(2 * plan.probe_ms / 1000)  # probes in flight before the first job
+    began = time.perf_counter()
+    await asyncio.gather(*(driver() for _ in range(in_flight)))
+    wall = time.perf_counter() - began
+    stop.set()
+    await asyncio.gather(*probers)
+    await lag.stop()
+    lag_s, probe_s, job_s = lag.latency.summary(), probes.summary(), jobs.summary()
+    return {
+        "loop_lag_p99_ms": lag_s["p99"],
+        "loop_lag_max_ms": lag_s["max"],
+        "probe_p50_ms": probe_s["p50"],
+        "probe_p99_ms": probe_s["p99"],
+        "probes": probes.count,
+        "job_ms_p50": job_s["p50"],
+        "jobs_per_s": round(plan.jobs / wall, 2),
+        "wall_s": round(wall, 4),
+    }
+
+
+def blocking_verdict(fig: dict[str, Any]) -> str:
+    plan, m, r = fig["plan"], fig["modes"], fig["ratios"]
+    lag, probe = r["loop_lag_p99_ms"], r["probe_p99_ms"]
+    return (
+        f"{plan['cpu_ms']:g} ms CPU jobs run inline in the coroutine hold the event loop: loop lag p99 "
+        f"{_pm(m['inline']['loop_lag_p99_ms'], 1)} ms and {plan['probe_ms']:g} ms HTTP probes p99 "
+        f"{_pm(m['inline']['probe_p99_ms'], 1)} ms, against {_pm(m['offloaded']['loop_lag_p99_ms'], 1)} ms and "
+        f"{_pm(m['offloaded']['probe_p99_ms'], 1)} ms offloaded to a {fig['workers']}-process pool "
+        f"({lag['inline_vs_offloaded']:.1f}x +/- {lag['half_width']:.1f} the lag, {probe['inline_vs_offloaded']:.1f}x "
+        f"+/- {probe['half_width']:.1f} the probe p99; 95 % intervals over {plan['repeats']} repeats)"
+    )
+
+
+VERDICTS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "requests": requests_verdict,
+    "spawn": spawn_verdict,
+    "blocking": blocking_verdict,
+}
