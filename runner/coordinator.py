@@ -37,14 +37,16 @@ Progress = Callable[[Ledger], None]
 
 
 def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServices) -> Iterator[Job]:
-    """The workload, one job at a time; services a kind needs are started before the first job."""
+    """The workload, one job at a time. Services the kinds need are started now, before timing
+    starts (a generator's body would start them inside the first job, blocking the loop)."""
     targets = {
         "http": services.target_url() if "http" in spec.mix else "",
         "redis": services.redis_url() if "redis" in spec.mix else "",
     }
     units = {kind: calibration.units(kind, spec.cpu_ms) for kind in spec.mix}
-    for job_id, kind in enumerate(spec.kinds()):
-        yield Job(job_id, kind, spec.io_ms, units[kind], targets.get(kind, ""))
+    return (
+        Job(job_id, kind, spec.io_ms, units[kind], targets.get(kind, "")) for job_id, kind in enumerate(spec.kinds())
+    )
 
 
 def executor_config(spec: WorkloadSpec) -> ExecutorConfig:

@@ -13,6 +13,8 @@ _EXECUTORS: dict[str, str] = {
     "thread": "workers.thread_pool:ThreadExecutor",
     "process": "workers.process_pool:ProcessExecutor",
     "celery": "workers.celery_executor:CeleryExecutor",
+    "hybrid": "workers.hybrid:HybridExecutor",
+    "gevent": "workers.gevent_executor:GeventExecutor",
 }
 
 MODES: tuple[str, ...] = tuple(_EXECUTORS)

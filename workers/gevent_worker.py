@@ -1,0 +1,76 @@
+"""The gevent worker process: ``python -m workers.gevent_worker CONCURRENCY``.
+
+Monkey-patching happens here, first thing, in a process of its own, so it never leaks into the
+coordinator. Jobs arrive as JSON lines on stdin (``{"run": wire}`` or ``{"cancel": id}``), each runs
+in a greenlet (at most CONCURRENCY at once) with the ordinary sync clients -- whose sockets and
+``time.sleep`` the patching made cooperative -- and replies go back as JSON lines on stdout. CPU
+work blocks every greenlet, as it does in real gevent code.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()  # before anything imports socket, ssl, time or threading
+
+import json  # noqa: E402 -- must follow the patching
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.fileobject import FileObjectPosix  # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+from gevent.queue import Queue  # noqa: E402
+
+from workers.clients import SyncClients  # noqa: E402
+from workers.jobs import Job, result_of, run_sync  # noqa: E402
+
+
+def _run(job: Job, clients: SyncClients, replies: Queue) -> None:
+    reply: dict[str, Any] = {"id": job.id}
+    try:
+        reply["service_s"] = run_sync(job, clients, own_process=True)
+        json.dumps(result_of(job))  # the result must cross the pipe as JSON, like any worker's
+    except gevent.GreenletExit:
+        return  # cancelled by the coordinator after its timeout: it no longer waits for a reply
+    except Exception as exc:  # reported as data; the worker goes on
+        reply.pop("service_s", None)
+        reply["error"] = f"{type(exc).__name__}: {exc}"
+    replies.put(json.dumps(reply).encode() + b"\n")
+
+
+def _write(replies: Queue, out: FileObjectPosix) -> None:
+    while True:
+        batch = [replies.get()]
+        while not replies.empty():
+            batch.append(replies.get_nowait())
+        out.write(b"".join(batch))
+        out.flush()
+
+
+def main(argv: list[str]) -> int:
+    concurrency = int(argv[1])
+    clients = SyncClients(pool_size=concurrency)
+    pool = Pool(concurrency)
+    running: dict[int, gevent.Greenlet] = {}
+    replies: Queue = Queue()
+    out = FileObjectPosix(sys.stdout.fileno(), "wb", close=False)
+    gevent.spawn(_write, replies, out)
+    replies.put(json.dumps({"ready": True}).encode() + b"\n")
+    for line in FileObjectPosix(sys.stdin.fileno(), "rb", close=False):
+        message = json.loads(line)
+        if "cancel" in message:
+            greenlet = running.pop(int(message["cancel"]), None)
+            if greenlet is not None:
+                greenlet.kill(block=False)
+            continue
+        job = Job.from_wire(message["run"])
+        greenlet = pool.spawn(_run, job, clients, replies)  # waits while CONCURRENCY greenlets run
+        running[job.id] = greenlet
+        greenlet.link(lambda _g, job_id=job.id: running.pop(job_id, None))
+    pool.join()
+    while not replies.empty():
+        gevent.sleep(0.01)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

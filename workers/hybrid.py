@@ -1,0 +1,75 @@
+"""``hybrid``: the advice everyone gives, as an executor -- I/O on the event loop, CPU in processes.
+
+Each job's I/O phase runs as a coroutine on the coordinator's uvloop loop (aiohttp, redis.asyncio,
+asyncio.sleep); its CPU phase, if any, goes to a process pool through ``run_in_executor``, so the
+loop never blocks on CPU work. ``mixed`` jobs -- an I/O phase then a CPU phase -- are its home
+ground: their waits overlap on the loop while their CPU work uses every core.
+
+The CPU side is the process executor itself, so it inherits its fault handling (a dead pool
+process is replaced and its job retried once; a job past its timeout gets its process killed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
+from workers.clients import AsyncClients
+from workers.jobs import IO_KINDS, Job, io_phase_async
+from workers.process_pool import ProcessExecutor
+
+
+def cpu_part(job: Job) -> Job | None:
+    """The job that does only ``job``'s CPU phase (None if it has none). Kinds without an I/O
+    phase go whole; a mixed job's CPU phase is a cpu job of the same size."""
+    if job.kind == "mixed":
+        return dataclasses.replace(job, kind="cpu", io_ms=0.0)
+    if job.kind in IO_KINDS:
+        return None
+    return job
+
+
+class HybridExecutor(Executor):
+    name = "hybrid"
+    summary = "I/O as coroutines on one uvloop loop, CPU phases in a process pool"
+
+    def __init__(self, config: ExecutorConfig, services: Services) -> None:
+        super().__init__(config, services)
+        self._cpu = ProcessExecutor(config, services)
+
+    @classmethod
+    def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
+        ProcessExecutor.validate(config, external_redis)
+
+    async def start(self) -> None:
+        self._clients = AsyncClients(pool_size=self.config.concurrency)
+        await self._cpu.start()
+
+    async def begin_workload(self) -> None:
+        await self._cpu.begin_workload()
+
+    async def run(self, job: Job) -> JobReport:
+        started = time.perf_counter()
+        if job.kind in IO_KINDS:
+            await io_phase_async(job, self._clients)
+        cpu = cpu_part(job)
+        worker = "loop" if cpu is None else (await self._cpu.run(cpu)).worker
+        return JobReport(time.perf_counter() - started, worker)
+
+    async def stop(self) -> None:
+        clients = getattr(self, "_clients", None)
+        if clients is not None:
+            await clients.close()
+        await self._cpu.stop()
+
+    def worker_pids(self) -> list[int]:
+        return self._cpu.worker_pids()
+
+    def capacity(self, cores: int) -> Capacity:
+        cpu = self._cpu.capacity(cores)
+        return Capacity(self.config.concurrency, cpu.gil_cores, cpu.free_cores)
+
+    def describe(self) -> dict[str, Any]:
+        return {"concurrency": self.config.concurrency, "loop": "uvloop", "cpu_pool": self._cpu.describe()}
