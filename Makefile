@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench cluster-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: setup
 ## Where coroutines win and where processes are needed (takes a few minutes).
 bench: setup
 	$(BIN)/python benchmarks/executors.py
+
+## The compose cluster, really brought up (Docker installed and started if needed; needs root then),
+## benchmarked with 2 Celery workers, its report checked, then torn down. See deploy/cluster-test.sh.
+cluster-test: setup
+	bash deploy/cluster-test.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache reports

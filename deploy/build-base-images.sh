@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Build the two base images the cluster needs from Debian packages, for machines that can reach a
+# Debian mirror but no image registry:
+#   runner-base/python:bookworm  -- Debian bookworm minbase + python3, python3-venv (for deploy/Dockerfile)
+#   runner-base/redis:bookworm   -- Debian bookworm minbase + redis-server, /data owned by user redis
+# Each is `debootstrap --variant=minbase` then `docker import`. An image that already exists is kept
+# (delete it with `docker rmi` to rebuild). Usage: deploy/build-base-images.sh [python] [redis]
+# Environment: DEBIAN_MIRROR (default: the first deb URI in /etc/apt, else deb.debian.org).
+set -euo pipefail
+
+SUITE=bookworm
+PYTHON_IMAGE=${RUNNER_BASE_PYTHON_IMAGE:-runner-base/python:bookworm}
+REDIS_IMAGE=${RUNNER_BASE_REDIS_IMAGE:-runner-base/redis:bookworm}
+
+mirror() {
+    if [[ -n ${DEBIAN_MIRROR:-} ]]; then echo "$DEBIAN_MIRROR"; return; fi
+    local uri
+    uri=$(grep -hsoE '^(URIs:|deb) +http[^ ]*/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* \
+        | head -n1 | awk '{print $2}' || true)
+    echo "${uri:-http://deb.debian.org/debian}"
+}
+
+log() { echo "build-base-images: $*" >&2; }
+
+# build NAME IMAGE PACKAGES SETUP-COMMAND DOCKER-IMPORT-CHANGES...
+build() {
+    local name=$1 image=$2 packages=$3 setup=$4
+    shift 4
+    if docker image inspect "$image" >/dev/null 2>&1; then
+        log "$image exists, kept"
+        return
+    fi
+    local dir
+    dir=$(mktemp -d "/tmp/runner-rootfs-$name.XXXXXX")
+    # shellcheck disable=SC2064  # expand $dir now
+    trap "rm -rf '$dir'" RETURN
+    log "debootstrap $SUITE ($packages) from $(mirror) -> $image"
+    debootstrap --variant=minbase --include="$packages" "$SUITE" "$dir" "$(mirror)" \
+        >"$dir.log" 2>&1 || { tail -n 20 "$dir.log" >&2; rm -f "$dir.log"; return 1; }
+    rm -f "$dir.log"
+    chroot "$dir" /bin/sh -c "$setup"
+    # Smaller image: no package lists, caches or docs.
+    chmod 755 "$dir"  # mktemp made it 0700: it becomes the image's /
+    rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb \
+        "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/usr/share/locale/*
+    local changes=()
+    for change in "$@"; do changes+=(--change "$change"); done
+    tar --numeric-owner -C "$dir" -c . | docker import "${changes[@]}" - "$image" >/dev/null
+    log "built $image"
+}
+
+build_python() {
+    build python "$PYTHON_IMAGE" python3,python3-venv \
+        "true" \
+        'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        'ENV LANG=C.UTF-8' \
+        'CMD ["python3"]'
+}
+
+build_redis() {
+    build redis "$REDIS_IMAGE" redis-server \
+        "mkdir -p /data && chown redis:redis /data" \
+        'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        'WORKDIR /data' \
+        'VOLUME /data' \
+        'EXPOSE 6379' \
+        'USER redis' \
+        'CMD ["redis-server", "--protected-mode", "no"]'
+}
+
+command -v debootstrap >/dev/null || { log "debootstrap is not installed (apt-get install debootstrap)"; exit 1; }
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=(python redis)
+pids=()
+for target in "${targets[@]}"; do
+    case $target in
+        python) build_python & pids+=($!) ;;
+        redis) build_redis & pids+=($!) ;;
+        *) log "unknown image '$target' (python, redis)"; exit 2 ;;
+    esac
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+exit $status

@@ -1,0 +1,114 @@
+"""Check the report a compose cluster run left behind (used by deploy/cluster-test.sh).
+
+    python deploy/check_cluster_report.py reports/cluster-test/results.json --workers 2 \
+        [--worker-hostnames 0c1f2e3d4a5b,9a8b7c6d5e4f]
+
+Fails (exit 1, one line per problem) unless: every executor (async, thread, process, celery) has
+cells; every run -- warm-up included -- accounts for every job (submitted == done + failed +
+timed_out, lost == 0) and failed only where its mix has ``fail`` jobs; the Celery jobs ran on
+exactly ``--workers`` nodes, each running some, and the nodes are the cluster's worker containers
+(``celery@<hostname>``); ``runner cluster sample`` merged figures for every container; and
+report.md, report.html and summary.csv were written. Prints the jobs per worker and the
+container figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+MODES = ("async", "thread", "process", "celery")
+
+
+def check(doc: dict[str, Any], out_dir: Path, workers: int, hostnames: list[str]) -> list[str]:
+    problems: list[str] = []
+    cells = doc.get("cells") or []
+    modes = {cell["mode"] for cell in cells}
+    problems += [f"no cells for the {mode} executor" for mode in MODES if mode not in modes]
+
+    runs = [("warm-up", run) for run in doc.get("warmup", [])]
+    runs += [(f"{cell['mode']} x {cell['mix_name']}", run) for cell in cells for run in cell["repeats"]]
+    if not runs:
+        problems.append("no runs in the results")
+    for where, run in runs:
+        jobs = run["jobs"]
+        if jobs["submitted"] <= 0:
+            problems.append(f"{where}: no jobs submitted")
+        if jobs["submitted"] != jobs["done"] + jobs["failed"] + jobs["timed_out"]:
+            problems.append(f"{where}: jobs not accounted for: {jobs}")
+        if jobs["lost"] != 0:
+            problems.append(f"{where}: {jobs['lost']} jobs lost")
+        if (jobs["failed"] or jobs["timed_out"]) and "fail" not in run.get("kinds", {}):
+            problems.append(f"{where}: {jobs['failed']} failed, {jobs['timed_out']} timed out: {run.get('failures')}")
+
+    per_node: Counter[str] = Counter()
+    celery_done = 0
+    for cell in cells:
+        if cell["mode"] == "celery":
+            for run in cell["repeats"]:
+                per_node.update(run.get("by_worker", {}))
+                celery_done += run["jobs"]["done"]
+    if len(per_node) != workers or min(per_node.values(), default=0) <= 0:
+        problems.append(f"Celery jobs ran on {len(per_node)} nodes, not on all {workers}: {dict(per_node)}")
+    if sum(per_node.values()) != celery_done:
+        problems.append(f"jobs per Celery node add up to {sum(per_node.values())}, not the {celery_done} done")
+    expected = {f"celery@{h}" for h in hostnames}
+    if expected and set(per_node) != expected:
+        problems.append(f"Celery nodes {sorted(per_node)} are not the worker containers {sorted(expected)}")
+
+    containers = doc.get("containers")
+    if not containers:
+        problems.append("no per-container figures (runner cluster sample did not merge any)")
+    else:
+        services = Counter(c["service"] for c in containers)
+        for service, count in (("redis", 1), ("target", 1), ("coordinator", 1), ("worker", workers)):
+            if services[service] != count:
+                problems.append(f"figures for {services[service]} {service} containers, expected {count}")
+        problems += [f"{c['name']}: no samples" for c in containers if c["samples"] <= 0]
+        problems += [f"{c['name']}: no memory figure" for c in containers if c["mem_peak_mb"] <= 0]
+
+    for name in ("report.md", "report.html", "summary.csv"):
+        if not (out_dir / name).is_file():
+            problems.append(f"{name} was not written")
+
+    print("Celery jobs per worker node (all measured runs):")
+    for node, count in sorted(per_node.items()):
+        print(f"  {node:<32} {count:>7,}")
+    print("Containers:")
+    for c in containers or []:
+        print(
+            f"  {c['name']:<28} {c['service']:<12} CPU mean {c['cpu_percent_mean']:6.1f} %  "
+            f"max {c['cpu_percent_max']:6.1f} %  memory peak {c['mem_peak_mb']:7.1f} MB  ({c['samples']} samples)"
+        )
+    print(
+        f"{len(runs)} runs, {sum(r['jobs']['submitted'] for _, r in runs):,} jobs, all accounted for"
+        if not problems
+        else f"{len(problems)} problems"
+    )
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--worker-hostnames", default="", help="comma-separated hostnames of the worker containers")
+    args = parser.parse_args()
+    try:
+        doc = json.loads(args.results.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"check_cluster_report: cannot read {args.results}: {exc}", file=sys.stderr)
+        return 1
+    hostnames = [h for h in args.worker_hostnames.split(",") if h]
+    problems = check(doc, args.results.parent, args.workers, hostnames)
+    for problem in problems:
+        print(f"check_cluster_report: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
