@@ -119,7 +119,7 @@ class BlockingPlan:
 
 QUICK_PLANS = (
     RequestsPlan(call_ms=300.0, repeats=5),
-    SpawnPlan(20_000, 500, 10, 4, 3),
+    SpawnPlan(20_000, 500, 10, 4, 5),
     BlockingPlan(jobs=25, cpu_ms=20.0, repeats=3),
 )
 FULL_PLANS = (RequestsPlan(), SpawnPlan(), BlockingPlan())
@@ -284,12 +284,12 @@ def _pm(d: dict[str, Any], digits: int = 2, scale: float = 1.0) -> str:
 def requests_verdict(fig: dict[str, Any]) -> str:
     plan, v, r = fig["plan"], fig["variants"], fig["ratios"]
     n, call_s = plan["calls"], plan["call_ms"] / 1000
+    rel = {name: f"{r[name]['vs_sequential']:.3f}x +/- {r[name]['half_width']:.3f}" for name in r}
     return (
         f"{n} HTTP calls of {call_s:g} s: one after another {_pm(v['sequential']['wall_s'], 3)} s, as coroutines "
-        f"{_pm(v['coroutines']['wall_s'], 3)} s ({r['coroutines']['vs_sequential']:.2f}x +/- "
-        f"{r['coroutines']['half_width']:.2f} of sequential), as threads {_pm(v['threads']['wall_s'], 3)} s "
-        f"({r['threads']['vs_sequential']:.2f}x +/- {r['threads']['half_width']:.2f}); 95 % intervals over "
-        f"{plan['repeats']} repeats (the article, 3 s calls to httpbin.org: 11.4 s vs 4.1-4.9 s)"
+        f"{_pm(v['coroutines']['wall_s'], 3)} s ({rel['coroutines']} of sequential), as threads "
+        f"{_pm(v['threads']['wall_s'], 3)} s ({rel['threads']}); 95 % intervals over {plan['repeats']} repeats "
+        "(the article, 3 s calls to httpbin.org: 11.4 s one after another vs 4.1-4.9 s at once)"
     )
 
 
@@ -327,23 +327,20 @@ def run_spawn(plan: SpawnPlan, progress: _Progress) -> dict[str, Any]:
 
 def spawn_verdict(fig: dict[str, Any]) -> str:
     parts = []
-    for kind, label in zip(_ORDER, ("coroutine", "thread", "forked process"), strict=True):
+    for kind, label in zip(_ORDER, ("a coroutine", "a thread", "a forked process"), strict=True):
         k = fig["kinds"][kind]
         t, m = k["time_per_unit_us"], k["memory_per_unit_kib"]
         parts.append(
-            f"one {label} {fmt_time_us(t['mean'])} +/- {fmt_time_us(t['half_width'])} and "
+            f"{label} {fmt_time_us(t['mean'])} +/- {fmt_time_us(t['half_width'])} and "
             f"{fmt_kib(m['mean'])} +/- {fmt_kib(m['half_width'])} (N = {k['n']:,})"
         )
     order = fig["order_holds"]
-    holds = (
-        "holds"
-        if order["time"] and order["memory"]
-        else (f"does NOT hold for {' and '.join(x for x in ('time', 'memory') if not order[x])}")
-    )
+    failed = [x for x in ("time", "memory") if not order[x]]
+    holds = "holds for time and memory" if not failed else f"does NOT hold for {' and '.join(failed)}"
     mil = {kind: fig["kinds"][kind]["million"] for kind in _ORDER}
     return (
-        f"Creating {'; '.join(parts)} costs (95 % intervals over {fig['plan']['repeats']} repeats): the order "
-        f"coroutine < thread < process {holds}; extrapolated linearly to a million units, not measured: "
+        f"Creating one unit costs {'; '.join(parts)} (95 % intervals over {fig['plan']['repeats']} repeats), so "
+        f"coroutine < thread < process {holds}; extrapolated linearly to a million units (not measured) that is "
         f"{mil['coroutine']['time_s']:,.1f} s / {fmt_mib(mil['coroutine']['memory_mib'])}, "
         f"{mil['thread']['time_s']:,.0f} s / {fmt_mib(mil['thread']['memory_mib'])} and "
         f"{mil['process']['time_s']:,.0f} s / {fmt_mib(mil['process']['memory_mib'])} (the article: 6.8 s / "

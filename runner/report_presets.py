@@ -69,7 +69,7 @@ def _requests_md(fig: dict[str, Any]) -> list[str]:
     ]
     for name, v in fig["variants"].items():
         rel = fig["ratios"].get(name)
-        rel_text = f"{rel['vs_sequential']:.2f}x ± {rel['half_width']:.2f}" if rel else "1x"
+        rel_text = f"{rel['vs_sequential']:.3f}x ± {rel['half_width']:.3f}" if rel else "1x"
         lines.append(f"| {name} | {v['what']} | {_pm(v['wall_s'], 3)} | {v['ideal_s']:g} | {rel_text} |")
     lines += [
         "",
@@ -173,31 +173,34 @@ def _err(est: dict[str, Any], scale: float = 1.0) -> float:
     return 0.0 if half is None or not math.isfinite(half) else half * scale
 
 
+def _errs(ests: list[dict[str, Any]], scale: float = 1.0) -> list[list[float]]:
+    """Asymmetric error bars, the lower arm stopped short of zero (a bar cannot show a negative cost)."""
+    highs = [_err(e, scale) for e in ests]
+    lows = [min(h, 0.95 * e["mean"] * scale) for h, e in zip(highs, ests, strict=True)]
+    return [lows, highs]
+
+
 def _requests_chart(plt: Any, fig: dict[str, Any]) -> Any:
     call_s = fig["plan"]["call_ms"] / 1000
     art = fig["article"]
     names = list(fig["variants"])
     ours = [fig["variants"][n]["wall_s"]["mean"] / call_s for n in names]
-    errs = [_err(fig["variants"][n]["wall_s"], 1 / call_s) for n in names]
+    errs = _errs([fig["variants"][n]["wall_s"] for n in names], 1 / call_s)
     art_values = {"sequential": art["sequential_s"] / art["call_s"], "coroutines": art["asyncio_s"] / art["call_s"]}
     figure, ax = plt.subplots(figsize=(7, 3.6))
     xs = range(len(names))
-    ax.bar(
-        [x - 0.2 for x in xs],
-        ours,
+    bars = ax.bar([x - 0.2 for x in xs], ours, 0.4, yerr=errs, capsize=4, label=f"this machine ({call_s:g} s calls)")
+    seconds = [f"{fig['variants'][n]['wall_s']['mean']:.2f} s" for n in names]
+    ax.bar_label(bars, seconds, padding=3, fontsize=8)
+    art_names = [n for n in names if n in art_values]
+    art_bars = ax.bar(
+        [names.index(n) + 0.2 for n in art_names],
+        [art_values[n] for n in art_names],
         0.4,
-        yerr=errs,
-        capsize=4,
-        label=f"this machine ({call_s:g} s calls)",
-        color="#4c72b0",
+        label="the article (3 s calls; coroutines: aiohttp)",
     )
-    ax.bar(
-        [x + 0.2 for x in xs],
-        [art_values.get(n, 0.0) for n in names],
-        0.4,
-        label="the article (3 s calls)",
-        color="#dd8452",
-    )
+    ax.bar_label(art_bars, [f"{art_values[n] * art['call_s']:.1f} s" for n in art_names], padding=3, fontsize=8)
+    ax.set_ylim(0, max([*ours, *art_values.values()]) * 1.15)
     ax.set_xticks(list(xs), names)
     ax.set_ylabel("wall time / one call's delay")
     ax.axhline(1, color="grey", linestyle=":", linewidth=1)
@@ -219,7 +222,7 @@ def _spawn_chart(plt: Any, fig: dict[str, Any]) -> Any:
         (right, "memory_per_unit_kib", "memory per unit (KiB, log)", art_mem),
     ):
         values = [fig["kinds"][k][key]["mean"] for k in kinds]
-        errs = [_err(fig["kinds"][k][key]) for k in kinds]
+        errs = _errs([fig["kinds"][k][key] for k in kinds])
         ax.bar(range(len(kinds)), values, yerr=errs, capsize=4, color="#4c72b0", label="this machine")
         points = [(i, art_values[k]) for i, k in enumerate(kinds) if k in art_values]
         if points:
@@ -252,7 +255,7 @@ def _blocking_chart(plt: Any, fig: dict[str, Any]) -> Any:
             xs,
             [m[k]["mean"] for k, _ in metrics],
             width,
-            yerr=[_err(m[k]) for k, _ in metrics],
+            yerr=_errs([m[k] for k, _ in metrics]),
             capsize=4,
             label=f"CPU job {mode}",
             color=colors.get(mode),
