@@ -12,10 +12,10 @@ median throughput of each and the ratio (with the min..max of the per-repeat rat
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
+
+from _submit import submit
 
 CASES = [
     (
@@ -36,11 +36,7 @@ CASES = [
 
 
 def throughput(mode: str, args: list[str]) -> float:
-    cmd = [sys.executable, "-m", "runner", "submit", "--mode", mode, "--json", *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout)
-    assert result["jobs"]["done"] == result["jobs"]["submitted"], result["jobs"]
-    return float(result["throughput_jobs_per_s"])
+    return float(submit(mode, args)["throughput_jobs_per_s"])
 
 
 def main() -> int:

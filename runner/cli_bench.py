@@ -86,7 +86,7 @@ def bench(
     (out_dir / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
     written = write_report(doc, out_dir)
     for verdict in doc.get("verdicts", []):
-        console.print(f"- {verdict['text']}")
+        console.print(f"- {verdict['text']}", soft_wrap=True)
     console.print(f"wrote {out_dir / 'results.json'}, " + ", ".join(str(p) for p in written))
 
 
