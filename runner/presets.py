@@ -458,13 +458,20 @@ async def _blocking_run(
 def blocking_verdict(fig: dict[str, Any]) -> str:
     plan, m, r = fig["plan"], fig["modes"], fig["ratios"]
     lag, probe = r["loop_lag_p99_ms"], r["probe_p99_ms"]
+
+    def figures(mode: str) -> str:
+        f = m[mode]
+        return (
+            f"loop lag p99 {_pm(f['loop_lag_p99_ms'], 1)} ms, probes p50 {_pm(f['probe_p50_ms'], 1)} ms and p99 "
+            f"{_pm(f['probe_p99_ms'], 1)} ms"
+        )
+
     return (
-        f"{plan['cpu_ms']:g} ms CPU jobs run inline in the coroutine hold the event loop: loop lag p99 "
-        f"{_pm(m['inline']['loop_lag_p99_ms'], 1)} ms and {plan['probe_ms']:g} ms HTTP probes p99 "
-        f"{_pm(m['inline']['probe_p99_ms'], 1)} ms, against {_pm(m['offloaded']['loop_lag_p99_ms'], 1)} ms and "
-        f"{_pm(m['offloaded']['probe_p99_ms'], 1)} ms offloaded to a {fig['workers']}-process pool "
-        f"({lag['inline_vs_offloaded']:.1f}x +/- {lag['half_width']:.1f} the lag, {probe['inline_vs_offloaded']:.1f}x "
-        f"+/- {probe['half_width']:.1f} the probe p99; 95 % intervals over {plan['repeats']} repeats)"
+        f"{plan['cpu_ms']:g} ms CPU jobs run inline in the coroutine hold the event loop ({figures('inline')} for "
+        f"{plan['probe_ms']:g} ms HTTP probes), against {figures('offloaded')} offloaded to a {fig['workers']}-process "
+        f"pool: {lag['inline_vs_offloaded']:.1f}x +/- {lag['half_width']:.1f} the lag and "
+        f"{probe['inline_vs_offloaded']:.1f}x +/- {probe['half_width']:.1f} the probe p99 (95 % intervals over "
+        f"{plan['repeats']} repeats)"
     )
 
 
