@@ -152,7 +152,9 @@ class ClusterSampler:
         try:
             while not stopping.is_set() and time.monotonic() < deadline:
                 for container in self.poll():
-                    if until_exit and container.labels.get(SERVICE_LABEL) == until_exit:
+                    # only a container seen running counts: not one left exited by an earlier run
+                    followed = container.id in self.figures
+                    if followed and until_exit and container.labels.get(SERVICE_LABEL) == until_exit:
                         container.reload()
                         if container.status in ("exited", "dead"):
                             return int(container.attrs["State"]["ExitCode"])

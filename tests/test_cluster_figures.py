@@ -1,0 +1,61 @@
+"""The per-container figures of ``runner cluster sample``, from stats documents shaped like the
+Docker engine's (cgroup v1 and v2), and their merge into a sweep's results.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runner.cluster import ContainerFigures, cpu_percent, memory_mb, write_figures
+
+
+def _stats(total: int, pre_total: int, system: int, pre_system: int, cpus: int = 2) -> dict[str, object]:
+    return {
+        "cpu_stats": {"cpu_usage": {"total_usage": total}, "system_cpu_usage": system, "online_cpus": cpus},
+        "precpu_stats": {"cpu_usage": {"total_usage": pre_total}, "system_cpu_usage": pre_system},
+    }
+
+
+def test_cpu_percent_is_of_one_core_like_docker_stats() -> None:
+    # the container used 1.5 s of CPU while the 2-core host's clock advanced 2 s of CPU time: 150 %
+    assert cpu_percent(_stats(2_500_000_000, 1_000_000_000, 12_000_000_000, 10_000_000_000)) == pytest.approx(150.0)
+
+
+def test_cpu_percent_is_unknown_for_a_first_sample_or_a_stopped_container() -> None:
+    first = _stats(1, 0, 10, 0)
+    first["precpu_stats"] = {"cpu_usage": {"total_usage": 0}}  # no system_cpu_usage yet
+    assert cpu_percent(first) is None
+    assert cpu_percent({"cpu_stats": {}, "precpu_stats": {}}) is None
+    assert cpu_percent(_stats(5, 5, 10, 10)) is None  # no time passed
+
+
+def test_memory_leaves_out_the_inactive_file_cache() -> None:
+    v1 = {"memory_stats": {"usage": 300 << 20, "stats": {"total_inactive_file": 100 << 20}}}
+    v2 = {"memory_stats": {"usage": 300 << 20, "stats": {"inactive_file": 50 << 20}}}
+    assert memory_mb(v1) == pytest.approx(200.0)
+    assert memory_mb(v2) == pytest.approx(250.0)
+    assert memory_mb({"memory_stats": {}}) is None
+
+
+def test_figures_keep_mean_max_and_peak() -> None:
+    figures = ContainerFigures("p_worker_1", "worker", "abc123")
+    for total, mem in ((1_000_000_000, 100), (1_500_000_000, 180), (1_600_000_000, 120)):
+        sample = _stats(total, 0, 2_000_000_000, 0) | {"memory_stats": {"usage": mem << 20, "stats": {}}}
+        figures.add(sample)
+    row = figures.to_dict()
+    assert row["cpu_percent_max"] == pytest.approx(160.0)
+    assert row["cpu_percent_mean"] == pytest.approx((100 + 150 + 160) / 3, abs=0.01)
+    assert row["mem_peak_mb"] == pytest.approx(180.0)
+    assert row["samples"] == 3
+
+
+def test_figures_merge_into_results_json(tmp_path: Path) -> None:
+    rows = [ContainerFigures("p_redis_1", "redis", "def456").to_dict()]
+    assert write_figures(tmp_path, "p", rows) is None  # no sweep results yet: containers.json only
+    assert json.loads((tmp_path / "containers.json").read_text()) == {"project": "p", "containers": rows}
+    (tmp_path / "results.json").write_text(json.dumps({"kind": "runner-bench", "cells": []}))
+    assert write_figures(tmp_path, "p", rows) == tmp_path / "results.json"
+    merged = json.loads((tmp_path / "results.json").read_text())
+    assert merged == {"kind": "runner-bench", "cells": [], "containers": rows}
