@@ -5,9 +5,16 @@ Configured from the environment: ``REDIS_URL`` (broker; replies go to the same R
 ``RUNNER_VISIBILITY_TIMEOUT`` (seconds an unacknowledged job stays invisible before Redis hands it
 to another worker; sized to the job timeout by the coordinator).
 
-Messages are JSON only: a pickled message is rejected, never run. Jobs are acknowledged late and
-rejected (so requeued) when the worker process dies, so a crash loses no job -- at the price of a
-possible second run, which the coordinator counts as a duplicate.
+Messages are JSON only: a pickled message is rejected, never run. Jobs are acknowledged late, so
+a crash loses no job -- at the price of a possible second run, which the coordinator counts as a
+duplicate:
+
+- a prefork child that dies mid-job (WorkerLostError): the job is sent again once
+  (``retry_on_worker_lost``, ``max_retries=1``); if that run dies too, the worker replies
+  "worker died" so the coordinator records a failure instead of waiting for its timeout.
+- a whole node that dies: its unacknowledged message becomes visible again after
+  ``RUNNER_VISIBILITY_TIMEOUT`` and another node runs it (surviving nodes sweep every second).
+- the broker going away: workers reconnect for as long as it takes (the coordinator bounds it).
 
 The task does not use Celery's result backend: it pushes a small JSON reply onto a Redis list the
 coordinator named, so the coordinator's ledger sees every run of every job, duplicates included.
@@ -20,15 +27,16 @@ import os
 import socket
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 
 from workers.clients import SyncClients
-from workers.jobs import Job, run_sync
+from workers.jobs import WORKER_DIED, Job, result_of, run_sync
 
 TASK_NAME = "runner.run_job"
 DEFAULT_QUEUE = "runner"
 
 _clients = SyncClients(pool_size=4)  # per worker process; connections open on first use
+_REPLY_TTL_S = 86_400
 
 
 def make_app(
@@ -37,23 +45,39 @@ def make_app(
     queue: str = DEFAULT_QUEUE,
     prefetch: int = 1,
     visibility_timeout_s: float = 3600.0,
+    socket_timeout_s: float | None = None,
 ) -> Celery:
+    """The app; ``socket_timeout_s`` bounds a send to a broker that accepts but never answers (the
+    coordinator sets it; workers leave it unset, their reads are event-driven)."""
     app = Celery("runner", broker=broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
         task_acks_late=True,
-        task_reject_on_worker_lost=True,
+        task_reject_on_worker_lost=True,  # the fallback if sending the retry below fails
+        task_retry_on_worker_lost=True,
         worker_prefetch_multiplier=prefetch,
+        worker_lost_wait=0.5,  # a dead prefork child's job is reported lost after 0.5 s, not 10 s
         task_ignore_result=True,
         task_default_queue=queue,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": int(visibility_timeout_s)},
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,  # keep reconnecting; the coordinator decides when to give up
+        broker_connection_timeout=3.0,
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout_s,
+            "unacked_restore_interval": 1,  # sweep for a dead node's messages every second...
+            "unacked_restore_throttle": 1,  # ...not every 10 x 10 s
+            "unacked_mutex_expire": 10,  # a node killed mid-sweep blocks sweeps for 10 s, not 5 min
+            "socket_connect_timeout": 3.0,
+            "socket_timeout": socket_timeout_s,
+        },
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )
-    app.task(name=TASK_NAME, bind=True)(run_job)
+    # One more run after the worker process died running it; then "worker died" (see below).
+    app.task(name=TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_job)
     return app
 
 
@@ -61,13 +85,35 @@ def run_job(task: Task, wire: list[Any], reply_key: str) -> None:
     """Run one job and push its outcome to ``reply_key``; failures are data, not exceptions."""
     job = Job.from_wire(wire)
     worker = task.request.hostname or socket.gethostname()
-    reply: dict[str, Any] = {"id": job.id, "worker": worker}
     try:
-        reply["service_s"] = run_sync(job, _clients)
+        reply = {"id": job.id, "worker": worker, "service_s": run_sync(job, _clients), "result": result_of(job)}
+        body = json.dumps(reply)
     except Exception as exc:  # reported to the coordinator's ledger, not raised into Celery
-        reply["error"] = f"{type(exc).__name__}: {exc}"
-    broker = task.app.conf.broker_url
-    _clients.redis(broker).rpush(reply_key, json.dumps(reply))
+        body = json.dumps({"id": job.id, "worker": worker, "error": f"{type(exc).__name__}: {exc}"})
+    _push(task.app.conf.broker_url, reply_key, body)
+
+
+def _push(broker: str, reply_key: str, body: str) -> None:
+    pipe = _clients.redis(broker).pipeline(transaction=False)
+    pipe.rpush(reply_key, body)
+    pipe.expire(reply_key, _REPLY_TTL_S)  # replies nobody reads (a stopped run) do not pile up
+    pipe.execute()
+
+
+def _worker_died_twice(sender: Any = None, exception: BaseException | None = None, args: Any = None, **_: Any) -> None:
+    """In the worker's main process: a job whose process died on its retry too gets a reply, so the
+    coordinator records "worker died" now rather than a timeout later."""
+    from celery.exceptions import WorkerLostError
+
+    if getattr(sender, "name", None) != TASK_NAME or not isinstance(exception, WorkerLostError) or not args:
+        return
+    wire, reply_key = args[0], args[1]
+    worker = getattr(getattr(sender, "request", None), "hostname", None) or socket.gethostname()
+    body = {"id": int(wire[0]), "worker": worker, "error": WORKER_DIED}
+    _push(sender.app.conf.broker_url, reply_key, json.dumps(body))
+
+
+signals.task_failure.connect(_worker_died_twice, weak=False)
 
 
 app = make_app(

@@ -7,6 +7,16 @@ cluster's workers already consume.
 
 Replies come back on a per-run Redis list (see ``workers.celery_app``); a reader coroutine
 resolves each job's future and notices replies for jobs that already had one (duplicates).
+
+Timing is derived from ``--timeout`` (T) so that a lost worker's job is redelivered while the
+coordinator still waits for it: the visibility timeout is T/2 (a message unacknowledged that long
+belongs to a dead node and is handed to another), and the worker's hard time limit is 0.4 T, so a
+slow but live job is stopped before it could be redelivered and run twice.
+
+Broker outages: sending and reading wait while Redis is unreachable and carry on when it answers
+again. If it comes back empty (a restart without persistence loses queues and replies), every job
+still waiting is sent again; replies from both runs are counted as duplicates. If it stays away
+for T/2, the executor gives up: waiting jobs fail with a ``ServiceError`` that stops the run.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from workers.clients import check_redis, redact
 from workers.jobs import Job
 
 _READY_TIMEOUT_S = 60.0
+_RETRY_S = 0.2  # between reconnection attempts while the broker is away
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -47,9 +58,13 @@ class CeleryExecutor(Executor):
 
     async def start(self) -> None:
         self._procs: list[subprocess.Popen[bytes]] = []
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._answered: set[int] = set()
+        self._pending: dict[int, _Pending] = {}
+        self._answered = bytearray()  # one byte per job id: a million jobs cost a megabyte
         self._extra: dict[int, int] = {}
+        self._healthy = asyncio.Event()
+        self._healthy.set()
+        self._recovery: asyncio.Task[None] | None = None
+        self._fatal: ServiceError | None = None
         self._nodes: list[str] = []
         self._run_id = uuid.uuid4().hex[:10]
         self._broker = self.services.redis_url()
@@ -58,14 +73,17 @@ class CeleryExecutor(Executor):
         self._queue = f"runner.{self._run_id}" if local else DEFAULT_QUEUE
         self._workload = 0
         self._reply_key = f"runner:replies:{self._run_id}:0"
-        visibility = max(60.0, self.config.timeout_s * 2)
-        self._app = make_app(self._broker, queue=self._queue, visibility_timeout_s=visibility)
+        visibility = max(0.5, self.config.timeout_s / 2)
+        self._time_limit = max(0.4, self.config.timeout_s * 0.4)
+        self._outage_limit_s = max(1.0, self.config.timeout_s / 2)
+        self._app = make_app(self._broker, queue=self._queue, visibility_timeout_s=visibility, socket_timeout_s=5.0)
         if local:
             self._spawn_workers(visibility)
         await asyncio.to_thread(self._wait_for_workers, local)
         import redis.asyncio as redis_async
 
-        self._redis = redis_async.Redis.from_url(self._broker)
+        self._redis = redis_async.Redis.from_url(self._broker, socket_connect_timeout=3.0, socket_timeout=5.0)
+        self._server_id = await self._redis_server_id()
         self._reader: asyncio.Task[None] | None = None
 
     async def begin_workload(self) -> None:
@@ -74,7 +92,7 @@ class CeleryExecutor(Executor):
         await self._stop_reader()
         self._workload += 1
         self._reply_key = f"runner:replies:{self._run_id}:{self._workload}"
-        self._answered.clear()
+        self._answered = bytearray()
         self._extra.clear()
         self._reader = asyncio.create_task(self._read_replies(), name="celery-replies")
 
@@ -91,7 +109,7 @@ class CeleryExecutor(Executor):
         env.update(
             REDIS_URL=self._broker,
             RUNNER_QUEUE=self._queue,
-            RUNNER_VISIBILITY_TIMEOUT=str(int(visibility_s)),
+            RUNNER_VISIBILITY_TIMEOUT=f"{visibility_s:g}",
             PYTHONPATH=os.pathsep.join(filter(None, [_PROJECT_ROOT, env.get("PYTHONPATH")])),
         )
         self._logdir = tempfile.mkdtemp(prefix="runner-celery-")
@@ -163,44 +181,111 @@ class CeleryExecutor(Executor):
 
     async def _read_replies(self) -> None:
         while True:
-            first = await self._redis.blpop([self._reply_key], timeout=1)
-            if first is None:
-                continue
-            rest: Any = await self._redis.lpop(self._reply_key, 1000)
-            batch = [first[1], *(rest or [])]
-            for raw in batch:
-                reply = json.loads(raw)
-                job_id = int(reply["id"])
-                if job_id in self._answered:
-                    self._extra[job_id] = self._extra.get(job_id, 0) + 1
+            try:
+                first = await self._redis.blpop([self._reply_key], timeout=1)
+                if first is None:
                     continue
-                self._answered.add(job_id)
-                future = self._pending.get(job_id)
-                if future is not None and not future.done():
-                    future.set_result(reply)
+                rest: Any = await self._redis.lpop(self._reply_key, 1000)
+            except _broker_errors() as exc:
+                await self._broker_lost(exc)
+                continue
+            for raw in [first[1], *(rest or [])]:
+                self._on_reply(json.loads(raw))
+
+    def _on_reply(self, reply: dict[str, Any]) -> None:
+        job_id = int(reply["id"])
+        if job_id >= len(self._answered):
+            self._answered.extend(bytes(max(job_id + 1 - len(self._answered), 1024)))
+        if self._answered[job_id]:
+            self._extra[job_id] = self._extra.get(job_id, 0) + 1
+            return
+        self._answered[job_id] = 1
+        pending = self._pending.get(job_id)
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(reply)
+
+    def _send(self, job: Job) -> None:
+        self._app.send_task(
+            TASK_NAME,
+            args=[job.to_wire(), self._reply_key],
+            queue=self._queue,
+            task_id=f"{self._run_id}-{self._workload}-{job.id}",
+            time_limit=self._time_limit,  # frees a worker stuck on a hung job, before redelivery could
+            retry=False,  # an unreachable broker is handled here, without blocking the event loop
+        )
 
     async def run(self, job: Job) -> JobReport:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[job.id] = future
+        pending = _Pending(asyncio.get_running_loop().create_future(), job)
+        self._pending[job.id] = pending
         try:
-            self._app.send_task(
-                TASK_NAME,
-                args=[job.to_wire(), self._reply_key],
-                queue=self._queue,
-                task_id=f"{self._run_id}-{self._workload}-{job.id}",
-                time_limit=self.config.timeout_s + 5,  # frees a worker stuck on a hung job
-            )
-            reply = await future
+            while not pending.sent:
+                await self._healthy.wait()
+                if self._fatal is not None:
+                    raise self._fatal
+                try:
+                    self._send(job)
+                except _broker_errors() as exc:
+                    await self._broker_lost(exc)
+                else:
+                    pending.sent = True
+            reply = await pending.future
         finally:
             del self._pending[job.id]
         if "error" in reply:
             raise JobFailed(reply["error"])
         return JobReport(float(reply["service_s"]), str(reply["worker"]))
 
+    async def _broker_lost(self, exc: BaseException) -> None:
+        """Wait until the broker is back (one recovery for everyone who noticed), or give up."""
+        if self._recovery is None or self._recovery.done():
+            self._healthy.clear()
+            self._recovery = asyncio.create_task(self._recover(exc), name="celery-broker-recovery")
+        await self._healthy.wait()
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _recover(self, cause: BaseException) -> None:
+        give_up = time.monotonic() + self._outage_limit_s
+        try:
+            while True:
+                try:
+                    server_id = await self._redis_server_id()
+                    if server_id != self._server_id:  # restarted empty: queued messages and replies are gone
+                        for pending in list(self._pending.values()):
+                            if pending.sent and not pending.future.done():
+                                await asyncio.to_thread(self._send, pending.job)
+                        self._server_id = server_id
+                    return
+                except _broker_errors() as exc:
+                    cause = exc
+                if time.monotonic() >= give_up:
+                    self._give_up(cause)
+                    return
+                await asyncio.sleep(_RETRY_S)
+        finally:
+            self._healthy.set()  # wakes everyone waiting: to carry on, or to see self._fatal
+
+    def _give_up(self, cause: BaseException) -> None:
+        self._fatal = ServiceError(
+            f"lost the broker: Redis at {redact(self._broker)} did not answer for "
+            f"{self._outage_limit_s:g} s ({cause}); start it again or check REDIS_URL"
+        )
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(self._fatal)
+
+    async def _redis_server_id(self) -> str:
+        info = await self._redis.info("server")
+        return str(info.get("run_id", ""))
+
     def extra_runs(self) -> dict[int, int]:
         return dict(self._extra)
 
     async def stop(self) -> None:
+        recovery = getattr(self, "_recovery", None)
+        if recovery is not None:
+            recovery.cancel()
+            await asyncio.gather(recovery, return_exceptions=True)
         redis_client = getattr(self, "_redis", None)
         if redis_client is not None:
             await self._stop_reader()
@@ -232,6 +317,26 @@ class CeleryExecutor(Executor):
             "pool": "prefork",
             "prefetch": 1,
         }
+
+
+class _Pending:
+    """A job sent (or about to be) and the future its reply resolves."""
+
+    __slots__ = ("future", "job", "sent")
+
+    def __init__(self, future: asyncio.Future[dict[str, Any]], job: Job) -> None:
+        self.future = future
+        self.job = job
+        self.sent = False
+
+
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    """What an unreachable broker raises, from redis-py (replies) and kombu (sending)."""
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (RedisConnectionError, RedisTimeoutError, OperationalError, OSError)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

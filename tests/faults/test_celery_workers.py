@@ -1,0 +1,84 @@
+"""Point 1: Celery workers die mid-run -- a whole node (SIGKILL to its process group) or one prefork
+child -- and no job is lost. Duplicates are whatever really ran twice: the test counts every reply
+the workers pushed (Redis MONITOR) and checks the coordinator reports exactly the extra ones."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import Any
+
+import psutil
+
+from runner.coordinator import run_mode
+from runner.spec import WorkloadSpec
+from tests.faults.helpers import ReplyCounter, RestartableRedis, celery_nodes, kill_group
+
+
+def _kill_later(delay_s: float, pick: str, killed: list[int], counter: ReplyCounter) -> threading.Thread:
+    def kill() -> None:
+        deadline = time.monotonic() + 60
+        while not counter.runs and time.monotonic() < deadline:  # jobs are flowing: the run has begun
+            time.sleep(0.01)
+        time.sleep(delay_s)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not killed:
+            nodes = celery_nodes()
+            if len(nodes) >= 2:
+                node = nodes[0]
+                if pick == "node":
+                    killed.append(node.pid)
+                    kill_group(node.pid, signal.SIGKILL)
+                else:
+                    children = node.children()
+                    if children:
+                        killed.append(children[0].pid)
+                        children[0].kill()
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def _run_with_kill(redis_url: str, pick: str, jobs: int) -> tuple[dict[str, Any], ReplyCounter, list[int]]:
+    # --timeout 12: visibility timeout 6 s, so a dead node's job is redelivered while the
+    # coordinator still waits for it.
+    spec = WorkloadSpec.build(
+        {"jobs": jobs, "mix": "sleep=1", "io_ms": 20, "celery_workers": 2, "timeout": 12}, ("celery",)
+    )
+    counter = ReplyCounter(redis_url)
+    killed: list[int] = []
+    try:
+        killer = _kill_later(1.0, pick, killed, counter)
+        result = run_mode(spec, "celery")
+        killer.join(1)
+    finally:
+        time.sleep(0.3)
+        counter.close()
+    return result, counter, killed
+
+
+def test_killing_a_whole_worker_node_loses_no_job(restartable_redis: RestartableRedis) -> None:
+    result, counter, killed = _run_with_kill(restartable_redis.url, "node", 2000)
+    assert killed, "no worker node was killed"
+    assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
+    jobs = result["jobs"]
+    assert jobs["lost"] == 0 and jobs["done"] == 2000 and jobs["failed"] == 0 and jobs["timed_out"] == 0
+    assert jobs["submitted"] == 2000
+    # Exactly what happened: every job replied at least once, and the extra replies are the duplicates.
+    assert set(counter.runs) == set(range(2000))
+    extra = sum(n - 1 for n in counter.runs.values())
+    assert jobs["duplicates"] == extra
+    print(f"node kill: duplicates={extra}, by_worker={result['by_worker']}")
+
+
+def test_killing_a_prefork_child_loses_no_job(restartable_redis: RestartableRedis) -> None:
+    result, counter, killed = _run_with_kill(restartable_redis.url, "child", 600)
+    assert killed, "no prefork child was killed"
+    jobs = result["jobs"]
+    assert jobs["lost"] == 0 and jobs["done"] == 600 and jobs["failed"] == 0 and jobs["timed_out"] == 0
+    assert set(counter.runs) == set(range(600))
+    assert jobs["duplicates"] == sum(n - 1 for n in counter.runs.values())
+    print(f"child kill: duplicates={jobs['duplicates']}")
