@@ -209,7 +209,7 @@ class _progress_bar:
             return None
         self._bar.start()
         bar, task = self._bar, self._task
-        return lambda ledger: bar.update(task, completed=sum(ledger.counts.values()))
+        return lambda ledger: bar.update(task, completed=ledger.finished)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -187,38 +187,62 @@ async def _drive(
         if stop.count > 1:
             hurry.set()
 
-    async def driver() -> None:
+    # Per-job timeouts come from one watchdog, not an ``asyncio.timeout`` per job (a timer handle
+    # made and cancelled for every job costs more than a no-op job itself): each driver notes when
+    # its job began, and the watchdog cancels the drivers whose job has run past the timeout.
+    slots = min(spec.concurrency, spec.jobs)
+    began_at = [0.0] * slots  # when each driver's current job began; 0.0 between jobs
+    expired = [False] * slots  # the watchdog cancelled that driver's job for its timeout
+    drivers: list[asyncio.Task[None]] = []
+    timed_out = f"timed out after {timeout:g} s"
+    record_total, record_service, record_wait = total.record, service.record, queue_wait.record
+
+    async def driver(slot: int) -> None:
+        run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
         for job in jobs:
             if halt.is_set():
                 return  # this job (and the rest) is never submitted
-            ledger.submit(job.id)
-            began = time.perf_counter()
-            deadline = asyncio.timeout(timeout)
+            submit(job.id)
+            began = began_at[slot] = clock()
             try:
-                async with deadline:
-                    report = await executor.run(job)
-            except TimeoutError as exc:
-                elapsed = time.perf_counter() - began
-                if deadline.expired():
-                    ledger.finish(job.id, TIMED_OUT, job.kind, elapsed, reason=f"timed out after {timeout:g} s")
-                else:
-                    ledger.finish(job.id, FAILED, job.kind, elapsed, reason=_reason(exc))
+                report = await run(job)
             except asyncio.CancelledError:
+                began_at[slot] = 0.0
+                if expired[slot]:  # our own timeout, not a stop: account and go on
+                    expired[slot] = False
+                    drivers[slot].uncancel()
+                    finish(job.id, TIMED_OUT, job.kind, clock() - began, reason=timed_out)
+                    continue
                 # Cancelled only after a stop request and its grace period: account, then end.
                 reason = f"interrupted by {why[0]} before it finished" if why else "cancelled"
-                ledger.finish(job.id, FAILED, job.kind, time.perf_counter() - began, reason=reason)
+                finish(job.id, FAILED, job.kind, clock() - began, reason=reason)
                 raise
             except ServiceError as exc:  # the executor cannot go on (e.g. its broker is gone)
-                ledger.finish(job.id, FAILED, job.kind, time.perf_counter() - began, reason=_reason(exc))
+                began_at[slot] = 0.0
+                finish(job.id, FAILED, job.kind, clock() - began, reason=_reason(exc))
                 halt_with(str(exc))
             except Exception as exc:  # any job error is data for the ledger, never fatal to the run
-                ledger.finish(job.id, FAILED, job.kind, time.perf_counter() - began, reason=_reason(exc))
+                began_at[slot] = 0.0
+                finish(job.id, FAILED, job.kind, clock() - began, reason=_reason(exc))
             else:
-                elapsed = time.perf_counter() - began
-                total.record(elapsed)
-                service.record(report.service_s)
-                queue_wait.record(max(0.0, elapsed - report.service_s))
-                ledger.finish(job.id, DONE, job.kind, elapsed, worker=report.worker)
+                began_at[slot] = 0.0
+                elapsed = clock() - began
+                record_total(elapsed)
+                record_service(report.service_s)
+                record_wait(elapsed - report.service_s if elapsed > report.service_s else 0.0)
+                finish(job.id, DONE, job.kind, elapsed, worker=report.worker)
+
+    async def watchdog() -> None:
+        tick = max(0.005, min(timeout / 20, 0.5))
+        while True:
+            await asyncio.sleep(tick)
+            limit = time.perf_counter() - timeout
+            for slot, began in enumerate(began_at):
+                if 0.0 < began < limit and not expired[slot]:
+                    expired[slot] = True
+                    drivers[slot].cancel()
+            for latency in (total, service, queue_wait):
+                latency.flush()  # keeps the buffers small on long runs
 
     loop = asyncio.get_running_loop()
     lag = LoopLag()
@@ -232,8 +256,13 @@ async def _drive(
         with stop.on_signal(lambda: loop.call_soon_threadsafe(on_signal)):
             if stop.requested:
                 on_signal()
-            drivers = [asyncio.create_task(driver()) for _ in range(min(spec.concurrency, spec.jobs))]
-            await _until_done_or_halted(drivers, halt, hurry)
+            drivers.extend(asyncio.create_task(driver(slot)) for slot in range(slots))
+            guard = asyncio.create_task(watchdog(), name="timeouts")
+            try:
+                await _until_done_or_halted(drivers, halt, hurry)
+            finally:
+                guard.cancel()
+                await asyncio.gather(guard, return_exceptions=True)
         wall_s = time.perf_counter() - began
         await lag.stop()
         if reporter is not None:

@@ -22,9 +22,9 @@ class Ledger:
     def __init__(self, jobs: int, path: Path | None = None) -> None:
         self._state = bytearray(jobs)
         self.submitted = 0
-        self.counts = Counter[int]()
+        self.counts = [0] * 5  # by status; a list, as this is touched once per job
         self.reasons = Counter[str]()
-        self.by_worker = Counter[str]()
+        self.by_worker: dict[str, int] = {}
         self.duplicates = 0
         self.peak_in_flight = 0
         self._finished = 0
@@ -33,7 +33,8 @@ class Ledger:
     def submit(self, job_id: int) -> None:
         self._state[job_id] = IN_FLIGHT
         self.submitted += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.submitted - self._finished)
+        if self.submitted - self._finished > self.peak_in_flight:
+            self.peak_in_flight = self.submitted - self._finished
 
     def finish(self, job_id: int, status: int, kind: str, latency_s: float, worker: str = "", reason: str = "") -> None:
         if self._state[job_id] != IN_FLIGHT:
@@ -45,7 +46,8 @@ class Ledger:
         self._finished += 1
         self.counts[status] += 1
         if worker:
-            self.by_worker[worker] += 1
+            by_worker = self.by_worker
+            by_worker[worker] = by_worker.get(worker, 0) + 1
         if reason:
             key = reason if len(self.reasons) < _MAX_REASONS or reason in self.reasons else "other"
             self.reasons[key] += 1
@@ -67,6 +69,10 @@ class Ledger:
         if self._file is not None:
             for job_id, runs in sorted(extra.items()):
                 self._file.write(json.dumps({"id": job_id, "extra_runs": runs}) + "\n")
+
+    @property
+    def finished(self) -> int:
+        return self._finished
 
     @property
     def in_flight(self) -> int:

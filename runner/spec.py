@@ -6,6 +6,7 @@ Every problem raises ``InputError`` with a one-line message naming the field.
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -85,6 +86,9 @@ class WorkloadSpec:
         (smooth weighted round-robin): lazy, so a million-job run holds no list."""
         total = sum(self.mix.values())
         weights = [(kind, weight / total) for kind, weight in self.mix.items() if weight > 0]
+        if len(weights) == 1:
+            yield from itertools.repeat(weights[0][0], self.jobs)
+            return
         credit = dict.fromkeys((kind for kind, _ in weights), 0.0)
         for _ in range(self.jobs):
             for kind, share in weights:
