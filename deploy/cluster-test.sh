@@ -140,6 +140,7 @@ log "building the wheelhouse with $wheel_python (Python $image_python)"
 rm -rf deploy/wheelhouse
 "$wheel_python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir deploy/wheelhouse . setuptools \
     >"$STATE/wheel.log" 2>&1 || { tail -n 20 "$STATE/wheel.log" >&2; die "pip wheel"; }
+rm -f deploy/wheelhouse/runner-*.whl # the image builds runner from the sources; the rest stays cached
 log "building $IMAGE from $BASE_PYTHON ($(ls deploy/wheelhouse | wc -l) wheels)"
 docker build --rm --force-rm -f deploy/Dockerfile --build-arg "BASE_IMAGE=$BASE_PYTHON" -t "$IMAGE" . \
     >"$STATE/build.log" 2>&1 || { tail -n 30 "$STATE/build.log" >&2; die "docker build"; }
