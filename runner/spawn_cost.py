@@ -21,10 +21,12 @@ the whole batch, so the per-unit figures are averages, not the cost of any one u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -47,20 +49,28 @@ def measure_in_child(kind: str, n: int) -> dict[str, Any]:
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     code = "import sys; from runner.spawn_cost import child_main; child_main(sys.argv[1], int(sys.argv[2]))"
+    # Own session, so that on a timeout or Ctrl-C the child and any processes it forked go together.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, kind, str(n)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", code, kind, str(n)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=_CHILD_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RunnerError(f"creating {n} units of {kind} took over {_CHILD_TIMEOUT_S:g} s") from exc
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RunnerError(f"measuring {n} units of {kind} failed (exit {done.returncode}): {tail}")
+        stdout, stderr = proc.communicate(timeout=_CHILD_TIMEOUT_S)
+    except BaseException as exc:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise RunnerError(f"creating {n} units of {kind} took over {_CHILD_TIMEOUT_S:g} s") from exc
+        raise
+    lines = stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        raise RunnerError(f"measuring {n} units of {kind} failed (exit {proc.returncode}): {tail}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
