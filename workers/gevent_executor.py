@@ -31,6 +31,7 @@ class GeventExecutor(Executor):
     async def start(self) -> None:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._pids: list[int] = []
+        self._respawn = asyncio.Lock()
         self._log = tempfile.NamedTemporaryFile(prefix="runner-gevent-", suffix=".log", delete=False)  # noqa: SIM115
         await self._spawn()
 
@@ -75,8 +76,10 @@ class GeventExecutor(Executor):
 
     async def _send(self, message: dict[str, Any]) -> None:
         if self._proc.returncode is not None:
-            await self._reader
-            await self._spawn()  # the last one died (a crash job): serve the rest from a fresh one
+            async with self._respawn:  # one respawn, however many jobs notice the dead process
+                if self._proc.returncode is not None:
+                    await self._reader
+                    await self._spawn()  # the last one died (a crash job): serve the rest from a fresh one
         assert self._proc.stdin is not None
         self._proc.stdin.write(json.dumps(message).encode() + b"\n")
         await self._proc.stdin.drain()

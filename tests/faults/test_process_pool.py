@@ -1,0 +1,63 @@
+"""Point 2: a process-pool worker dies mid-run (SIGKILL from outside, or a job that kills its own
+process). The pool is rebuilt, the jobs in flight are sent again, and the run goes on; a job whose
+process dies on its retry too fails with "worker died"."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psutil
+
+from runner.coordinator import run_mode
+from runner.spec import WorkloadSpec
+from workers.jobs import WORKER_DIED
+
+
+def _pool_processes() -> list[psutil.Process]:
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        if "multiprocessing" in cmd and "resource_tracker" not in cmd:
+            found.append(proc)
+    return found
+
+
+def test_a_killed_pool_worker_is_replaced_and_no_job_is_lost() -> None:
+    killed: list[int] = []
+
+    def kill_one() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(_pool_processes()) < 2:
+            time.sleep(0.05)
+        time.sleep(1.0)  # mid-run: 300 jobs of 20 ms on 2 processes take 3 s
+        victim = _pool_processes()[0]
+        killed.append(victim.pid)
+        victim.kill()
+
+    killer = threading.Thread(target=kill_one, daemon=True)
+    killer.start()
+    spec = WorkloadSpec.build(
+        {"jobs": 300, "mix": "sleep=1", "io_ms": 20, "workers": 2, "concurrency": 4}, ("process",)
+    )
+    result = run_mode(spec, "process")
+    killer.join(5)
+    assert killed, "no pool process was killed"
+    assert result["jobs"] == {"submitted": 300, "done": 300, "failed": 0, "timed_out": 0, "lost": 0, "duplicates": 0}
+    # The work went on in processes started after the kill.
+    assert any(worker != f"pid-{killed[0]}" for worker in result["by_worker"])
+    assert sum(result["by_worker"].values()) == 300
+
+
+def test_a_job_that_kills_its_process_is_retried_once_then_fails() -> None:
+    # 3 crash jobs among 57 sleeps: each crash breaks the pool twice (first run, retry).
+    spec = WorkloadSpec.build(
+        {"jobs": 60, "mix": "sleep=19,crash=1", "io_ms": 10, "workers": 2, "concurrency": 4}, ("process",)
+    )
+    result = run_mode(spec, "process")
+    assert result["kinds"] == {"sleep": 57, "crash": 3}
+    assert result["jobs"] == {"submitted": 60, "done": 57, "failed": 3, "timed_out": 0, "lost": 0, "duplicates": 0}
+    assert result["failures"] == {WORKER_DIED: 3}
