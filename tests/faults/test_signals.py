@@ -1,0 +1,90 @@
+"""Point 4: Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM mid-run.
+The run stops dispatching, gives in-flight jobs a moment, marks the rest failed ("interrupted"),
+writes the partial result, leaves no process behind (pool processes, Celery nodes, the embedded
+Redis) and exits 130 / 143."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.faults.helpers import ROOT
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.parametrize(
+    ("mode", "sig", "whole_group"),
+    [
+        ("process", signal.SIGINT, True),
+        ("async", signal.SIGINT, True),
+        ("thread", signal.SIGTERM, False),
+        ("celery", signal.SIGTERM, False),
+    ],
+)
+def test_signal_mid_run_stops_cleanly(tmp_path: Path, mode: str, sig: signal.Signals, whole_group: bool) -> None:
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "runner", "submit", "--mode", mode, "--jobs", "1000000", "--mix", "sleep=1"]
+    cmd += ["--io-ms", "20", "--concurrency", "8", "--workers", "2", "--json", "--out", str(out)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("REDIS_URL", None)  # celery: the embedded Redis, which must be stopped too
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        ledger = out / "ledger.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not ledger.exists() or ledger.stat().st_size < 20_000):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            time.sleep(0.05)  # jobs have been finishing for a while: mid-run
+        started = _descendants(proc.pid)
+        if mode in ("process", "celery"):
+            assert started, "the run should have started worker processes"
+        if whole_group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + sig, stderr.decode()
+    lines = stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"runner: error: interrupted by {sig.name}"), lines
+    assert "Traceback" not in stderr.decode()
+
+    result = json.loads(stdout)
+    assert json.loads((out / "result.json").read_text()) == result
+    jobs = result["jobs"]
+    assert jobs["submitted"] == jobs["done"] + jobs["failed"] + jobs["timed_out"]
+    assert jobs["lost"] == 0 and jobs["timed_out"] == 0 and 0 < jobs["submitted"] < 1_000_000
+    assert result["stopped"] == {"reason": sig.name, "not_submitted": 1_000_000 - jobs["submitted"]}
+    # Whatever did not finish in the grace period is failed, with the reason saying why.
+    assert jobs["failed"] == sum(n for r, n in result["failures"].items() if r.startswith(f"interrupted by {sig.name}"))
+    assert jobs["failed"] <= 8
+    records = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    assert len(records) == jobs["submitted"] and len({r["id"] for r in records}) == jobs["submitted"]
+
+    deadline = time.monotonic() + 5  # multiprocessing's resource tracker ends when it sees EOF
+    while (left := [p for p in started if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, [p.name() for p in left]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
