@@ -77,7 +77,8 @@ def bench(
     if presets:
         from runner.presets import run_presets
 
-        doc = run_presets(presets, quick=quick, step=_Steps(console).step)
+        with _Steps(console) as steps:
+            doc = run_presets(presets, quick=quick, step=steps.step)
     else:
         sweep = build_sweep(overrides, quick=quick, sweep_file=sweep_file)
         with _Steps(console) as steps:

@@ -22,7 +22,7 @@ from runner import __version__, interrupt
 from runner.errors import JobFailed, RunStopped, ServiceError
 from runner.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.machine import describe_machine
-from runner.metrics import Latency, LoopLag, ResourceSampler
+from runner.metrics import JobLatencies, LoopLag, ResourceSampler
 from runner.services import LocalServices
 from runner.spec import WorkloadSpec
 from workers.base import Executor, ExecutorConfig
@@ -123,9 +123,12 @@ async def measure(
     *,
     out_dir: Path | None = None,
     progress: Progress | None = None,
+    instrument: bool = True,
 ) -> dict[str, Any]:
     """Run one workload through an executor that is already started (and stays started), and
-    return the result document. A sweep calls this many times on the same executor."""
+    return the result document. A sweep calls this many times on the same executor.
+    ``instrument=False`` turns latency recording and resource sampling off, only to measure what
+    they cost (benchmarks/overhead.py); the ledger always runs."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +137,7 @@ async def measure(
         with interrupt.trap() as stop:
             await executor.begin_workload()
             jobs = make_jobs(spec, calibration, services)
-            measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop)
+            measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument)
     finally:
         ledger.close()
     result = {
@@ -169,9 +172,10 @@ async def _drive(
     ledger: Ledger,
     progress: Progress | None,
     stop: interrupt.StopRequest,
+    instrument: bool = True,
 ) -> tuple[dict[str, Any], str | None]:
     """Run the jobs; return the measurements and, if dispatch stopped early, why."""
-    total, queue_wait, service = Latency(), Latency(), Latency()
+    latencies = JobLatencies()
     timeout = spec.timeout
     halt = asyncio.Event()  # stop dispatching: a signal, or the executor lost a service it needs
     hurry = asyncio.Event()  # a second signal: don't wait for in-flight jobs
@@ -195,7 +199,9 @@ async def _drive(
     expired = [False] * slots  # the watchdog cancelled that driver's job for its timeout
     drivers: list[asyncio.Task[None]] = []
     timed_out = f"timed out after {timeout:g} s"
-    record_total, record_service, record_wait = total.record, service.record, queue_wait.record
+    record_total, record_service = latencies.record_total, latencies.record_service
+    if not instrument:
+        record_total = record_service = _ignore
 
     async def driver(slot: int) -> None:
         run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
@@ -229,7 +235,6 @@ async def _drive(
                 elapsed = clock() - began
                 record_total(elapsed)
                 record_service(report.service_s)
-                record_wait(elapsed - report.service_s if elapsed > report.service_s else 0.0)
                 finish(job.id, DONE, job.kind, elapsed, worker=report.worker)
 
     async def watchdog() -> None:
@@ -241,14 +246,13 @@ async def _drive(
                 if 0.0 < began < limit and not expired[slot]:
                     expired[slot] = True
                     drivers[slot].cancel()
-            for latency in (total, service, queue_wait):
-                latency.flush()  # keeps the buffers small on long runs
+            latencies.flush()  # keeps the buffers small on long runs
 
     loop = asyncio.get_running_loop()
     lag = LoopLag()
     reporter: asyncio.Task[None] | None = None
     try:
-        sampler = ResourceSampler(executor.worker_pids())
+        sampler = ResourceSampler(executor.worker_pids(), enabled=instrument)
         sampler.start()
         lag.start()
         reporter = asyncio.create_task(_report_progress(ledger, progress)) if progress else None
@@ -281,11 +285,9 @@ async def _drive(
         "wall_s": round(wall_s, 4),
         "throughput_jobs_per_s": round(done / wall_s, 2) if wall_s > 0 else 0.0,
         "peak_in_flight": ledger.peak_in_flight,
-        "latency_ms": total.summary(),
-        "queue_wait_ms": queue_wait.summary(),
-        "service_ms": service.summary(),
+        **latencies.summary(),
         "loop_lag_ms": lag.latency.summary(),
-        "histograms_us": {"latency": total.encode(), "queue_wait": queue_wait.encode(), "service": service.encode()},
+        "histograms_us": latencies.encode(),
         "resources": resources | {"cpu_utilisation": _utilisation(resources["cpu_s"], wall_s)},
     }
     return measured, (why[0] if why else None)
@@ -327,6 +329,10 @@ def _utilisation(cpu_s: float, wall_s: float) -> float:
     from runner.machine import usable_cpus
 
     return round(cpu_s / (wall_s * usable_cpus()), 3) if wall_s > 0 else 0.0
+
+
+def _ignore(_: float) -> None:
+    return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -39,8 +39,15 @@ class Latency:
             return
         import numpy as np
 
-        micros = np.clip(np.frombuffer(self._buffer, dtype=np.float64) * 1e6, 1, _MAX_US).astype(np.int64)
+        seconds = np.frombuffer(self._buffer, dtype=np.float64).copy()
         del self._buffer[:]
+        self.record_many(seconds)
+
+    def record_many(self, seconds: Any) -> None:
+        """Record a numpy array of durations in seconds."""
+        import numpy as np
+
+        micros = np.clip(seconds * 1e6, 1, _MAX_US).astype(np.int64)
         # Keep 11 significant bits, as the histogram does for 3 significant digits: far fewer
         # distinct values to record, and the same buckets in the end.
         shift = np.maximum(0, np.frexp(micros.astype(np.float64))[1] - 11)
@@ -81,6 +88,44 @@ class Latency:
         }
 
 
+class JobLatencies:
+    """Per done job: latency (hand-off to result), service time (where it ran) and their
+    difference, the queue wait. Two appends per job; the wait is computed in bulk at flush."""
+
+    def __init__(self) -> None:
+        self.total, self.service, self.queue_wait = Latency(), Latency(), Latency()
+        self._total, self._service = array("d"), array("d")
+        self.record_total, self.record_service = self._total.append, self._service.append
+
+    def flush(self) -> None:
+        if not self._total:
+            return
+        import numpy as np
+
+        total = np.frombuffer(self._total, dtype=np.float64).copy()
+        service = np.frombuffer(self._service, dtype=np.float64).copy()
+        del self._total[:], self._service[:]
+        self.total.record_many(total)
+        self.service.record_many(service)
+        self.queue_wait.record_many(np.maximum(total - service, 0.0))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        self.flush()
+        return {
+            "latency_ms": self.total.summary(),
+            "queue_wait_ms": self.queue_wait.summary(),
+            "service_ms": self.service.summary(),
+        }
+
+    def encode(self) -> dict[str, str]:
+        self.flush()
+        return {
+            "latency": self.total.encode(),
+            "queue_wait": self.queue_wait.encode(),
+            "service": self.service.encode(),
+        }
+
+
 class LoopLag:
     """How late the event loop wakes a coroutine that asked to sleep ``interval_s``: the time
     every other coroutine waited too, e.g. behind a CPU-bound job running inline."""
@@ -108,7 +153,8 @@ class LoopLag:
 class ResourceSampler:
     """Peak RSS and CPU seconds of the coordinator and the worker processes (with children)."""
 
-    def __init__(self, worker_pids: list[int], interval_s: float = 0.1) -> None:
+    def __init__(self, worker_pids: list[int], interval_s: float = 0.1, enabled: bool = True) -> None:
+        self._enabled = enabled
         self._me = psutil.Process()
         self._roots = [p for p in (_proc(pid) for pid in worker_pids) if p is not None]
         self._interval_s = interval_s
@@ -121,14 +167,17 @@ class ResourceSampler:
         self._thread = threading.Thread(target=self._loop, name="resource-sampler", daemon=True)
 
     def start(self) -> None:
+        if not self._enabled:
+            return
         self._sample()
         self._cpu_start = dict(self._cpu_last)
         self._thread.start()
 
     def stop(self) -> dict[str, Any]:
         self._stop.set()
-        self._thread.join()
-        self._sample()
+        if self._enabled:
+            self._thread.join()
+            self._sample()
         cpu_s = sum(last - self._cpu_start.get(pid, 0.0) for pid, last in self._cpu_last.items())
         coordinator_cpu = self._cpu_last.get(self._me.pid, 0.0) - self._cpu_start.get(self._me.pid, 0.0)
         return {
@@ -137,7 +186,7 @@ class ResourceSampler:
             "peak_rss_mb": round(self.total_peak_rss / 2**20, 1),
             "cpu_s": round(cpu_s, 3),
             "coordinator_cpu_s": round(coordinator_cpu, 3),
-            "worker_processes": len(self._cpu_last) - 1,
+            "worker_processes": max(0, len(self._cpu_last) - 1),
         }
 
     def _loop(self) -> None:
