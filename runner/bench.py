@@ -70,6 +70,7 @@ class Sweep:
     concurrency: int = 1000
     workers: int = field(default_factory=usable_cpus)
     celery_workers: int | None = None  # same as workers
+    celery_pool: str = "prefork"
     timeout: float = 60.0
     run_s: float = 2.0
     min_jobs: int = 50
@@ -80,6 +81,7 @@ class Sweep:
     def workload(self, mix: Mix, jobs: int, mode: str) -> WorkloadSpec:
         values = {k: getattr(self, k) for k in ("io_ms", "cpu_ms", "concurrency", "workers", "timeout")}
         values["celery_workers"] = self.celery_workers
+        values["celery_pool"] = self.celery_pool
         return WorkloadSpec.build({**values, "jobs": jobs, "mix": dict(mix.weights)}, (mode,))
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +102,7 @@ QUICK = {
     "quick": True,
 }
 _SWEEP_KEYS = {
+    "celery_pool",
     "modes",
     "mixes",
     "repeats",

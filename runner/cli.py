@@ -17,7 +17,7 @@ import click
 from runner.errors import InputError, RunnerError, RunStopped
 from runner.spec import DEFAULTS, WorkloadSpec, load_spec_file
 
-_SPEC_OPTIONS = ("jobs", "mix", "io_ms", "cpu_ms", "concurrency", "workers", "timeout", "celery_workers")
+_SPEC_OPTIONS = ("jobs", "mix", "io_ms", "cpu_ms", "concurrency", "workers", "timeout", "celery_workers", "celery_pool")
 
 
 class OneLineErrors(click.Group):
@@ -95,6 +95,11 @@ def _default(name: str) -> str:
     type=int,
     help="Local Celery worker nodes to start (celery mode); 0 = use a cluster's (needs REDIS_URL). "
     "[default: same as --workers]",
+)
+@click.option(
+    "--celery-pool",
+    type=click.Choice(["prefork", "threads", "gevent"]),
+    help="Pool of the local Celery workers (celery mode). [default: prefork]",
 )
 @click.option("--timeout", type=float, help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
 @click.option(

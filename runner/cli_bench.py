@@ -29,6 +29,7 @@ from runner.errors import InputError
 @click.option("--concurrency", type=int, help="Jobs in flight (threads in thread mode).")
 @click.option("--workers", type=int, help="Process-pool workers. [default: CPU count]")
 @click.option("--celery-workers", type=int, help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
+@click.option("--celery-pool", type=click.Choice(["prefork", "threads", "gevent"]), help="Pool of local Celery nodes.")
 @click.option("--timeout", type=float, help="Per-job timeout, seconds.")
 @click.option("--run-s", type=float, help="Target length of one measured run, seconds.")
 @click.option("--seed", type=int, help="Seed of the shuffled run order.")

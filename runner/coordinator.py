@@ -55,6 +55,7 @@ def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
         workers=spec.workers,
         timeout_s=spec.timeout,
         celery_workers=spec.celery_workers,
+        celery_pool=spec.celery_pool,
     )
 
 

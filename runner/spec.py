@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "workers": None,  # CPU count, resolved in WorkloadSpec.build
     "timeout": 60.0,
     "celery_workers": None,  # same as workers
+    "celery_pool": "prefork",
 }
 
 # field -> (type, minimum, maximum); bounds keep a typo from asking for a week-long run.
@@ -52,6 +53,7 @@ class WorkloadSpec:
     workers: int
     timeout: float
     celery_workers: int
+    celery_pool: str = "prefork"
     modes: tuple[str, ...] = field(default=("async",))
 
     @classmethod
@@ -72,6 +74,7 @@ class WorkloadSpec:
             workers=int(num["workers"]),
             timeout=float(num["timeout"]),
             celery_workers=int(num["celery_workers"]),
+            celery_pool=_choice("celery_pool", merged["celery_pool"], ("prefork", "threads", "gevent")),
             modes=modes,
         )
 
@@ -119,6 +122,12 @@ def _number(name: str, value: Any) -> int | float:
     if not low <= number <= high:
         raise InputError(f"{flag}: {value!r} is out of range ({low} to {high})")
     return number
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise InputError(f"--{name.replace('_', '-')}: choose one of {', '.join(choices)}, got {value!r}")
+    return str(value)
 
 
 def parse_mix(text: str | Mapping[str, Any]) -> dict[str, float]:

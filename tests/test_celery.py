@@ -57,3 +57,24 @@ def test_app_accepts_json_only() -> None:
     assert app.conf.task_serializer == "json"
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
     assert app.conf.worker_prefetch_multiplier == 1
+
+
+@pytest.mark.parametrize("pool", ["threads", "gevent"])
+def test_celery_pool_choice(pool: str) -> None:
+    spec = WorkloadSpec.build(
+        {
+            "jobs": 60,
+            "mix": "sleep=1,cpu=1",
+            "io_ms": 50,
+            "cpu_ms": 1,
+            "concurrency": 30,
+            "celery_workers": 1,
+            "celery_pool": pool,
+        },
+        ("celery",),
+    )
+    result = run_mode(spec, "celery")
+    assert result["jobs"]["done"] == 60 and result["jobs"]["lost"] == 0
+    assert result["executor"]["pool"] == pool
+    # One node with 30 threads or greenlets overlaps the 50 ms waits: far below 30 x 50 ms one at a time.
+    assert result["wall_s"] < 1.5

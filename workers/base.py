@@ -32,6 +32,7 @@ class ExecutorConfig:
     workers: int  # worker processes of a local pool
     timeout_s: float  # per-job timeout, which some executors need (e.g. broker visibility)
     celery_workers: int = 1  # local Celery worker nodes to start; 0 = use a cluster's
+    celery_pool: str = "prefork"  # the local nodes' pool: prefork, threads or gevent
 
 
 class JobReport(NamedTuple):

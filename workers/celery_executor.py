@@ -1,8 +1,9 @@
 """``celery``: jobs go through a Redis broker to Celery worker processes.
 
 Without ``REDIS_URL`` the coordinator's embedded Redis is the broker and this executor starts
-``--workers`` local worker nodes (prefork, one child each) on a queue of their own, and stops them
-afterwards. With ``REDIS_URL`` and ``--workers 0`` it sends to the ``runner`` queue that a
+``--celery-workers`` local worker nodes on a queue of their own -- ``--celery-pool prefork`` (one
+child process each), ``threads`` or ``gevent`` (``--concurrency`` / nodes threads or greenlets each)
+-- and stops them afterwards. With ``REDIS_URL`` and ``--workers 0`` it sends to the ``runner`` queue that a
 cluster's workers already consume.
 
 Replies come back on a per-run Redis list (see ``workers.celery_app``); a reader coroutine
@@ -40,6 +41,7 @@ from workers.celery_app import DEFAULT_QUEUE, TASK_NAME, make_app
 from workers.clients import check_redis, redact
 from workers.jobs import Job
 
+CELERY_POOLS = ("prefork", "threads", "gevent")
 _READY_TIMEOUT_S = 60.0
 _RETRY_S = 0.2  # between reconnection attempts while the broker is away
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -51,6 +53,8 @@ class CeleryExecutor(Executor):
 
     @classmethod
     def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
+        if config.celery_pool not in CELERY_POOLS:
+            raise InputError(f"--celery-pool: choose one of {', '.join(CELERY_POOLS)}, not {config.celery_pool!r}")
         if config.celery_workers == 0 and not external_redis:
             raise InputError(
                 "--celery-workers 0 means 'use a cluster's workers', which needs REDIS_URL set to its Redis"
@@ -124,9 +128,9 @@ class CeleryExecutor(Executor):
                 "workers.celery_app",
                 "worker",
                 "--pool",
-                "prefork",
+                self.config.celery_pool,
                 "--concurrency",
-                "1",
+                str(self._per_node()),
                 "-Q",
                 self._queue,
                 "-n",
@@ -154,7 +158,7 @@ class CeleryExecutor(Executor):
                 names = [n for n in names if self._run_id in n]
             if len(names) >= want:
                 self._nodes = sorted(names)
-                self._slots = want if local else self._cluster_slots(self._nodes)
+                self._slots = want * self._per_node() if local else self._cluster_slots(self._nodes)
                 return
         if local:
             raise ServiceError(f"Celery workers did not answer within {_READY_TIMEOUT_S:.0f} s: {self._log_tail()}")
@@ -169,9 +173,19 @@ class CeleryExecutor(Executor):
         sizes = [int(s.get("pool", {}).get("max-concurrency", 1)) for s in stats.values()]
         return max(len(nodes), sum(sizes))
 
+    def _per_node(self) -> int:
+        """Jobs one local node runs at once: one per prefork child; threads and greenlets are
+        sized to share the in-flight window, as one would size them for I/O."""
+        if self.config.celery_pool == "prefork":
+            return 1
+        return max(1, -(-self.config.concurrency // max(1, self.config.celery_workers)))
+
     def capacity(self, cores: int) -> Capacity:
-        slots = getattr(self, "_slots", self.config.celery_workers)
-        return Capacity(slots, min(slots, cores), min(slots, cores))
+        slots = getattr(self, "_slots", self.config.celery_workers * self._per_node())
+        nodes = max(1, self.config.celery_workers or len(getattr(self, "_nodes", [])))
+        processes = slots if self.config.celery_pool == "prefork" else nodes  # one GIL per process
+        threads = slots if self.config.celery_pool != "gevent" else nodes  # greenlets share one thread
+        return Capacity(slots, min(processes, cores), min(threads, cores))
 
     def _log_tail(self) -> str:
         lines: list[str] = []
@@ -314,7 +328,7 @@ class CeleryExecutor(Executor):
             "workers": self.config.celery_workers,
             "nodes": getattr(self, "_nodes", []),
             "broker": redact(getattr(self, "_broker", "")),
-            "pool": "prefork",
+            "pool": self.config.celery_pool,
             "prefetch": 1,
         }
 
