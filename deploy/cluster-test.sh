@@ -144,6 +144,8 @@ rm -f deploy/wheelhouse/runner-*.whl # the image builds runner from the sources;
 log "building $IMAGE from $BASE_PYTHON ($(ls deploy/wheelhouse | wc -l) wheels)"
 docker build --rm --force-rm -f deploy/Dockerfile --build-arg "BASE_IMAGE=$BASE_PYTHON" -t "$IMAGE" . \
     >"$STATE/build.log" 2>&1 || { tail -n 30 "$STATE/build.log" >&2; die "docker build"; }
+# vfs keeps a full copy of the filesystem per layer: drop the images earlier builds left untagged
+docker image prune -f --filter "label=org.opencontainers.image.title=runner" >/dev/null
 
 # --- 4. the cluster ----------------------------------------------------------------------
 REDIS_PASSWORD=$("$VENV_BIN/python" -c 'import secrets; print(secrets.token_hex(24))')
