@@ -17,7 +17,18 @@ import click
 from runner.errors import InputError, RunnerError, RunStopped
 from runner.spec import DEFAULTS, WorkloadSpec, load_spec_file
 
-_SPEC_OPTIONS = ("jobs", "mix", "io_ms", "cpu_ms", "concurrency", "workers", "timeout", "celery_workers", "celery_pool")
+_SPEC_OPTIONS = (
+    "jobs",
+    "mix",
+    "io_ms",
+    "cpu_ms",
+    "concurrency",
+    "workers",
+    "timeout",
+    "celery_workers",
+    "celery_pool",
+    "batch",
+)
 
 
 class OneLineErrors(click.Group):
@@ -100,6 +111,12 @@ def _default(name: str) -> str:
     "--celery-pool",
     type=click.Choice(["prefork", "threads", "gevent"]),
     help="Pool of the local Celery workers (celery mode). [default: prefork]",
+)
+@click.option(
+    "--batch",
+    type=int,
+    help="Jobs per Celery task for small jobs: 0 sizes batches from measured job cost, 1 sends one task "
+    "per job. [default: 0]",
 )
 @click.option("--timeout", type=float, help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
 @click.option(

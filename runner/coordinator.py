@@ -56,6 +56,7 @@ def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
         timeout_s=spec.timeout,
         celery_workers=spec.celery_workers,
         celery_pool=spec.celery_pool,
+        batch=spec.batch,
     )
 
 

@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 60.0,
     "celery_workers": None,  # same as workers
     "celery_pool": "prefork",
+    "batch": 0,  # 0: sized from measured job cost
 }
 
 # field -> (type, minimum, maximum); bounds keep a typo from asking for a week-long run.
@@ -39,6 +40,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "workers": (int, 0, 1024),
     "timeout": (float, 0.001, 86_400),
     "celery_workers": (int, 0, 1024),
+    "batch": (int, 0, 100_000),
 }
 SPEC_KEYS = ("mode", *DEFAULTS)
 
@@ -54,6 +56,7 @@ class WorkloadSpec:
     timeout: float
     celery_workers: int
     celery_pool: str = "prefork"
+    batch: int = 0
     modes: tuple[str, ...] = field(default=("async",))
 
     @classmethod
@@ -74,6 +77,7 @@ class WorkloadSpec:
             workers=int(num["workers"]),
             timeout=float(num["timeout"]),
             celery_workers=int(num["celery_workers"]),
+            batch=int(num["batch"]),
             celery_pool=_choice("celery_pool", merged["celery_pool"], ("prefork", "threads", "gevent")),
             modes=modes,
         )

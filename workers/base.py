@@ -33,6 +33,7 @@ class ExecutorConfig:
     timeout_s: float  # per-job timeout, which some executors need (e.g. broker visibility)
     celery_workers: int = 1  # local Celery worker nodes to start; 0 = use a cluster's
     celery_pool: str = "prefork"  # the local nodes' pool: prefork, threads or gevent
+    batch: int = 0  # jobs per pool/broker task for small jobs: 0 = sized from measured cost, 1 = off
 
 
 class JobReport(NamedTuple):

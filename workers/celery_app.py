@@ -33,6 +33,7 @@ from workers.clients import SyncClients
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
 
 TASK_NAME = "runner.run_job"
+BATCH_TASK_NAME = "runner.run_batch"
 DEFAULT_QUEUE = "runner"
 
 _clients = SyncClients(pool_size=4)  # per worker process; connections open on first use
@@ -78,24 +79,35 @@ def make_app(
     )
     # One more run after the worker process died running it; then "worker died" (see below).
     app.task(name=TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_job)
+    app.task(name=BATCH_TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_batch)
     return app
 
 
 def run_job(task: Task, wire: list[Any], reply_key: str) -> None:
     """Run one job and push its outcome to ``reply_key``; failures are data, not exceptions."""
-    job = Job.from_wire(wire)
     worker = task.request.hostname or socket.gethostname()
+    _push(task.app.conf.broker_url, reply_key, [_outcome(Job.from_wire(wire), worker)])
+
+
+def run_batch(task: Task, wires: list[list[Any]], reply_key: str) -> None:
+    """Run small jobs one after another and push their outcomes together: one task, one broker
+    round trip and one reply push for many jobs whose own cost is far below a task's. Each reply
+    still carries the job's own service time."""
+    worker = task.request.hostname or socket.gethostname()
+    _push(task.app.conf.broker_url, reply_key, [_outcome(Job.from_wire(wire), worker) for wire in wires])
+
+
+def _outcome(job: Job, worker: str) -> str:
     try:
         reply = {"id": job.id, "worker": worker, "service_s": run_sync(job, _clients), "result": result_of(job)}
-        body = json.dumps(reply)
+        return json.dumps(reply)
     except Exception as exc:  # reported to the coordinator's ledger, not raised into Celery
-        body = json.dumps({"id": job.id, "worker": worker, "error": f"{type(exc).__name__}: {exc}"})
-    _push(task.app.conf.broker_url, reply_key, body)
+        return json.dumps({"id": job.id, "worker": worker, "error": f"{type(exc).__name__}: {exc}"})
 
 
-def _push(broker: str, reply_key: str, body: str) -> None:
+def _push(broker: str, reply_key: str, bodies: list[str]) -> None:
     pipe = _clients.redis(broker).pipeline(transaction=False)
-    pipe.rpush(reply_key, body)
+    pipe.rpush(reply_key, *bodies)
     pipe.expire(reply_key, _REPLY_TTL_S)  # replies nobody reads (a stopped run) do not pile up
     pipe.execute()
 
@@ -105,12 +117,13 @@ def _worker_died_twice(sender: Any = None, exception: BaseException | None = Non
     coordinator records "worker died" now rather than a timeout later."""
     from celery.exceptions import WorkerLostError
 
-    if getattr(sender, "name", None) != TASK_NAME or not isinstance(exception, WorkerLostError) or not args:
+    name = getattr(sender, "name", None)
+    if name not in (TASK_NAME, BATCH_TASK_NAME) or not isinstance(exception, WorkerLostError) or not args:
         return
-    wire, reply_key = args[0], args[1]
+    wires, reply_key = ([args[0]] if name == TASK_NAME else args[0]), args[1]
     worker = getattr(getattr(sender, "request", None), "hostname", None) or socket.gethostname()
-    body = {"id": int(wire[0]), "worker": worker, "error": WORKER_DIED}
-    _push(sender.app.conf.broker_url, reply_key, json.dumps(body))
+    bodies = [json.dumps({"id": int(wire[0]), "worker": worker, "error": WORKER_DIED}) for wire in wires]
+    _push(sender.app.conf.broker_url, reply_key, bodies)
 
 
 signals.task_failure.connect(_worker_died_twice, weak=False)

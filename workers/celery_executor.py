@@ -14,6 +14,11 @@ coordinator still waits for it: the visibility timeout is T/2 (a message unackno
 belongs to a dead node and is handed to another), and the worker's hard time limit is 0.4 T, so a
 slow but live job is stopped before it could be redelivered and run twice.
 
+Small jobs go in batches: once replies show that a job costs far less than a task's own overhead,
+the jobs that arrive in one turn of the event loop are sent as ``runner.run_batch`` tasks of about
+5 ms of work each (at most 256 jobs; ``--batch N`` fixes the size, 1 turns batching off). Each job
+still gets its own reply, with its own service time, and its latency is measured on its own.
+
 Broker outages: sending and reading wait while Redis is unreachable and carry on when it answers
 again. If it comes back empty (a restart without persistence loses queues and replies), every job
 still waiting is sent again; replies from both runs are counted as duplicates. If it stays away
@@ -37,13 +42,16 @@ from typing import Any
 
 from runner.errors import InputError, JobFailed, ServiceError
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport
-from workers.celery_app import DEFAULT_QUEUE, TASK_NAME, make_app
+from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_app
 from workers.clients import check_redis, redact
 from workers.jobs import Job
 
 CELERY_POOLS = ("prefork", "threads", "gevent")
 _READY_TIMEOUT_S = 60.0
 _RETRY_S = 0.2  # between reconnection attempts while the broker is away
+_BATCH_BUDGET_S = 0.005  # a batch task should take about this long on a worker
+_MAX_BATCH = 256
+_BATCH_AFTER = 8  # replies seen before the job cost is trusted enough to batch on
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -89,6 +97,9 @@ class CeleryExecutor(Executor):
         self._redis = redis_async.Redis.from_url(self._broker, socket_connect_timeout=3.0, socket_timeout=5.0)
         self._server_id = await self._redis_server_id()
         self._reader: asyncio.Task[None] | None = None
+        self._outbox: dict[str, list[_Pending]] = {}  # by kind: batched jobs waiting for a worker slot
+        self._flush_scheduled = False
+        self._tasks_out = 0  # batch tasks sent whose jobs are not all settled
 
     async def begin_workload(self) -> None:
         """A fresh reply list per workload, so late replies of the last one are never counted as
@@ -98,6 +109,8 @@ class CeleryExecutor(Executor):
         self._reply_key = f"runner:replies:{self._run_id}:{self._workload}"
         self._answered = bytearray()
         self._extra.clear()
+        self._costs: dict[str, list[float]] = {}  # kind -> [moving average of service time, replies seen]
+        self._tasks_sent = self._jobs_sent = 0
         self._reader = asyncio.create_task(self._read_replies(), name="celery-replies")
 
     async def _stop_reader(self) -> None:
@@ -215,45 +228,109 @@ class CeleryExecutor(Executor):
             return
         self._answered[job_id] = 1
         pending = self._pending.get(job_id)
+        if pending is not None and "service_s" in reply:
+            cost, seen = self._costs.setdefault(pending.job.kind, [float(reply["service_s"]), 0])
+            self._costs[pending.job.kind] = [0.9 * cost + 0.1 * float(reply["service_s"]), seen + 1]
         if pending is not None and not pending.future.done():
             pending.future.set_result(reply)
 
-    def _send(self, job: Job) -> None:
+    def _batch_size(self, kind: str) -> int:
+        """Jobs of this kind per task: from the kind's measured cost, since a batch runs its jobs
+        one after another (a slow job in a batch would hold up its batch-mates)."""
+        if self.config.batch > 0:
+            return self.config.batch
+        cost, seen = self._costs.get(kind, (0.0, 0))
+        if seen < _BATCH_AFTER:
+            return 1
+        return max(1, min(_MAX_BATCH, int(_BATCH_BUDGET_S / max(cost, 1e-6))))
+
+    def _send(self, jobs: list[Job]) -> None:
+        single = len(jobs) == 1
         self._app.send_task(
-            TASK_NAME,
-            args=[job.to_wire(), self._reply_key],
+            TASK_NAME if single else BATCH_TASK_NAME,
+            args=[jobs[0].to_wire() if single else [job.to_wire() for job in jobs], self._reply_key],
             queue=self._queue,
-            task_id=f"{self._run_id}-{self._workload}-{job.id}",
+            task_id=f"{self._run_id}-{self._workload}-{jobs[0].id}" + ("" if single else f"+{len(jobs) - 1}"),
             time_limit=self._time_limit,  # frees a worker stuck on a hung job, before redelivery could
             retry=False,  # an unreachable broker is handled here, without blocking the event loop
         )
+        self._tasks_sent += 1
+        self._jobs_sent += len(jobs)
+
+    def _kick(self) -> None:
+        if any(self._outbox.values()) and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Send batches from the outbox while fewer than two tasks per worker slot are out: jobs
+        wait here, not in the broker's queue, so each batch holds as many as are waiting."""
+        self._flush_scheduled = False
+        for kind, outbox in self._outbox.items():
+            size = self._batch_size(kind)
+            while outbox and self._tasks_out < 2 * max(1, self._slots) and self._healthy.is_set():
+                chunk = outbox[:size]
+                try:
+                    self._send([p.job for p in chunk])
+                except _broker_errors() as exc:
+                    self._start_recovery(exc).add_done_callback(lambda _: self._kick())
+                    return
+                del outbox[:size]
+                self._sent_batch(chunk)
+
+    def _sent_batch(self, chunk: list[_Pending]) -> None:
+        batch = _Batch(len(chunk))
+        self._tasks_out += 1
+        for p in chunk:
+            p.sent, p.batch = True, batch
+
+    def _job_settled(self, pending: _Pending) -> None:
+        """A batched job has its reply (or is given up): its task is done when all its jobs are."""
+        batch, pending.batch = pending.batch, None
+        if batch is not None:
+            batch.left -= 1
+            if batch.left == 0:
+                self._tasks_out -= 1
+                self._kick()
 
     async def run(self, job: Job) -> JobReport:
         pending = _Pending(asyncio.get_running_loop().create_future(), job)
         self._pending[job.id] = pending
         try:
-            while not pending.sent:
+            if self._batch_size(job.kind) > 1:
+                pending.queued = True
+                self._outbox.setdefault(job.kind, []).append(
+                    pending
+                )  # sent by _flush, with others, as worker slots free up
+                self._kick()
+            while not pending.sent and not pending.queued:
                 await self._healthy.wait()
                 if self._fatal is not None:
                     raise self._fatal
                 try:
-                    self._send(job)
+                    self._send([pending.job])
+                    pending.sent = True
                 except _broker_errors() as exc:
                     await self._broker_lost(exc)
-                else:
-                    pending.sent = True
             reply = await pending.future
         finally:
             del self._pending[job.id]
+            if pending.queued and not pending.sent:
+                self._outbox[job.kind].remove(pending)  # timed out (or stopped) while waiting to be sent
+            self._job_settled(pending)
         if "error" in reply:
             raise JobFailed(reply["error"])
         return JobReport(float(reply["service_s"]), str(reply["worker"]))
 
-    async def _broker_lost(self, exc: BaseException) -> None:
-        """Wait until the broker is back (one recovery for everyone who noticed), or give up."""
+    def _start_recovery(self, exc: BaseException) -> asyncio.Task[None]:
         if self._recovery is None or self._recovery.done():
             self._healthy.clear()
             self._recovery = asyncio.create_task(self._recover(exc), name="celery-broker-recovery")
+        return self._recovery
+
+    async def _broker_lost(self, exc: BaseException) -> None:
+        """Wait until the broker is back (one recovery for everyone who noticed), or give up."""
+        self._start_recovery(exc)
         await self._healthy.wait()
         if self._fatal is not None:
             raise self._fatal
@@ -267,7 +344,7 @@ class CeleryExecutor(Executor):
                     if server_id != self._server_id:  # restarted empty: queued messages and replies are gone
                         for pending in list(self._pending.values()):
                             if pending.sent and not pending.future.done():
-                                await asyncio.to_thread(self._send, pending.job)
+                                await asyncio.to_thread(self._send, [pending.job])
                         self._server_id = server_id
                     return
                 except _broker_errors() as exc:
@@ -329,6 +406,11 @@ class CeleryExecutor(Executor):
             "nodes": getattr(self, "_nodes", []),
             "broker": redact(getattr(self, "_broker", "")),
             "pool": self.config.celery_pool,
+            "batching": {
+                "batch": self.config.batch or "auto",
+                "tasks_sent": getattr(self, "_tasks_sent", 0),
+                "jobs_per_task": round(getattr(self, "_jobs_sent", 0) / max(1, getattr(self, "_tasks_sent", 0)), 2),
+            },
             "prefetch": 1,
         }
 
@@ -336,12 +418,23 @@ class CeleryExecutor(Executor):
 class _Pending:
     """A job sent (or about to be) and the future its reply resolves."""
 
-    __slots__ = ("future", "job", "sent")
+    __slots__ = ("batch", "future", "job", "queued", "sent")
 
     def __init__(self, future: asyncio.Future[dict[str, Any]], job: Job) -> None:
         self.future = future
         self.job = job
         self.sent = False
+        self.queued = False  # waiting in the outbox to go out in a batch
+        self.batch: _Batch | None = None  # the batch task it went in, if batched
+
+
+class _Batch:
+    """A batch task: how many of its jobs are still waiting for their reply."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, jobs: int) -> None:
+        self.left = jobs
 
 
 def _broker_errors() -> tuple[type[BaseException], ...]:
