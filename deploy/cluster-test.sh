@@ -149,13 +149,14 @@ docker image prune -f --filter "label=org.opencontainers.image.title=runner" >/d
 
 # --- 4. the cluster ----------------------------------------------------------------------
 REDIS_PASSWORD=$("$VENV_BIN/python" -c 'import secrets; print(secrets.token_hex(24))')
-export REDIS_PASSWORD RUNNER_IMAGE=$IMAGE REDIS_IMAGE=$BASE_REDIS RUNNER_REPORTS_DIR=./$REPORTS
+# Exported, so they win over any .env of the checkout.
+export REDIS_PASSWORD RUNNER_IMAGE=$IMAGE REDIS_IMAGE=$BASE_REDIS RUNNER_REPORTS_DIR=./$REPORTS \
+    RUNNER_BENCH_MODES=async,thread,process,celery RUNNER_QUEUE=runner RUNNER_UID=10001 RUNNER_GID=10001
 rm -rf "$REPORTS"
 mkdir -p "$REPORTS"
 if [[ $(id -u) -eq 0 ]]; then
     chown 10001:10001 "$REPORTS"  # the image's runner user writes the report
 else
-    export RUNNER_UID RUNNER_GID
     RUNNER_UID=$(id -u) RUNNER_GID=$(id -g)
 fi
 "${COMPOSE[@]}" config -q || die "compose config"
