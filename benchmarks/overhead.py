@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +38,10 @@ from runner.services import LocalServices
 from runner.spec import WorkloadSpec
 from workers.calibration import calibrate
 from workers.registry import executor_class
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
 
 
 def noop(_: int) -> None:
@@ -100,7 +107,78 @@ def process_map(pool: ProcessPoolExecutor, jobs: int, chunksize: int) -> float:
     return jobs / (time.perf_counter() - began)
 
 
+def start_baseline_workers(redis_url: str, count: int) -> list[subprocess.Popen[bytes]]:
+    env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=os.pathsep.join([HERE, ROOT]))
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_baseline",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "-n",
+                f"baseline{i}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "WARNING",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for i in range(count)
+    ]
+    from celery_baseline import app
+
+    app.conf.broker_url = app.conf.result_backend = redis_url
+    deadline = time.monotonic() + 60
+    while len(app.control.ping(timeout=0.5)) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit("baseline Celery workers did not start")
+    return nodes
+
+
+def stop_baseline_workers(nodes: list[subprocess.Popen[bytes]]) -> None:
+    for node in nodes:
+        os.killpg(node.pid, signal.SIGTERM)
+    for node in nodes:
+        try:
+            node.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait()
+
+
+def apply_async_loop(jobs: int) -> float:
+    from celery_baseline import noop
+
+    began = time.perf_counter()
+    results = [noop.apply_async((job,)) for job in range(jobs)]
+    for result in results:
+        result.get(timeout=120)
+    return jobs / (time.perf_counter() - began)
+
+
 # --- the harness ------------------------------------------------------------------------------
+
+
+def spec_values(args: argparse.Namespace, jobs: int) -> dict[str, Any]:
+    return {
+        "jobs": jobs,
+        "mix": "noop=1",
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "celery_workers": args.workers,
+    }
 
 
 class Pair:
@@ -132,17 +210,9 @@ async def runner_rate(
 
 async def compare(mode: str, args: argparse.Namespace, services: LocalServices, cal: Any) -> Pair:
     jobs = args.jobs if mode in ("async", "thread") else args.jobs // 10
-    spec = WorkloadSpec.build(
-        {
-            "jobs": jobs,
-            "mix": "noop=1",
-            "concurrency": args.concurrency,
-            "workers": args.workers,
-            "celery_workers": args.workers,
-        },
-        (mode,),
-    )
-    executor = executor_class(mode)(executor_config(spec), services)
+    name = "celery" if mode.startswith("celery") else mode
+    spec = WorkloadSpec.build(spec_values(args, jobs), (name,))
+    executor = executor_class(name)(executor_config(spec), services)
     await executor.start()
     baseline: Callable[[], Awaitable[float]]
     cleanup: Callable[[], None] = lambda: None  # noqa: E731
@@ -164,6 +234,20 @@ async def compare(mode: str, args: argparse.Namespace, services: LocalServices, 
 
         async def baseline() -> float:
             return process_map(procs, jobs, chunk)
+    elif mode in ("celery", "celery-1"):
+        # celery-1 is runner's one-task-per-job path (--batch 1), against the same baseline.
+        spec = WorkloadSpec.build({**spec_values(args, jobs), "batch": 1 if mode == "celery-1" else 0}, ("celery",))
+        await executor.stop()
+        executor = executor_class("celery")(executor_config(spec), services)
+        await executor.start()
+        nodes = start_baseline_workers(services.redis_url(), args.workers)
+        pair = Pair(mode, "apply_async loop")
+
+        def cleanup() -> None:
+            stop_baseline_workers(nodes)
+
+        async def baseline() -> float:
+            return await asyncio.to_thread(apply_async_loop, jobs)
     else:
         raise SystemExit(f"no hand-written equivalent for {mode}")
     try:
@@ -221,7 +305,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--modes", default="async,thread,process")
+    parser.add_argument("--modes", default="async,thread,process,celery,celery-1")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main_async(parser.parse_args()))
     return 0

@@ -78,3 +78,13 @@ def test_celery_pool_choice(pool: str) -> None:
     assert result["executor"]["pool"] == pool
     # One node with 30 threads or greenlets overlaps the 50 ms waits: far below 30 x 50 ms one at a time.
     assert result["wall_s"] < 1.5
+
+
+def test_small_jobs_go_in_batches_and_each_is_still_accounted_for() -> None:
+    values = {"jobs": 3000, "mix": "noop=1", "concurrency": 500, "celery_workers": 2}
+    batched = run_mode(WorkloadSpec.build(values, ("celery",)), "celery")
+    assert batched["jobs"]["done"] == 3000 and batched["jobs"]["lost"] == 0
+    assert batched["executor"]["batching"]["jobs_per_task"] > 2
+    assert sum(batched["by_worker"].values()) == 3000
+    one_by_one = run_mode(WorkloadSpec.build({**values, "jobs": 300, "batch": 1}, ("celery",)), "celery")
+    assert one_by_one["executor"]["batching"] == {"batch": 1, "tasks_sent": 300, "jobs_per_task": 1.0}

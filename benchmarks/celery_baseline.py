@@ -1,0 +1,25 @@
+"""The hand-written Celery equivalent for benchmarks/overhead.py: a no-op task with a Redis result
+backend, so a plain ``apply_async`` loop can wait for every result. Workers:
+``celery -A celery_baseline worker`` with ``benchmarks/`` on PYTHONPATH and REDIS_URL set."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+_URL = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+app = Celery("baseline", broker=_URL, backend=_URL, set_as_current=False)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    worker_prefetch_multiplier=1,
+    task_acks_late=True,
+    worker_hijack_root_logger=False,
+)
+
+
+@app.task(name="baseline.noop")
+def noop(job: int) -> None:
+    return None
