@@ -18,8 +18,20 @@ from typing import Any
 
 from _submit import submit
 
-MIXED = ["--mix", "mixed=1", "--io-ms", "50", "--cpu-ms", "5", "--jobs", "2000", "--concurrency", "200",
-         "--workers", "2"]
+MIXED = [
+    "--mix",
+    "mixed=1",
+    "--io-ms",
+    "50",
+    "--cpu-ms",
+    "5",
+    "--jobs",
+    "2000",
+    "--concurrency",
+    "200",
+    "--workers",
+    "2",
+]
 HTTP = ["--mix", "http=1", "--io-ms", "50", "--jobs", "2000", "--concurrency", "200"]
 
 
