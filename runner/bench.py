@@ -39,6 +39,8 @@ from workers.calibration import Calibration, calibrate
 from workers.registry import MODES, executor_class
 
 BENCH_SCHEMA_VERSION = 1
+# The four strategies the question is about; --modes all adds hybrid and gevent.
+CLASSIC_MODES = ("async", "thread", "process", "celery")
 
 Step = Callable[[int, int, str], None]  # (runs done, runs in all, what runs next)
 
@@ -62,7 +64,7 @@ DEFAULT_MIXES = (
 
 @dataclass(frozen=True)
 class Sweep:
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] = CLASSIC_MODES
     mixes: tuple[Mix, ...] = DEFAULT_MIXES
     repeats: int = 3
     io_ms: float = 50.0
@@ -136,7 +138,9 @@ def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path |
     if sweep_file is not None:
         values.update(_load_sweep_file(sweep_file))
     values.update({k: v for k, v in overrides.items() if v is not None})
-    modes = tuple(values.get("modes") or MODES)
+    modes = tuple(values.get("modes") or CLASSIC_MODES)
+    if modes == ("all",):
+        modes = MODES
     for mode in modes:
         executor_class(mode)
     if len(set(modes)) != len(modes):

@@ -15,7 +15,11 @@ from runner.errors import InputError
 
 @click.command()
 @click.option("--quick", is_flag=True, help="A small sweep that finishes in about 2 minutes on 2 cores.")
-@click.option("--modes", help="Executors to compare, comma-separated. [default: all]")
+@click.option(
+    "--modes",
+    help="Executors to compare, comma-separated, or 'all' (adds hybrid and gevent). "
+    "[default: async,thread,process,celery]",
+)
 @click.option(
     "--mix",
     "mixes",
