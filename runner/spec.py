@@ -168,8 +168,11 @@ def _mix_table(table: Any) -> dict[str, float]:
         if not math.isfinite(value) or value < 0:
             raise InputError(f"--mix: weight for {kind!r} must be a finite number >= 0, got {weight!r}")
         mix[kind] = value
-    if sum(mix.values()) <= 0:
+    total = sum(mix.values())
+    if total <= 0:
         raise InputError("--mix: at least one weight must be above 0")
+    if not math.isfinite(total):
+        raise InputError("--mix: weights are too large to add up; use proportions such as sleep=1,cpu=2")
     return mix
 
 
