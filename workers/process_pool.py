@@ -32,7 +32,7 @@ import psutil
 from runner.errors import InputError, JobFailed, ServiceError
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport
 from workers.clients import SyncClients
-from workers.jobs import Job, result_of, run_sync
+from workers.jobs import WORKER_DIED, Job, result_of, run_sync
 
 _COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
@@ -129,7 +129,7 @@ class ProcessExecutor(Executor):
                 else:
                     bystander += 1
                 if blamed > 1 or bystander > _FREE_RETRIES:
-                    raise JobFailed("worker died: its pool process exited abruptly while running this job") from exc
+                    raise JobFailed(WORKER_DIED) from exc
                 continue
             except asyncio.CancelledError:
                 if not future.cancel():  # running, or queued inside the pool where it will run
