@@ -247,7 +247,14 @@ class _progress_bar:
     type=click.IntRange(0, 65535),
     help="Port to listen on (0 picks a free one).",
 )
-def target(host: str, port: int) -> None:
+@click.option(
+    "--max-concurrent",
+    default=4096,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Requests in service at once; more get 503 at once (delay and body size are capped too).",
+)
+def target(host: str, port: int, max_concurrent: int) -> None:
     """Serve the HTTP target that http jobs call: GET /delay/{ms}, GET /health."""
     import asyncio
 
@@ -257,7 +264,7 @@ def target(host: str, port: int) -> None:
 
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:
-            loop.run(serve(host, port))
+            loop.run(serve(host, port, max_concurrent))
     except OSError as exc:
         raise RunnerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 

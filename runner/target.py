@@ -1,8 +1,10 @@
 """``runner target``: the HTTP server that ``http`` jobs call, like httpbin's ``/delay``.
 
 ``GET /delay/{ms}`` waits ``ms`` milliseconds (capped) and answers a small JSON body, or
-``?size=N`` bytes (capped). ``GET /health`` answers ``ok``. Caps keep a mistyped job from tying
-the server up: delay at most 60 s, body at most 1 MiB.
+``?size=N`` bytes (capped). ``GET /health`` answers ``ok``. Caps keep a mistyped job -- or anyone
+else who can reach the port -- from tying the server up: delay at most 60 s, body at most 1 MiB, at
+most ``max_concurrent`` requests in service at once (the rest get 503 straight away, so memory and
+sockets stay bounded), and idle keep-alive connections closed after 15 s.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import asyncio
 import signal
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 MAX_DELAY_MS = 60_000
 MAX_SIZE = 1 << 20
+MAX_CONCURRENT = 4096  # default; above the coordinator's usual --concurrency
+_IN_SERVICE = web.AppKey("in_service", list[int])
 
 
 async def _delay(request: web.Request) -> web.Response:
@@ -34,16 +39,30 @@ async def _health(_: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def make_app() -> web.Application:
-    app = web.Application()
+def make_app(max_concurrent: int = MAX_CONCURRENT) -> web.Application:
+    @web.middleware
+    async def cap(request: web.Request, handler: Handler) -> web.StreamResponse:
+        in_service = request.app[_IN_SERVICE]
+        if in_service[0] >= max_concurrent:
+            raise web.HTTPServiceUnavailable(
+                text=f"busy: {max_concurrent} requests in service", headers={"Retry-After": "1"}
+            )
+        in_service[0] += 1
+        try:
+            return await handler(request)
+        finally:
+            in_service[0] -= 1
+
+    app = web.Application(middlewares=[cap], client_max_size=64 * 1024)
+    app[_IN_SERVICE] = [0]
     app.router.add_get("/delay/{ms}", _delay)
     app.router.add_get("/health", _health)
     return app
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, max_concurrent: int = MAX_CONCURRENT) -> None:
     """Serve until SIGINT/SIGTERM; print the bound address first (port 0 picks a free one)."""
-    runner = web.AppRunner(make_app(), access_log=None)
+    runner = web.AppRunner(make_app(max_concurrent), access_log=None, keepalive_timeout=15.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()
