@@ -56,3 +56,12 @@ def test_in_flight_never_exceeds_concurrency(mode: str) -> None:
     _adds_up(result)
     # 60 jobs of 20 ms, 3 at a time: at least 20 rounds of 20 ms.
     assert result["wall_s"] >= 0.4
+
+
+def test_small_jobs_keep_their_own_outcomes_when_batched(mode: str) -> None:
+    # Enough cheap jobs for the pool and Celery executors to start batching them: a failing job
+    # inside a batch fails alone, and every job is still counted once.
+    result = _run(mode, jobs=2000, mix="noop=8,fail=1", concurrency=200)
+    jobs = _adds_up(result)
+    assert jobs["failed"] == 222 and jobs["done"] == 1778 and jobs["duplicates"] == 0
+    assert result["failures"] == {"InjectedFailure: a fail job raised on purpose": 222}

@@ -11,6 +11,11 @@ terminates them, so the job whose process died on its own is known: it is retrie
 fails with "worker died"; jobs that were merely in the pool at the time are retried freely. A job
 that outlives its timeout is written off by killing the process running it (nothing else can stop
 it), which the same mechanism turns into a fresh pool.
+
+Small jobs go in batches: once results show that jobs of a kind cost far less than a trip through
+the pool (tens of microseconds), the jobs of that kind that arrive in one turn of the event loop go
+to a process together (about 2 ms of work, at most 256 jobs; ``--batch`` fixes the size), while at
+most two batches per process are out. Each job keeps its own ticket, result, error and retries.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import pickle
 import signal
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -36,6 +42,9 @@ from workers.jobs import WORKER_DIED, Job, result_of, run_sync
 
 _COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
+_BATCH_BUDGET_S = 0.002  # a batch should take about this long in a pool process
+_MAX_BATCH = 256
+_BATCH_AFTER = 8  # results of a kind seen before its cost is trusted enough to batch on
 
 # Per pool process, set by the initializer.
 _clients: SyncClients | None = None
@@ -76,6 +85,30 @@ def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any]:
     return service_s, os.getpid(), result_of(job)
 
 
+def _run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, int] | BaseException]:
+    """Several small jobs in one trip; each one's outcome (or error) stays its own."""
+    outcomes: list[tuple[float, int] | BaseException] = []
+    for wire, ticket in zip(wires, tickets, strict=True):
+        try:
+            service_s, pid, result = _run_wire(wire, ticket)
+            pickle.dumps(result)  # a result that cannot travel fails its own job, not its batch-mates
+            outcomes.append((service_s, pid))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+class _Queued:
+    """A job waiting in the outbox to go to a pool process in a batch."""
+
+    __slots__ = ("batch_future", "sent", "ticket", "waiter", "wire")
+
+    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[tuple[float, int]]) -> None:
+        self.wire, self.ticket, self.waiter = wire, ticket, waiter
+        self.sent = False
+        self.batch_future: Future[Any] | None = None
+
+
 def _warm_up(delay_s: float) -> int:
     time.sleep(delay_s)  # long enough that each warm-up task lands on its own process
     return os.getpid()
@@ -102,6 +135,10 @@ class ProcessExecutor(Executor):
         warm = [loop.run_in_executor(self._pool, _warm_up, 0.05) for _ in range(self.config.workers)]
         self._pids.update(await asyncio.gather(*warm))
         self._watchdog = asyncio.create_task(self._watch_abandoned(), name="process-watchdog")
+        self._outbox: dict[str, list[_Queued]] = {}
+        self._flush_scheduled = False
+        self._batches_out = 0
+        self._costs: dict[str, tuple[float, int]] = {}  # kind -> (moving average of service time, results)
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
@@ -118,9 +155,15 @@ class ProcessExecutor(Executor):
         wire, blamed, bystander = job.to_wire(), 0, 0
         while True:
             ticket, generation = next(self._tickets), self._generation
+            future: Future[Any] | None = None
+            queued: _Queued | None = None
             try:
-                future: Future[tuple[float, int, Any]] = self._pool.submit(_run_wire, wire, ticket)
-                service_s, pid, _ = await asyncio.wrap_future(future)
+                if self._batch_size(job.kind) > 1:
+                    queued = self._enqueue(job.kind, wire, ticket)
+                    service_s, pid = await queued.waiter
+                else:
+                    future = self._pool.submit(_run_wire, wire, ticket)
+                    service_s, pid, _ = await asyncio.wrap_future(future)
             except RuntimeError as exc:  # BrokenProcessPool, or a submit to a pool already replaced
                 if not isinstance(exc, BrokenProcessPool) and generation == self._generation:
                     raise
@@ -132,11 +175,76 @@ class ProcessExecutor(Executor):
                     raise JobFailed(WORKER_DIED) from exc
                 continue
             except asyncio.CancelledError:
-                if not future.cancel():  # running, or queued inside the pool where it will run
+                if queued is not None and not queued.sent:
+                    self._outbox[job.kind].remove(queued)  # never left the coordinator
+                elif queued is not None and queued.batch_future is not None:
+                    self._abandon(ticket, queued.batch_future)  # batch-mates are retried if it is killed
+                elif future is not None and not future.cancel():  # running, or queued in the pool
                     self._abandon(ticket, future)
                 raise
             self._pids.add(pid)
+            cost, seen = self._costs.get(job.kind, (service_s, 0))
+            self._costs[job.kind] = (0.9 * cost + 0.1 * service_s, seen + 1)
             return JobReport(service_s, f"pid-{pid}")
+
+    def _batch_size(self, kind: str) -> int:
+        if self.config.batch > 0:
+            return self.config.batch
+        cost, seen = self._costs.get(kind, (0.0, 0))
+        if seen < _BATCH_AFTER:
+            return 1  # unknown cost: a slow job in a batch would hold up its batch-mates
+        return max(1, min(_MAX_BATCH, int(_BATCH_BUDGET_S / max(cost, 1e-7))))
+
+    def _enqueue(self, kind: str, wire: list[Any], ticket: int) -> _Queued:
+        queued = _Queued(wire, ticket, asyncio.get_running_loop().create_future())
+        self._outbox.setdefault(kind, []).append(queued)
+        self._kick()
+        return queued
+
+    def _kick(self) -> None:
+        if not self._flush_scheduled and any(self._outbox.values()):
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Send batches while fewer than two per process are out, so jobs wait here (where they
+        can join a batch) rather than in the pool's queue."""
+        self._flush_scheduled = False
+        for kind, outbox in self._outbox.items():
+            size = self._batch_size(kind)
+            while outbox and self._batches_out < 2 * self.config.workers:
+                chunk = outbox[:size]
+                del outbox[:size]
+                self._send_batch(chunk)
+
+    def _send_batch(self, chunk: list[_Queued]) -> None:
+        for queued in chunk:
+            queued.sent = True
+        try:
+            future = self._pool.submit(_run_batch, [q.wire for q in chunk], [q.ticket for q in chunk])
+        except RuntimeError as exc:  # the pool broke or was replaced: each job retries on its own
+            for queued in chunk:
+                if not queued.waiter.done():
+                    queued.waiter.set_exception(exc)
+            return
+        self._batches_out += 1
+        for queued in chunk:
+            queued.batch_future = future
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(lambda done: loop.call_soon_threadsafe(self._batch_done, done, chunk))
+
+    def _batch_done(self, future: Future[Any], chunk: list[_Queued]) -> None:
+        self._batches_out -= 1
+        self._kick()
+        error = future.exception()
+        outcomes = future.result() if error is None else [error] * len(chunk)
+        for queued, outcome in zip(chunk, outcomes, strict=True):
+            if queued.waiter.done():
+                continue  # timed out meanwhile
+            if isinstance(outcome, BaseException):
+                queued.waiter.set_exception(outcome)
+            else:
+                queued.waiter.set_result(outcome)
 
     async def _rebuild(self, generation: int) -> set[int]:
         """Replace the broken pool (once per break); return the tickets whose process died on its own."""
@@ -201,7 +309,12 @@ class ProcessExecutor(Executor):
         return Capacity(self.config.workers, usable, usable)
 
     def describe(self) -> dict[str, Any]:
-        return {"concurrency": self.config.concurrency, "workers": self.config.workers, "start": "spawn"}
+        return {
+            "concurrency": self.config.concurrency,
+            "workers": self.config.workers,
+            "start": "spawn",
+            "batch": self.config.batch or "auto",
+        }
 
 
 def _kill(pid: int) -> None:
