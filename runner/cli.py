@@ -115,8 +115,8 @@ def _default(name: str) -> str:
 @click.option(
     "--batch",
     type=int,
-    help="Jobs per Celery task for small jobs: 0 sizes batches from measured job cost, 1 sends one task "
-    "per job. [default: 0]",
+    help="Small jobs per process-pool or Celery task: 0 sizes batches from each kind's measured cost, "
+    "1 sends every job on its own. [default: 0]",
 )
 @click.option("--timeout", type=float, help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
 @click.option(
