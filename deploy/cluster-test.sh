@@ -133,7 +133,16 @@ for candidate in /usr/bin/python3 python3 "$VENV_BIN/python"; do
 done
 [[ -n $wheel_python ]] || die "no host Python $image_python (the base image's) to build the wheelhouse with"
 if ! "$wheel_python" -m pip --version >/dev/null 2>&1; then
-    "$wheel_python" -m venv "$STATE/wheel-venv"
+    if ! "$wheel_python" -m venv "$STATE/wheel-venv" >/dev/null 2>&1; then
+        [[ $(id -u) -eq 0 && $wheel_python == /usr/bin/* ]] || die "$wheel_python has neither pip nor venv"
+        log "installing python3-venv for $wheel_python"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >>"$STATE/apt.log" 2>&1 \
+            || { apt-get update -q >>"$STATE/apt.log" 2>&1 \
+                 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >>"$STATE/apt.log" 2>&1; } \
+            || die "apt-get install python3-venv"
+        rm -rf "$STATE/wheel-venv"
+        "$wheel_python" -m venv "$STATE/wheel-venv"
+    fi
     wheel_python=$STATE/wheel-venv/bin/python
 fi
 log "building the wheelhouse with $wheel_python (Python $image_python)"
