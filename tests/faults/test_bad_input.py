@@ -167,7 +167,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(value)
 
 
@@ -216,7 +216,7 @@ def bad_spec_files(draw: st.DrawFn) -> tuple[str, list[str]]:
         key = draw(st.from_regex(r"[a-z_]{1,12}", fullmatch=True).filter(lambda k: k not in (*_NUMBERS, "mix", "mode")))
         doc[key] = draw(st.integers(0, 9))
         names = [repr(key)]
-    return "\n".join(f'"{k}" = {_toml_value(v)}' for k, v in doc.items()) + "\n", names
+    return "\n".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in doc.items()) + "\n", names
 
 
 def _valid_toml(text: str) -> bool:
