@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -395,6 +396,9 @@ class CeleryExecutor(Executor):
                 proc.wait(max(0.1, deadline - time.monotonic()))
             _signal_group(proc, signal.SIGKILL)  # also reaps prefork children left behind
             proc.wait()
+        logdir = getattr(self, "_logdir", None)
+        if logdir is not None:  # the logs only serve error messages at start
+            shutil.rmtree(logdir, ignore_errors=True)
 
     def worker_pids(self) -> list[int]:
         return [proc.pid for proc in getattr(self, "_procs", [])]

@@ -88,3 +88,38 @@ def _alive(proc: psutil.Process) -> bool:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_sigterm_while_celery_workers_start_stops_them(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("REDIS_URL", None)
+    cmd = [sys.executable, "-m", "runner", "submit", "--mode", "celery", "--jobs", "100", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            "celery" in " ".join(_cmdline(p)) for p in _descendants(proc.pid)
+        ):
+            time.sleep(0.05)
+        started = _descendants(proc.pid)  # embedded Redis and Celery nodes still booting
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143 and stdout == b""
+    assert (
+        stderr.decode().strip() == "runner: error: interrupted by SIGTERM while starting the executor; no job was sent"
+    )
+    deadline = time.monotonic() + 5
+    while (left := [p for p in started if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, [p.name() for p in left]
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
