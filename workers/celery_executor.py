@@ -269,7 +269,7 @@ class CeleryExecutor(Executor):
         self._flush_scheduled = False
         for kind, outbox in self._outbox.items():
             size = self._batch_size(kind)
-            while outbox and self._tasks_out < 2 * max(1, self._slots) and self._healthy.is_set():
+            while outbox and self._tasks_out < self._max_tasks_out() and self._healthy.is_set():
                 chunk = outbox[:size]
                 try:
                     self._send([p.job for p in chunk])
@@ -278,6 +278,11 @@ class CeleryExecutor(Executor):
                     return
                 del outbox[:size]
                 self._sent_batch(chunk)
+
+    def _max_tasks_out(self) -> int:
+        """Tasks in the broker or on workers at once: enough to keep every worker slot busy with
+        one task running and one prefetched, and no more."""
+        return 2 * max(1, self._slots)
 
     def _sent_batch(self, chunk: list[_Pending]) -> None:
         batch = _Batch(len(chunk))
@@ -298,11 +303,12 @@ class CeleryExecutor(Executor):
         pending = _Pending(asyncio.get_running_loop().create_future(), job)
         self._pending[job.id] = pending
         try:
-            if self._batch_size(job.kind) > 1:
+            if self._batch_size(job.kind) > 1 or self._tasks_out >= self._max_tasks_out() or self._outbox.get(job.kind):
+                # Sent by _flush as worker slots free up, in a batch if the kind is cheap. Jobs
+                # wait here rather than in the broker's queue, where they could no longer be batched;
+                # first come, first sent.
                 pending.queued = True
-                self._outbox.setdefault(job.kind, []).append(
-                    pending
-                )  # sent by _flush, with others, as worker slots free up
+                self._outbox.setdefault(job.kind, []).append(pending)
                 self._kick()
             while not pending.sent and not pending.queued:
                 await self._healthy.wait()
@@ -310,7 +316,7 @@ class CeleryExecutor(Executor):
                     raise self._fatal
                 try:
                     self._send([pending.job])
-                    pending.sent = True
+                    self._sent_batch([pending])
                 except _broker_errors() as exc:
                     await self._broker_lost(exc)
             reply = await pending.future
