@@ -98,7 +98,7 @@ QUICK = {
     "io_ms": 20.0,
     "cpu_ms": 5.0,
     "concurrency": 500,
-    "run_s": 0.4,
+    "run_s": 0.6,
     "min_jobs": 20,
     "max_jobs": 5_000,
     "quick": True,
