@@ -82,3 +82,18 @@ def test_killing_a_prefork_child_loses_no_job(restartable_redis: RestartableRedi
     assert set(counter.runs) == set(range(600))
     assert jobs["duplicates"] == sum(n - 1 for n in counter.runs.values())
     print(f"child kill: duplicates={jobs['duplicates']}")
+
+
+def test_ledger_keeps_one_outcome_per_job_and_counts_the_rest_as_duplicates() -> None:
+    from runner.ledger import DONE, FAILED, Ledger
+
+    ledger = Ledger(3)
+    for job_id in range(3):
+        ledger.submit(job_id)
+    ledger.finish(0, DONE, "sleep", 0.01, worker="w1")
+    ledger.finish(0, DONE, "sleep", 0.02, worker="w2")  # a second reply for job 0
+    ledger.finish(1, FAILED, "fail", 0.01, reason="boom")
+    ledger.finish(1, DONE, "fail", 0.01, worker="w2")  # a late success after the failure
+    ledger.finish(2, DONE, "sleep", 0.01, worker="w1")
+    assert ledger.summary() == {"submitted": 3, "done": 2, "failed": 1, "timed_out": 0, "lost": 0, "duplicates": 2}
+    assert ledger.by_worker == {"w1": 2}
