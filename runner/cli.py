@@ -16,6 +16,7 @@ import click
 
 from runner.errors import InputError, RunnerError, RunStopped
 from runner.spec import DEFAULTS, WorkloadSpec, load_spec_file
+from workers.jobs import KINDS
 
 _SPEC_OPTIONS = (
     "jobs",
@@ -84,8 +85,7 @@ def _default(name: str) -> str:
 @click.option("--jobs", "-n", type=int, help=f"Number of jobs. [default: {_default('jobs')}]")
 @click.option(
     "--mix",
-    help="Job kinds and weights, e.g. sleep=0.5,cpu=0.5. Kinds: sleep, http, redis, "
-    f"cpu, hash, mixed, fail. [default: {_default('mix')}]",
+    help=f"Job kinds and weights, e.g. sleep=0.5,cpu=0.5. Kinds: {', '.join(KINDS)}. [default: {_default('mix')}]",
 )
 @click.option("--io-ms", type=float, help=f"I/O wait per job, ms. [default: {_default('io_ms')}]")
 @click.option("--cpu-ms", type=float, help=f"CPU work per job, ms on this machine. [default: {_default('cpu_ms')}]")
