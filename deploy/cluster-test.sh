@@ -24,6 +24,7 @@ IMAGE=runner:cluster-test
 VENV_BIN=$ROOT/.venv/bin
 STATE=$(mktemp -d /tmp/runner-cluster-test.XXXXXX)
 DOCKERD_PID=
+DOCKER0_CREATED=
 SAMPLER_PID=
 COMPOSE=()
 
@@ -51,6 +52,7 @@ start_docker() {
     fi
     [[ $(id -u) -eq 0 ]] || die "no Docker engine runs and starting one needs root"
     log "starting dockerd (vfs storage driver)"
+    ip link show docker0 >/dev/null 2>&1 || DOCKER0_CREATED=1
     dockerd --storage-driver=vfs >"$STATE/dockerd.log" 2>&1 &
     DOCKERD_PID=$!
     for _ in $(seq 120); do
@@ -69,6 +71,8 @@ stop_docker() {
     if kill -0 "$DOCKERD_PID" 2>/dev/null; then kill -KILL "$DOCKERD_PID" 2>/dev/null || true; fi
     wait "$DOCKERD_PID" 2>/dev/null || true
     DOCKERD_PID=
+    # dockerd leaves its default bridge behind; remove it if it came with this dockerd
+    if [[ -n $DOCKER0_CREATED ]]; then ip link delete docker0 2>/dev/null || true; fi
 }
 
 pick_compose() {
