@@ -194,10 +194,10 @@ def _workers(doc: dict[str, Any]) -> list[str]:
     per_mode: dict[str, Counter[str]] = {}
     for cell in doc["cells"]:
         for run in cell["repeats"]:
-            names = run.get("by_worker", {})
-            if 1 < len(names) <= 16:  # processes and Celery nodes, not hundreds of threads
-                per_mode.setdefault(cell["mode"], Counter()).update(names)
+            per_mode.setdefault(cell["mode"], Counter()).update(run.get("by_worker", {}))
     for mode, counts in per_mode.items():
+        if not 1 < len(counts) <= 16:  # processes and Celery nodes, not one loop or hundreds of threads
+            continue
         out += [
             f"## Jobs per {mode} worker (all measured runs)\n",
             _table(["worker", "jobs"], [[name, f"{n:,}"] for name, n in sorted(counts.items())]),
@@ -206,12 +206,15 @@ def _workers(doc: dict[str, Any]) -> list[str]:
     if containers:
         out += [
             "## Containers\n",
+            "CPU in % of one core, sampled about once a second; a Celery node is named after its container's "
+            "hostname.\n",
             _table(
-                ["container", "service", "CPU % mean", "CPU % max", "memory peak MB", "samples"],
+                ["container", "service", "hostname", "CPU % mean", "CPU % max", "memory peak MB", "samples"],
                 [
                     [
                         c["name"],
                         c["service"],
+                        c.get("hostname", "-"),
                         _fmt(c["cpu_percent_mean"]),
                         _fmt(c["cpu_percent_max"]),
                         _fmt(c["mem_peak_mb"]),
