@@ -112,12 +112,15 @@ class CeleryExecutor(Executor):
         self._extra.clear()
         self._costs: dict[str, list[float]] = {}  # kind -> [moving average of service time, replies seen]
         self._tasks_sent = self._jobs_sent = 0
+        self._reading = True
         self._reader = asyncio.create_task(self._read_replies(), name="celery-replies")
 
     async def _stop_reader(self) -> None:
         if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+            self._reading = False  # ends the loop within a second even if the cancellation is lost
+            if not await _cancel_and_wait(self._reader, 3.0):
+                await self._redis.connection_pool.disconnect()  # fails the read it is stuck in
+                await _cancel_and_wait(self._reader, 3.0)
             self._reader = None
             with contextlib.suppress(Exception):  # best effort: the broker may be gone already
                 await self._redis.delete(self._reply_key)
@@ -208,7 +211,9 @@ class CeleryExecutor(Executor):
         return " | ".join(lines[-3:]) or "no output"
 
     async def _read_replies(self) -> None:
-        while True:
+        # redis-py's reads run under asyncio.timeout, which on Python 3.11 can swallow a cancel that
+        # lands as its own deadline expires: the flag, not only the cancel, ends this loop.
+        while self._reading:
             try:
                 first = await self._redis.blpop([self._reply_key], timeout=1)
                 if first is None:
@@ -382,8 +387,7 @@ class CeleryExecutor(Executor):
     async def stop(self) -> None:
         recovery = getattr(self, "_recovery", None)
         if recovery is not None:
-            recovery.cancel()
-            await asyncio.gather(recovery, return_exceptions=True)
+            await _cancel_and_wait(recovery, 3.0)  # bounded: it gives up on its own after the outage limit
         redis_client = getattr(self, "_redis", None)
         if redis_client is not None:
             await self._stop_reader()
@@ -454,6 +458,14 @@ def _broker_errors() -> tuple[type[BaseException], ...]:
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     return (RedisConnectionError, RedisTimeoutError, OperationalError, OSError)
+
+
+async def _cancel_and_wait(task: asyncio.Task[None], timeout_s: float) -> bool:
+    """Cancel ``task`` and wait at most ``timeout_s`` for it to end; its outcome is always retrieved."""
+    task.cancel()
+    await asyncio.wait([task], timeout=timeout_s)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task.done()
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
