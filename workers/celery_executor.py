@@ -272,17 +272,20 @@ class CeleryExecutor(Executor):
         """Send batches from the outbox while fewer than two tasks per worker slot are out: jobs
         wait here, not in the broker's queue, so each batch holds as many as are waiting."""
         self._flush_scheduled = False
-        for kind, outbox in self._outbox.items():
-            size = self._batch_size(kind)
-            while outbox and self._tasks_out < self._max_tasks_out() and self._healthy.is_set():
-                chunk = outbox[:size]
-                try:
-                    self._send([p.job for p in chunk])
-                except _broker_errors() as exc:
-                    self._start_recovery(exc).add_done_callback(lambda _: self._kick())
-                    return
-                del outbox[:size]
-                self._sent_batch(chunk)
+        while self._tasks_out < self._max_tasks_out() and self._healthy.is_set():
+            waiting = [(box[0].job.id, kind) for kind, box in self._outbox.items() if box]
+            if not waiting:
+                return
+            kind = min(waiting)[1]  # the kind whose first job has waited longest: no kind starves
+            outbox = self._outbox[kind]
+            chunk = outbox[: self._batch_size(kind)]
+            try:
+                self._send([p.job for p in chunk])
+            except _broker_errors() as exc:
+                self._start_recovery(exc).add_done_callback(lambda _: self._kick())
+                return
+            del outbox[: len(chunk)]
+            self._sent_batch(chunk)
 
     def _max_tasks_out(self) -> int:
         """Tasks in the broker or on workers at once: enough to keep every worker slot busy with

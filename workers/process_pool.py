@@ -210,12 +210,15 @@ class ProcessExecutor(Executor):
         """Send batches while fewer than two per process are out, so jobs wait here (where they
         can join a batch) rather than in the pool's queue."""
         self._flush_scheduled = False
-        for kind, outbox in self._outbox.items():
-            size = self._batch_size(kind)
-            while outbox and self._batches_out < 2 * self.config.workers:
-                chunk = outbox[:size]
-                del outbox[:size]
-                self._send_batch(chunk)
+        while self._batches_out < 2 * self.config.workers:
+            waiting = [(box[0].wire[0], kind) for kind, box in self._outbox.items() if box]
+            if not waiting:
+                return
+            kind = min(waiting)[1]  # the kind whose first job has waited longest: no kind starves
+            outbox = self._outbox[kind]
+            chunk = outbox[: self._batch_size(kind)]
+            del outbox[: len(chunk)]
+            self._send_batch(chunk)
 
     def _send_batch(self, chunk: list[_Queued]) -> None:
         for queued in chunk:
