@@ -25,9 +25,9 @@ from typing import Any
 
 import uvloop
 
-from runner import __version__
+from runner import __version__, interrupt
 from runner.coordinator import executor_config, measure
-from runner.errors import InputError
+from runner.errors import InputError, RunStopped
 from runner.machine import describe_machine, usable_cpus
 from runner.metrics import Latency
 from runner.services import LocalServices
@@ -200,9 +200,15 @@ def run_sweep(sweep: Sweep, step: Step | None = None) -> dict[str, Any]:
     calibration = calibrate()
     began = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with LocalServices() as services, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        warmup, cells = runner.run(_sweep(sweep, calibration, services, step or (lambda *_: None)))
-    doc = {
+    # Signals are caught for the whole sweep (and between runs), so a Ctrl-C stops it cleanly: the
+    # executors and services are stopped, and the cells measured so far are kept.
+    with (
+        interrupt.trap() as stop,
+        LocalServices() as services,
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
+        warmup, cells, stopped = runner.run(_sweep(sweep, calibration, services, step or (lambda *_: None), stop))
+    doc: dict[str, Any] = {
         "schema_version": BENCH_SCHEMA_VERSION,
         "kind": "runner-bench",
         "runner_version": __version__,
@@ -215,14 +221,21 @@ def run_sweep(sweep: Sweep, step: Step | None = None) -> dict[str, Any]:
         "cells": cells,
     }
     doc["verdicts"] = verdicts(doc)
+    if stopped is not None:
+        doc["stopped"] = {"reason": str(stopped), "cells_with_runs": len(cells)}
+        raise RunStopped(f"{stopped}; {len(cells)} cells measured, partial results kept", stopped.exit_code, doc)
     return doc
 
 
 async def _sweep(
-    sweep: Sweep, calibration: Calibration, services: LocalServices, step: Step
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    sweep: Sweep, calibration: Calibration, services: LocalServices, step: Step, stop: interrupt.StopRequest
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], RunStopped | None]:
     cores = usable_cpus()
     executors: dict[str, Executor] = {}
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    warmup: list[dict[str, Any]] = []
+    capacities: dict[str, Any] = {}
+    stopped: RunStopped | None = None
     try:
         for mode in sweep.modes:
             spec = sweep.workload(sweep.mixes[0], sweep.min_jobs, mode)
@@ -236,19 +249,23 @@ async def _sweep(
         plan = [(mode, mix, r) for mode in sweep.modes for mix in sweep.mixes for r in range(sweep.repeats)]
         random.Random(sweep.seed).shuffle(plan)
         total = len(plan) + len(sweep.modes)
-        warmup = []
-        warm_mix = Mix("warm-up", {"sleep": 1.0, "cpu": 1.0})
-        for i, mode in enumerate(sweep.modes):
-            step(i, total, f"warm-up {mode}")
-            spec = sweep.workload(warm_mix, min(sweep.max_jobs, max(sweep.min_jobs, 4 * len(sweep.modes))), mode)
-            warmup.append(_lean(await measure(executors[mode], spec, calibration, services)))
-        runs: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in sizes}
-        for i, (mode, mix, r) in enumerate(plan):
-            step(len(sweep.modes) + i, total, f"{mode} x {mix.name} (repeat {r + 1}/{sweep.repeats})")
-            spec = sweep.workload(mix, sizes[(mode, mix.name)], mode)
-            runs[(mode, mix.name)].append(_lean(await measure(executors[mode], spec, calibration, services)))
-        step(total, total, "done")
         capacities = {mode: ex.capacity(cores) for mode, ex in executors.items()}
+        warm_mix = Mix("warm-up", {"sleep": 1.0, "cpu": 1.0})
+        runs = {key: [] for key in sizes}
+        try:
+            for i, mode in enumerate(sweep.modes):
+                step(i, total, f"warm-up {mode}")
+                spec = sweep.workload(warm_mix, min(sweep.max_jobs, max(sweep.min_jobs, 4 * len(sweep.modes))), mode)
+                warmup.append(_lean(await measure(executors[mode], spec, calibration, services)))
+            for i, (mode, mix, r) in enumerate(plan):
+                if stop.requested:  # a signal between two runs
+                    raise RunStopped(f"interrupted by {stop.name}", stop.exit_code)
+                step(len(sweep.modes) + i, total, f"{mode} x {mix.name} (repeat {r + 1}/{sweep.repeats})")
+                spec = sweep.workload(mix, sizes[(mode, mix.name)], mode)
+                runs[(mode, mix.name)].append(_lean(await measure(executors[mode], spec, calibration, services)))
+        except RunStopped as exc:  # a run cut short is not a measurement: only whole runs are kept
+            stopped = exc
+        step(total, total, "done")
     finally:
         for ex in executors.values():
             await ex.stop()
@@ -258,8 +275,9 @@ async def _sweep(
         )
         for mix in sweep.mixes
         for mode in sweep.modes
+        if runs.get((mode, mix.name))
     ]
-    return warmup, cells
+    return warmup, cells, stopped
 
 
 def _jobs_for(sweep: Sweep, mix: Mix, executor: Executor, cores: int) -> int:

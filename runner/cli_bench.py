@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from runner.errors import InputError
+from runner.errors import InputError, RunStopped
 
 
 @click.command()
@@ -78,6 +78,7 @@ def bench(
     if mixes:
         overrides["mixes"] = tuple(parse_named_mix(m) for m in mixes)
     console = stderr_console()
+    stopped: RunStopped | None = None
     out_dir = out_dir or Path("reports") / datetime.now().strftime("bench-%Y%m%d-%H%M%S")
     if presets:
         from runner.presets import run_presets
@@ -87,13 +88,20 @@ def bench(
     else:
         sweep = build_sweep(overrides, quick=quick, sweep_file=sweep_file)
         with _Steps(console) as steps:
-            doc = run_sweep(sweep, step=steps.step)
+            try:
+                doc = run_sweep(sweep, step=steps.step)
+            except RunStopped as exc:  # Ctrl-C or SIGTERM: write what was measured, then exit 130/143
+                if exc.result is None:
+                    raise
+                stopped, doc = exc, exc.result
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
     written = write_report(doc, out_dir)
     for verdict in doc.get("verdicts", []):
         console.print(f"- {verdict['text']}", soft_wrap=True)
     console.print(f"wrote {out_dir / 'results.json'}, " + ", ".join(str(p) for p in written))
+    if stopped is not None:
+        raise stopped
 
 
 class _Steps:

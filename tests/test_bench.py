@@ -144,3 +144,66 @@ def test_sweep_file(tmp_path: Path) -> None:
     path.write_text("repeats = 3\nbogus = 1\n")
     with pytest.raises(InputError, match="'bogus'"):
         build_sweep({}, quick=True, sweep_file=path)
+
+
+def test_ctrl_c_mid_sweep_keeps_the_measured_cells_and_stops_everything(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "bench",
+            "--modes",
+            "async,celery",
+            "--mix",
+            "io:sleep=1",
+            "--mix",
+            "cpu:cpu=1",
+            "--repeats",
+            "20",
+            "--run-s",
+            "0.2",
+            "--celery-workers",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any("x io" in line or "x cpu" in line for line in _lines(proc)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)
+    descendants = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["stopped"]["reason"].startswith("interrupted by SIGINT")
+    assert doc["cells"] and all(c["summary"]["jobs"]["lost"] == 0 for c in doc["cells"])
+    assert (tmp_path / "report.html").exists()
+    time.sleep(1)
+    assert not [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def _lines(proc: subprocess.Popen[str]) -> list[str]:
+    """Progress lines printed so far (stderr is not a terminal, so each run prints one)."""
+    import select
+
+    assert proc.stderr is not None
+    out = []
+    while select.select([proc.stderr], [], [], 0)[0]:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        out.append(line)
+    return out
