@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from runner.errors import InputError, RunStopped
 from runner.machine import describe_machine, usable_cpus
 from runner.metrics import Latency
 from runner.services import LocalServices
-from runner.spec import WorkloadSpec, parse_mix
+from runner.spec import WorkloadSpec, parse_mix, read_toml
 from runner.stats import bound, cpu_share, estimate
 from runner.verdicts import verdicts
 from workers.base import Executor
@@ -162,15 +161,7 @@ def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path |
 
 
 def _load_sweep_file(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"--sweep: cannot read {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"--sweep: {path} is not valid TOML: {str(exc).splitlines()[0]}") from None
-    unknown = sorted(set(data) - _SWEEP_KEYS)
-    if unknown:
-        raise InputError(f"--sweep: unknown key {unknown[0]!r} in {path}; known keys: {', '.join(sorted(_SWEEP_KEYS))}")
+    data = read_toml(path, "--sweep", _SWEEP_KEYS)
     if "modes" in data:
         if not isinstance(data["modes"], list) or not all(isinstance(m, str) for m in data["modes"]):
             raise InputError(f"--sweep: 'modes' in {path} must be a list of executor names")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,17 +176,24 @@ def _mix_table(table: Any) -> dict[str, float]:
     return mix
 
 
-def load_spec_file(path: Path) -> dict[str, Any]:
-    """Read a TOML spec; keys are the flag names with underscores (io_ms, cpu_ms, ...)."""
+def read_toml(path: Path, flag: str, known: Iterable[str]) -> dict[str, Any]:
+    """A TOML file's table, or InputError naming ``flag``: unreadable, not TOML, or a key not in ``known``."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise InputError(f"--spec: cannot read {path}: {exc.strerror or exc}") from None
+        raise InputError(f"{flag}: cannot read {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"--spec: {path} is not valid TOML: {str(exc).splitlines()[0]}") from None
-    unknown = sorted(set(data) - set(SPEC_KEYS))
+        raise InputError(f"{flag}: {path} is not valid TOML: {str(exc).splitlines()[0]}") from None
+    known = sorted(known)
+    unknown = sorted(set(data) - set(known))
     if unknown:
-        raise InputError(f"--spec: unknown key {unknown[0]!r} in {path}; known keys: {', '.join(SPEC_KEYS)}")
+        raise InputError(f"{flag}: unknown key {unknown[0]!r} in {path}; known keys: {', '.join(known)}")
+    return data
+
+
+def load_spec_file(path: Path) -> dict[str, Any]:
+    """Read a TOML spec; keys are the flag names with underscores (io_ms, cpu_ms, ...)."""
+    data = read_toml(path, "--spec", SPEC_KEYS)
     if "mode" in data and not isinstance(data["mode"], str):
         raise InputError(f"--spec: 'mode' in {path} must be a string such as \"async\"")
     return data
