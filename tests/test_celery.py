@@ -25,8 +25,15 @@ def test_uses_already_running_workers_when_workers_is_zero(redis_url: str, clust
     assert result["executor"]["broker"] == redis_url
 
 
-def test_unreachable_redis_is_one_line_naming_the_url() -> None:
-    env = dict(os.environ, REDIS_URL="redis://127.0.0.1:1/0")
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0"),
+        ("redis://:hunter2@127.0.0.1:1/0", "redis://:***@127.0.0.1:1/0"),
+    ],
+)
+def test_unreachable_redis_is_one_line_naming_the_url(url: str, shown: str) -> None:
+    env = dict(os.environ, REDIS_URL=url)
     began = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "runner", "submit", "--mode", "celery", "--jobs", "5"],
@@ -39,8 +46,9 @@ def test_unreachable_redis_is_one_line_naming_the_url() -> None:
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert "redis://127.0.0.1:1/0" in lines[0] and "REDIS_URL" in lines[0]
+    assert shown in lines[0] and "REDIS_URL" in lines[0]
     assert "Traceback" not in proc.stderr
+    assert "hunter2" not in proc.stderr + proc.stdout  # the password is never shown
 
 
 def test_no_cluster_workers_is_a_clear_message(redis_url: str) -> None:
