@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import platform
 import subprocess
@@ -45,7 +47,8 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def describe_machine() -> dict[str, Any]:
+@functools.cache
+def _machine() -> dict[str, Any]:
     versions = {}
     for name in _PACKAGES:
         try:
@@ -62,3 +65,9 @@ def describe_machine() -> dict[str, Any]:
         "packages": versions,
         "git_commit": git_commit(),
     }
+
+
+def describe_machine() -> dict[str, Any]:
+    """The machine, read once per process (it runs git and reads package metadata): a sweep
+    records it with every run. A copy, so no caller can change what the next one gets."""
+    return copy.deepcopy(_machine())
