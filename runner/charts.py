@@ -125,6 +125,21 @@ def efficiency(doc: dict[str, Any]) -> Chart | None:
     return Chart("efficiency", "Efficiency vs bound", _png(fig))
 
 
+def _log_lines(ax: Any, series: dict[str, list[dict[str, Any]]], value: Any) -> None:
+    """One line per executor of ``value(cell)`` against the CPU share, on a log scale."""
+    for mode, cells in series.items():
+        ax.plot(
+            [100 * c["cpu_share"] for c in cells],
+            [value(c) for c in cells],
+            marker="o",
+            label=mode,
+            color=_colour(mode),
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("CPU-bound share of jobs (%)")
+    ax.grid(True, which="both", alpha=0.3)
+
+
 def latency(doc: dict[str, Any]) -> Chart | None:
     series = _series(doc)
     if not series:
@@ -132,18 +147,8 @@ def latency(doc: dict[str, Any]) -> Chart | None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, pct in zip(axes, ("p50", "p99"), strict=True):
-        for mode, cells in series.items():
-            ax.plot(
-                [100 * c["cpu_share"] for c in cells],
-                [max(c["summary"]["latency_ms"][pct], 0.001) for c in cells],
-                marker="o",
-                label=mode,
-                color=_colour(mode),
-            )
-        ax.set_yscale("log")
-        ax.set_xlabel("CPU-bound share of jobs (%)")
+        _log_lines(ax, series, lambda c, pct=pct: max(c["summary"]["latency_ms"][pct], 0.001))
         ax.set_title(f"latency {pct}")
-        ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("ms from hand-off to result (log scale)")
     axes[0].legend()
     return Chart("latency", "Latency percentiles vs CPU share", _png(fig))
@@ -155,19 +160,9 @@ def loop_lag(doc: dict[str, Any]) -> Chart | None:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    for mode, cells in series.items():
-        ax.plot(
-            [100 * c["cpu_share"] for c in cells],
-            [max(c["summary"]["loop_lag_p99_ms"]["mean"], 0.01) for c in cells],
-            marker="o",
-            label=mode,
-            color=_colour(mode),
-        )
-    ax.set_yscale("log")
-    ax.set_xlabel("CPU-bound share of jobs (%)")
+    _log_lines(ax, series, lambda c: max(c["summary"]["loop_lag_p99_ms"]["mean"], 0.01))
     ax.set_ylabel("event-loop lag p99 (ms, log scale)")
     ax.set_title("How late the coordinator's event loop runs (in async mode: the jobs' loop)")
-    ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     return Chart("loop_lag", "Event-loop lag p99 vs CPU share", _png(fig))
 
