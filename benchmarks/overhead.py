@@ -33,9 +33,9 @@ from typing import Any
 
 import uvloop
 
-from runner.coordinator import executor_config, measure
-from runner.services import LocalServices
-from runner.spec import WorkloadSpec
+from runner.engine.coordinator import executor_config, measure
+from runner.engine.services import LocalServices
+from runner.engine.spec import WorkloadSpec
 from workers.calibration import calibrate
 from workers.registry import executor_class
 

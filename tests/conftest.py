@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runner.bench import Mix, build_sweep, run_sweep
-from runner.report import write_report
-from runner.services import LocalServices
+from runner.engine.services import LocalServices
+from runner.experiments.sweep import Mix, build_sweep, run_sweep
+from runner.report.documents import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 

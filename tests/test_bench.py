@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from runner.bench import Mix, build_sweep
-from runner.cli import cli
-from runner.errors import InputError
+from runner.cli.main import cli
+from runner.experiments.sweep import Mix, build_sweep
+from workers.errors import InputError
 
 
 def _doc(sweep_dir: Path) -> dict[str, Any]:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from runner.coordinator import run_mode
-from runner.spec import WorkloadSpec
+from runner.engine.coordinator import run_mode
+from runner.engine.spec import WorkloadSpec
 from workers.celery_app import make_app
 
 
@@ -53,7 +53,7 @@ def test_unreachable_redis_is_one_line_naming_the_url(url: str, shown: str) -> N
 
 def test_no_cluster_workers_is_a_clear_message(redis_url: str) -> None:
     spec = WorkloadSpec.build({"jobs": 5, "celery_workers": 0}, ("celery",))
-    from runner.errors import ServiceError
+    from workers.errors import ServiceError
 
     with pytest.raises(ServiceError, match=r"celery -A workers\.celery_app worker"):
         run_mode(spec, "celery")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runner.cli import cli
+from runner.cli.main import cli
 
 
 def _runner(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

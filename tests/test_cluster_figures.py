@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cluster import ContainerFigures, cpu_percent, memory_mb, write_figures
+from runner.cli.cluster import ContainerFigures, cpu_percent, memory_mb, write_figures
 
 
 def _stats(total: int, pre_total: int, system: int, pre_system: int, cpus: int = 2) -> dict[str, object]:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from runner.coordinator import run_mode
-from runner.spec import WorkloadSpec
+from runner.engine.coordinator import run_mode
+from runner.engine.spec import WorkloadSpec
 from workers.registry import MODES
 
 pytestmark = pytest.mark.parametrize("mode", MODES)

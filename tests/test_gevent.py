@@ -6,8 +6,8 @@ import socket
 import threading
 import time
 
-from runner.coordinator import run_mode
-from runner.spec import WorkloadSpec
+from runner.engine.coordinator import run_mode
+from runner.engine.spec import WorkloadSpec
 
 _ORIGINAL = (socket.socket, time.sleep, threading.Lock)
 

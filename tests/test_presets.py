@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from runner import __version__
-from runner.errors import InputError, RunnerError
-from runner.presets import expand, run_presets
-from runner.report_presets import charts, markdown
-from runner.spawn_cost import measure_in_child
+from runner.experiments.presets import expand, run_presets
+from runner.experiments.spawn_cost import measure_in_child
+from runner.report.presets import charts, markdown
+from workers.errors import InputError, RunnerError
 
 
 def _run(name: str) -> tuple[dict[str, Any], list[tuple[int, int, str]]]:

@@ -8,9 +8,9 @@ import urllib.request
 
 import pytest
 
-from runner.ledger import DONE, FAILED, Ledger
-from runner.metrics import Latency
-from runner.services import LocalServices
+from runner.engine.ledger import DONE, FAILED, Ledger
+from runner.engine.metrics import Latency
+from runner.engine.services import LocalServices
 from workers.calibration import calibrate
 from workers.clients import redact
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.errors import InputError
-from runner.spec import WorkloadSpec, load_spec_file, parse_mix
+from runner.engine.spec import WorkloadSpec, load_spec_file, parse_mix
+from workers.errors import InputError
 
 
 def test_mix_parses_weights_and_bare_kinds() -> None:

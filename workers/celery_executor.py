@@ -41,10 +41,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from runner.errors import InputError, JobFailed, ServiceError
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport
 from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_app
 from workers.clients import check_redis, redact
+from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import Job
 
 CELERY_POOLS = ("prefork", "threads", "gevent")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from runner.errors import RunnerError
+from workers.errors import RunnerError
 
 if TYPE_CHECKING:
     import aiohttp
@@ -121,7 +121,7 @@ def check_redis(url: str, timeout_s: float = 3.0) -> None:
     """Raise ServiceError with a fix-it message if Redis at ``url`` does not answer PING."""
     import redis as redis_sync
 
-    from runner.errors import ServiceError
+    from workers.errors import ServiceError
 
     try:
         client = redis_sync.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)

@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from runner.errors import JobFailed, ServiceError
 from workers.base import Capacity, Executor, JobReport
+from workers.errors import JobFailed, ServiceError
 from workers.jobs import Job
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)

@@ -35,9 +35,9 @@ from typing import Any
 
 import psutil
 
-from runner.errors import InputError, JobFailed, ServiceError
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport
 from workers.clients import SyncClients
+from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
 
 _COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag

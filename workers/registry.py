@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import importlib
 
-from runner.errors import InputError
 from workers.base import Executor
+from workers.errors import InputError
 
 _EXECUTORS: dict[str, str] = {
     "async": "workers.async_loop:AsyncExecutor",

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from runner.errors import JobFailed
 from workers.base import Capacity, Executor, JobReport
 from workers.clients import SyncClients
+from workers.errors import JobFailed
 from workers.jobs import Job, run_sync
 
 _Work = tuple[Future[Any], Callable[[], Any]]

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import redis
 
-from runner.services import _free_port
+from runner.engine.services import _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 _REPLY_ID = re.compile(r'"id\\?"?: (\d+)')

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.cli import cli
+from runner.cli.main import cli
 from tests.faults.helpers import ROOT
 from workers.jobs import KINDS
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import pytest
 
-from runner.coordinator import run_mode
-from runner.errors import RunStopped
-from runner.spec import WorkloadSpec
+from runner.engine.coordinator import run_mode
+from runner.engine.spec import WorkloadSpec
 from tests.faults.helpers import RestartableRedis
+from workers.errors import RunStopped
 
 
 def _when_running(server: RestartableRedis, action: Callable[[], object]) -> threading.Thread:

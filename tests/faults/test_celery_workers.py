@@ -11,8 +11,8 @@ from typing import Any
 
 import psutil
 
-from runner.coordinator import run_mode
-from runner.spec import WorkloadSpec
+from runner.engine.coordinator import run_mode
+from runner.engine.spec import WorkloadSpec
 from tests.faults.helpers import ReplyCounter, RestartableRedis, celery_nodes, kill_group
 
 
@@ -85,7 +85,7 @@ def test_killing_a_prefork_child_loses_no_job(restartable_redis: RestartableRedi
 
 
 def test_ledger_keeps_one_outcome_per_job_and_counts_the_rest_as_duplicates() -> None:
-    from runner.ledger import DONE, FAILED, Ledger
+    from runner.engine.ledger import DONE, FAILED, Ledger
 
     ledger = Ledger(3)
     for job_id in range(3):

@@ -11,8 +11,8 @@ import logging
 
 import pytest
 
-from runner.coordinator import run_mode
-from runner.spec import WorkloadSpec
+from runner.engine.coordinator import run_mode
+from runner.engine.spec import WorkloadSpec
 from workers.jobs import WORKER_DIED
 from workers.registry import MODES
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import psutil
 
-from runner.coordinator import run_mode
-from runner.ledger import Ledger
-from runner.spec import WorkloadSpec
+from runner.engine.coordinator import run_mode
+from runner.engine.ledger import Ledger
+from runner.engine.spec import WorkloadSpec
 
 
 def test_memory_is_flat_and_in_flight_bounded() -> None:

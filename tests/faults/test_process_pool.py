@@ -9,8 +9,8 @@ import time
 
 import psutil
 
-from runner.coordinator import run_mode
-from runner.spec import WorkloadSpec
+from runner.engine.coordinator import run_mode
+from runner.engine.spec import WorkloadSpec
 from workers.jobs import WORKER_DIED
 
 

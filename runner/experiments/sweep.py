@@ -24,17 +24,18 @@ from typing import Any
 
 import uvloop
 
-from runner import __version__, interrupt
-from runner.coordinator import executor_config, measure
-from runner.errors import InputError, RunStopped
-from runner.machine import describe_machine, usable_cpus
-from runner.metrics import Latency
-from runner.services import LocalServices
-from runner.spec import WorkloadSpec, parse_mix, read_toml
-from runner.stats import bound, cpu_share, estimate
-from runner.verdicts import verdicts
+from runner import __version__
+from runner.engine import interrupt
+from runner.engine.coordinator import executor_config, measure
+from runner.engine.machine import describe_machine, usable_cpus
+from runner.engine.metrics import Latency
+from runner.engine.services import LocalServices
+from runner.engine.spec import WorkloadSpec, parse_mix, read_toml
+from runner.engine.stats import bound, cpu_share, estimate
+from runner.report.verdicts import verdicts
 from workers.base import Executor
 from workers.calibration import Calibration, calibrate
+from workers.errors import InputError, RunStopped
 from workers.registry import MODES, executor_class
 
 BENCH_SCHEMA_VERSION = 1

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from runner.errors import InputError, RunnerError, RunStopped
-from runner.spec import DEFAULTS, WorkloadSpec, load_spec_file
+from runner.engine.spec import DEFAULTS, WorkloadSpec, load_spec_file
+from workers.errors import InputError, RunnerError, RunStopped
 from workers.jobs import KINDS
 
 _SPEC_OPTIONS = (
@@ -137,8 +137,8 @@ def submit(
     ctx: click.Context, /, mode: str, spec_file: Path | None, out_dir: Path | None, as_json: bool, **flags: Any
 ) -> None:
     """Run a workload through one or more executors and report how each did."""
-    from runner.coordinator import check_modes, run_mode
-    from runner.render import print_comparison, print_run, stderr_console
+    from runner.engine.coordinator import check_modes, run_mode
+    from runner.report.terminal import print_comparison, print_run, stderr_console
     from workers.calibration import calibrate
 
     values: dict[str, Any] = load_spec_file(spec_file) if spec_file else {}
@@ -270,7 +270,7 @@ def target(host: str, port: int, max_concurrent: int) -> None:
 
 
 def _register() -> None:
-    from runner.cli_bench import bench, compare, report
+    from runner.cli.bench import bench, compare, report
 
     for command in (bench, report, compare):
         cli.add_command(command)
@@ -280,7 +280,7 @@ _register()
 
 
 def _register_cluster() -> None:
-    from runner.cluster import cluster  # the docker SDK is imported only when a subcommand runs
+    from runner.cli.cluster import cluster  # the docker SDK is imported only when a subcommand runs
 
     cli.add_command(cluster)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import click
 
-from runner.errors import ServiceError
+from workers.errors import ServiceError
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"

@@ -36,7 +36,7 @@ from typing import Any
 
 import psutil
 
-from runner.errors import RunnerError
+from workers.errors import RunnerError
 
 KINDS = ("coroutine", "thread", "process", "process-spawn")
 _CHILD_TIMEOUT_S = 300.0
@@ -48,7 +48,7 @@ def measure_in_child(kind: str, n: int) -> dict[str, Any]:
         raise RunnerError(f"unknown unit kind {kind!r}; choose from: {', '.join(KINDS)}")
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    code = "import sys; from runner.spawn_cost import child_main; child_main(sys.argv[1], int(sys.argv[2]))"
+    code = "import sys; from runner.experiments.spawn_cost import child_main; child_main(sys.argv[1], int(sys.argv[2]))"
     # Own session, so that on a timeout or Ctrl-C the child and any processes it forked go together.
     proc = subprocess.Popen(
         [sys.executable, "-c", code, kind, str(n)],

@@ -2,7 +2,7 @@
 
 Every figure is measured here; the article's own figures are carried beside ours (``article``)
 only so a report can show both. Estimates are ``{"mean", "ci95", "half_width", "n"}`` over
-repeats (``runner.stats.estimate``); ratios carry the half-width of their 95 % interval.
+repeats (``runner.engine.stats.estimate``); ratios carry the half-width of their 95 % interval.
 
 ``requests`` -- 3 HTTP calls of 3 s (0.3 s with ``--quick``) against ``runner target``
 (``TARGET_URL`` if set), through runner's own executors and ``measure``:
@@ -14,7 +14,7 @@ repeats (``runner.stats.estimate``); ratios carry the half-width of their 95 % i
   sequential one. One warm-up run per executor (connections opened) is kept apart; repeats are
   interleaved so drift hits every variant alike.
 
-``spawn`` -- creation cost of N coroutines / threads / processes (see ``runner.spawn_cost``), each
+``spawn`` -- creation cost of N coroutines / threads / processes (see ``runner.experiments.spawn_cost``), each
   measurement in a fresh interpreter. ``kinds[kind]``: ``n``, ``time_per_unit_us`` and
   ``memory_per_unit_kib`` (estimates over repeats), ``million`` (linear extrapolation to 10^6 units:
   seconds and MiB -- an extrapolation, not a measurement), ``samples``. ``order_holds``: whether
@@ -46,17 +46,17 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.coordinator import executor_config, measure
-from runner.errors import InputError, RunnerError
-from runner.machine import describe_machine, usable_cpus
-from runner.metrics import Latency, LoopLag
-from runner.report_presets import fmt_kib, fmt_mib, fmt_time_us
-from runner.services import LocalServices
-from runner.spawn_cost import measure_in_child
-from runner.spec import WorkloadSpec
-from runner.stats import Estimate, estimate, ratio
+from runner.engine.coordinator import executor_config, measure
+from runner.engine.machine import describe_machine, usable_cpus
+from runner.engine.metrics import Latency, LoopLag
+from runner.engine.services import LocalServices
+from runner.engine.spec import WorkloadSpec
+from runner.engine.stats import Estimate, estimate, ratio
+from runner.experiments.spawn_cost import measure_in_child
+from runner.report.presets import fmt_kib, fmt_mib, fmt_time_us
 from workers.base import Executor
 from workers.calibration import calibrate
+from workers.errors import InputError, RunnerError
 from workers.jobs import spin
 from workers.registry import executor_class
 

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.errors import InputError
-from runner.machine import usable_cpus
+from runner.engine.machine import usable_cpus
+from workers.errors import InputError
 from workers.jobs import KINDS
 
 DEFAULTS: dict[str, Any] = {

@@ -2,7 +2,7 @@
 
 Each section says what was measured, shows our figures in a small table with the seed article's
 figure beside them, and ends with the verdict. Works from the results document alone (see
-``runner.presets``), so ``runner report`` can re-render it.
+``runner.experiments.presets``), so ``runner report`` can re-render it.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from runner.stats import Estimate, ratio, welch_p
+from runner.engine.stats import Estimate, ratio, welch_p
 
 SIGNIFICANCE = 0.05
 _SERIES_KINDS = frozenset({"sleep", "cpu"})

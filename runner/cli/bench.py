@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from runner.errors import InputError, RunStopped
+from workers.errors import InputError, RunStopped
 
 
 @click.command()
@@ -66,9 +66,9 @@ def bench(
     **flags: Any,
 ) -> None:
     """Sweep executors x workload mixes, repeat each cell, and write results and a report."""
-    from runner.bench import build_sweep, parse_named_mix, run_sweep
-    from runner.render import stderr_console
-    from runner.report import write_report
+    from runner.experiments.sweep import build_sweep, parse_named_mix, run_sweep
+    from runner.report.documents import write_report
+    from runner.report.terminal import stderr_console
 
     overrides: dict[str, Any] = dict(flags)
     if modes is not None:
@@ -81,7 +81,7 @@ def bench(
     stopped: RunStopped | None = None
     out_dir = out_dir or Path("reports") / datetime.now().strftime("bench-%Y%m%d-%H%M%S")
     if presets:
-        from runner.presets import run_presets
+        from runner.experiments.presets import run_presets
 
         with _Steps(console) as steps:
             doc = run_presets(presets, quick=quick, step=steps.step)
@@ -146,7 +146,7 @@ class _Steps:
 )
 def report(results: Path, out_dir: Path | None) -> None:
     """Render the Markdown, HTML (charts inside) and CSV reports of a results file."""
-    from runner.report import load_results, write_report
+    from runner.report.documents import load_results, write_report
 
     doc = load_results(results)
     written = write_report(doc, out_dir or results.parent)
@@ -166,9 +166,9 @@ def report(results: Path, out_dir: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
 def compare(base: Path, new: Path, rules: tuple[str, ...], as_json: bool) -> None:
     """Compare two results files cell by cell; exit 1 on a significant regression."""
-    from runner.compare import compare_results, parse_rule, render_comparison
-    from runner.render import stderr_console
-    from runner.report import load_results
+    from runner.report.compare import compare_results, parse_rule, render_comparison
+    from runner.report.documents import load_results
+    from runner.report.terminal import stderr_console
 
     parsed = [parse_rule(rule) for rule in rules]
     outcome = compare_results(load_results(base), load_results(new), parsed)

@@ -16,8 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from runner.charts import Chart, sweep_charts
-from runner.errors import InputError
+from runner.report.charts import Chart, sweep_charts
+from workers.errors import InputError
 
 SUPPORTED_SCHEMA = 1
 _ARTICLE = (
@@ -64,7 +64,7 @@ def write_report(doc: dict[str, Any], out_dir: Path) -> list[Path]:
 def _preset_charts(doc: dict[str, Any]) -> list[Chart]:
     if not doc.get("presets"):
         return []
-    from runner.report_presets import charts
+    from runner.report.presets import charts
 
     return [Chart(f"preset_{i}", title, png) for i, (title, png) in enumerate(charts(doc))]
 
@@ -237,7 +237,7 @@ def markdown_report(doc: dict[str, Any], images: dict[str, str], charts: list[Ch
     if doc.get("cells"):
         out += _sweep_sections(doc, images)
     if doc.get("presets"):
-        from runner.report_presets import markdown
+        from runner.report.presets import markdown
 
         out.append(markdown(doc))
         preset_images = [(c.title, images[c.name]) for c in (charts or []) if c.name.startswith("preset_")]

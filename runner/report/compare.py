@@ -13,8 +13,8 @@ import statistics
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from runner.errors import InputError
-from runner.stats import welch_p
+from runner.engine.stats import welch_p
+from workers.errors import InputError
 
 SIGNIFICANCE = 0.05
 METRICS: dict[str, Callable[[dict[str, Any]], float]] = {

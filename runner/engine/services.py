@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runner.errors import ServiceError
+from workers.errors import ServiceError
 
 _START_TIMEOUT_S = 15.0
 

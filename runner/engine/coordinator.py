@@ -18,15 +18,16 @@ from typing import Any
 
 import uvloop
 
-from runner import __version__, interrupt
-from runner.errors import JobFailed, RunStopped, ServiceError
-from runner.ledger import DONE, FAILED, TIMED_OUT, Ledger
-from runner.machine import describe_machine
-from runner.metrics import JobLatencies, LoopLag, ResourceSampler
-from runner.services import LocalServices
-from runner.spec import WorkloadSpec
+from runner import __version__
+from runner.engine import interrupt
+from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
+from runner.engine.machine import describe_machine
+from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
+from runner.engine.services import LocalServices
+from runner.engine.spec import WorkloadSpec
 from workers.base import Executor, ExecutorConfig
 from workers.calibration import Calibration, calibrate
+from workers.errors import JobFailed, RunStopped, ServiceError
 from workers.jobs import Job
 from workers.registry import executor_class
 
@@ -328,7 +329,7 @@ async def _report_progress(ledger: Ledger, progress: Progress | None) -> None:
 
 
 def _utilisation(cpu_s: float, wall_s: float) -> float:
-    from runner.machine import usable_cpus
+    from runner.engine.machine import usable_cpus
 
     return round(cpu_s / (wall_s * usable_cpus()), 3) if wall_s > 0 else 0.0
 
