@@ -124,3 +124,13 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (out / "results.json").write_text(json.dumps(doc))
     write_report(doc, out)
     yield out
+
+
+_FAST = ROOT / "tests" / "fast"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/fast is the fast tier (``make test-fast``: ``pytest -m fast``)."""
+    for item in items:
+        if item.path.is_relative_to(_FAST):
+            item.add_marker(pytest.mark.fast)

@@ -8,6 +8,8 @@ import pytest
 from runner.engine.spec import WorkloadSpec, load_spec_file, parse_mix
 from workers.errors import InputError
 
+pytestmark = pytest.mark.fast
+
 
 def test_mix_parses_weights_and_bare_kinds() -> None:
     assert parse_mix("sleep=0.5, cpu=0.5") == {"sleep": 0.5, "cpu": 0.5}
