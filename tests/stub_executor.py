@@ -35,7 +35,7 @@ FAILED_ON_PURPOSE = "stub: failed on purpose"
 SERVICE_LOST = "stub: lost its service"
 
 
-class Vanished(BaseException):  # noqa: N818  # not an error the coordinator may catch and account
+class Vanished(BaseException):  # not an error the coordinator may catch and account
     """Escapes the coordinator's ``except Exception``: the job is never given a final state."""
 
 

@@ -52,9 +52,7 @@ def test_every_outcome_is_counted_once(stub: type[StubExecutor], tmp_path: Path)
 
 
 @pytest.mark.parametrize(("jobs", "concurrency"), [(60, 7), (3, 10), (40, 1)])
-def test_in_flight_reaches_but_never_exceeds_concurrency(
-    stub: type[StubExecutor], jobs: int, concurrency: int
-) -> None:
+def test_in_flight_reaches_but_never_exceeds_concurrency(stub: type[StubExecutor], jobs: int, concurrency: int) -> None:
     result = _run(jobs=jobs, mix="sleep=1", io_ms=5, concurrency=concurrency)
     expected = min(jobs, concurrency)
     assert result["peak_in_flight"] == expected
@@ -123,7 +121,7 @@ def test_one_signal_lets_in_flight_jobs_finish_within_the_grace(stub: type[StubE
 
 def test_the_grace_ends_and_jobs_still_running_are_failed(stub: type[StubExecutor]) -> None:
     sender = _signal_after(0.3, sig=signal.SIGINT)
-    exc, result = _interrupted(signal.SIGINT, jobs=1000, mix="hang=1", concurrency=3)
+    _, result = _interrupted(signal.SIGINT, jobs=1000, mix="hang=1", concurrency=3)
     sender.join()
     assert result["jobs"] == {"submitted": 3, "done": 0, "failed": 3, "timed_out": 0, "lost": 0, "duplicates": 0}
     assert result["failures"] == {"interrupted by SIGINT before it finished": 3}

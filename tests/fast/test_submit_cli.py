@@ -76,7 +76,11 @@ def test_out_with_one_mode_writes_into_the_folder_itself(stub: type[StubExecutor
 
 
 def test_short_flags_mean_their_long_names(stub: type[StubExecutor]) -> None:
-    result = invoke("submit", "-m", "stub", "-n", "12", "-c", "3", "-w", "5", "--mix", "sleep=1", "--io-ms", "2", "--json")
+    result = invoke("submit", "-m", "stub", "-n", "12", "-c", "3", "-w", "5", "--mix", "sleep=1", "--io-ms", "2", "-h")
+    assert result.exit_code == 0 and "Usage:" in result.stdout  # -h wins, as --help would
+    result = invoke(
+        "submit", "-m", "stub", "-n", "12", "-c", "3", "-w", "5", "--mix", "sleep=1", "--io-ms", "2", "--json"
+    )
     assert result.exit_code == 0, result.output
     (doc,) = _json(result.stdout)
     assert doc["mode"] == "stub" and doc["spec"]["jobs"] == 12 and doc["jobs"]["done"] == 12
