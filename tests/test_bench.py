@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from scipy import stats as scipy_stats
 
 from runner.cli.main import cli
 from runner.experiments.sweep import Mix, build_sweep
@@ -35,8 +38,11 @@ def test_results_hold_every_cell_with_repeats_and_metadata(sweep_dir: Path) -> N
     for cell in doc["cells"]:
         assert len(cell["repeats"]) == 3
         s = cell["summary"]
-        lo, hi = s["throughput"]["ci95"]
-        assert lo <= s["throughput"]["mean"] <= hi
+        # The mean and its 95 % interval are those of the repeats (Student's t, n - 1 degrees of freedom).
+        runs = [r["throughput_jobs_per_s"] for r in cell["repeats"]]
+        half = scipy_stats.t.ppf(0.975, 2) * statistics.stdev(runs) / math.sqrt(3)
+        assert s["throughput"]["mean"] == pytest.approx(statistics.fmean(runs))
+        assert s["throughput"]["ci95"] == pytest.approx([statistics.fmean(runs) - half, statistics.fmean(runs) + half])
         assert s["jobs"]["lost"] == 0
         assert s["jobs"]["submitted"] == s["jobs"]["done"] == 3 * cell["jobs_per_run"]
         assert s["bound"]["jobs_per_s"] > 0 and 0 < s["efficiency"] < 1.5

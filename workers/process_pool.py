@@ -139,6 +139,7 @@ class ProcessExecutor(Executor):
         self._flush_scheduled = False
         self._batches_out = 0
         self._costs: dict[str, tuple[float, int]] = {}  # kind -> (moving average of service time, results)
+        self._tasks_sent = self._jobs_sent = 0  # pool submissions, and jobs in them: shows batching
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
@@ -163,6 +164,7 @@ class ProcessExecutor(Executor):
                     service_s, pid = await queued.waiter
                 else:
                     future = self._pool.submit(_run_wire, wire, ticket)
+                    self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + 1
                     service_s, pid, _ = await asyncio.wrap_future(future)
             except RuntimeError as exc:  # BrokenProcessPool, or a submit to a pool already replaced
                 if not isinstance(exc, BrokenProcessPool) and generation == self._generation:
@@ -231,6 +233,7 @@ class ProcessExecutor(Executor):
                     queued.waiter.set_exception(exc)
             return
         self._batches_out += 1
+        self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + len(chunk)
         for queued in chunk:
             queued.batch_future = future
         loop = asyncio.get_running_loop()
@@ -317,6 +320,11 @@ class ProcessExecutor(Executor):
             "workers": self.config.workers,
             "start": "spawn",
             "batch": self.config.batch or "auto",
+            "batching": {
+                "batch": self.config.batch or "auto",
+                "tasks_sent": self._tasks_sent,
+                "jobs_per_task": round(self._jobs_sent / max(1, self._tasks_sent), 2),
+            },
         }
 
 
