@@ -1,0 +1,66 @@
+"""Statistics used by the report, the verdicts and compare, against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from runner.engine.stats import Estimate, bound, cpu_share, estimate, ratio, t_critical, welch_p
+from workers.base import Capacity
+
+
+def test_estimate_is_the_mean_and_students_interval() -> None:
+    assert estimate([]) == Estimate(0.0, 0.0, 0)
+    one = estimate([5.0])
+    assert one.mean == 5.0 and math.isinf(one.half_width) and one.n == 1
+    e = estimate([10.0, 12.0, 14.0])
+    assert e.mean == 12.0 and e.n == 3
+    assert e.half_width == pytest.approx(4.302652729911275 * 2.0 / math.sqrt(3))
+    assert (e.low, e.high) == (pytest.approx(12 - e.half_width), pytest.approx(12 + e.half_width))
+    assert e.to_dict() == {"mean": 12.0, "ci95": [e.low, e.high], "half_width": e.half_width, "n": 3}
+
+
+def test_t_critical() -> None:
+    assert t_critical(2) == pytest.approx(12.706204736)
+    assert t_critical(11, 0.9) == pytest.approx(1.812461123)
+    assert math.isinf(t_critical(1))
+
+
+def test_ratio_and_its_uncertainty() -> None:
+    value, half = ratio(Estimate(10.0, 1.0, 3), Estimate(5.0, 0.5, 3))
+    assert value == 2.0 and half == pytest.approx(2.0 * math.hypot(0.1, 0.1))
+    assert ratio(Estimate(1.0, 0.1, 3), Estimate(0.0, 0.0, 3)) == (math.inf, math.inf)
+    value, half = ratio(Estimate(0.0, 0.1, 3), Estimate(2.0, 0.2, 3))
+    assert value == 0.0 and math.isnan(half)  # 0 x inf: no meaningful spread
+
+
+def test_welch_p() -> None:
+    assert welch_p([1.0], [2.0, 3.0]) == 1.0 and welch_p([1.0, 2.0], [2.0]) == 1.0
+    assert welch_p([3.0, 3.0], [3.0, 3.0]) == 1.0
+    assert welch_p([3.0, 3.0], [4.0, 4.0]) == 0.0
+    assert welch_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0)
+    assert welch_p([1.0, 2.0, 3.0], [11.0, 12.0, 13.5]) == pytest.approx(0.00051272, rel=1e-3)  # t = 10.96, 3.8 df
+
+
+def test_cpu_share() -> None:
+    assert cpu_share({"sleep": 1, "cpu": 1, "hash": 1, "mixed": 1}) == 0.75
+    assert cpu_share({"sleep": 1}) == 0.0 and cpu_share({}) == 0.0
+
+
+def test_bound_names_what_binds() -> None:
+    cap = Capacity(slots=100, gil_cores=1, free_cores=2)
+    io = bound({"sleep": 1}, 20, 10, cap, cores=2)
+    assert io == {"jobs_per_s": pytest.approx(5000), "limited_by": "slots", "limits": {"slots": pytest.approx(5000)}}
+    cpu = bound({"cpu": 1}, 20, 10, cap, cores=2)
+    assert cpu["limited_by"] == "gil" and cpu["jobs_per_s"] == pytest.approx(100)
+    assert cpu["limits"] == {"slots": pytest.approx(10000), "gil": pytest.approx(100), "cores": pytest.approx(200)}
+    hashing = bound({"hash": 1}, 20, 10, Capacity(100, 1, 4), cores=2)
+    assert hashing["limited_by"] == "cores" and hashing["jobs_per_s"] == pytest.approx(200)
+    assert hashing["limits"]["gil_free_cores"] == pytest.approx(400)
+    mixed = bound({"mixed": 1, "sleep": 1}, 20, 10, Capacity(1, 8, 8), cores=8)
+    # slots: 1 / (0.5 * 20 ms + 0.5 * 20 ms + 0.5 * 10 ms) = 40 jobs/s
+    assert mixed["limited_by"] == "slots" and mixed["jobs_per_s"] == pytest.approx(40)
+    assert bound({"noop": 1}, 20, 10, cap, cores=2) == {"jobs_per_s": None, "limited_by": None, "limits": {}}
+    redis = bound({"redis": 1}, 20, 10, cap, cores=2)  # its I/O is not --io-ms long: no bound
+    assert redis["limited_by"] is None
