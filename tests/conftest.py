@@ -17,6 +17,8 @@ import pytest
 from runner.engine.services import LocalServices
 from runner.experiments.sweep import Mix, build_sweep, run_sweep
 from runner.report.documents import write_report
+from tests.stub_executor import NAME, TARGET, StubExecutor, StubPlan
+from workers.registry import registered
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,6 +126,18 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (out / "results.json").write_text(json.dumps(doc))
     write_report(doc, out)
     yield out
+
+
+@pytest.fixture()
+def stub() -> Iterator[type[StubExecutor]]:
+    """The in-process stub executor, registered as mode ``stub`` for the test; set ``stub.plan``
+    to script it, read ``stub.made[-1]`` for what the instance saw."""
+    StubExecutor.plan = StubPlan()
+    StubExecutor.made = []
+    with registered(NAME, TARGET):
+        yield StubExecutor
+    StubExecutor.plan = StubPlan()
+    StubExecutor.made = []
 
 
 _FAST = ROOT / "tests" / "fast"

@@ -61,6 +61,7 @@ class StubExecutor(Executor):
         self.peak_in_run = 0
         self.runs: Counter[int] = Counter()
         self.cancelled: list[int] = []
+        self.first_kinds: list[str] = []  # per workload, the kind of its job 0: shows the run order
         type(self).made.append(self)
 
     async def start(self) -> None:
@@ -76,6 +77,8 @@ class StubExecutor(Executor):
         self.in_run += 1
         self.peak_in_run = max(self.peak_in_run, self.in_run)
         self.runs[job.id] += 1
+        if job.id == 0:
+            self.first_kinds.append(job.kind)
         try:
             return await self._behave(job)
         except asyncio.CancelledError:

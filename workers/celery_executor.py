@@ -83,7 +83,8 @@ class CeleryExecutor(Executor):
         self._broker = self.services.redis_url()
         await asyncio.to_thread(check_redis, self._broker)
         local = self.config.celery_workers > 0
-        self._queue = f"runner.{self._run_id}" if local else DEFAULT_QUEUE
+        # A cluster's workers consume RUNNER_QUEUE (compose sets it for every service, this one too).
+        self._queue = f"runner.{self._run_id}" if local else os.environ.get("RUNNER_QUEUE", DEFAULT_QUEUE)
         self._workload = 0
         self._reply_key = f"runner:replies:{self._run_id}:0"
         visibility = max(0.5, self.config.timeout_s / 2)

@@ -3,15 +3,11 @@ in-process (the stub, async, thread); a test that asks for Redis or the HTTP tar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from runner.engine.services import LocalServices
-from tests.stub_executor import NAME, TARGET, StubExecutor, StubPlan
 from workers import calibration
 from workers.calibration import Calibration
-from workers.registry import registered
 
 # Fixed units, so no test spends calibration time (jobs here never burn CPU by units anyway).
 CALIBRATION = Calibration(spin_iterations_per_ms=1000.0, hash_rounds_per_ms=1.0)
@@ -25,15 +21,3 @@ def no_services(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LocalServices, "redis_url", refuse)
     monkeypatch.setattr(LocalServices, "target_url", refuse)
     monkeypatch.setattr(calibration, "calibrate", lambda: CALIBRATION)  # 0.2 s saved per CLI run
-
-
-@pytest.fixture()
-def stub() -> Iterator[type[StubExecutor]]:
-    """The stub executor, registered as mode ``stub`` for the test; set ``stub.plan`` to script it,
-    read ``stub.made[-1]`` for what the instance saw."""
-    StubExecutor.plan = StubPlan()
-    StubExecutor.made = []
-    with registered(NAME, TARGET):
-        yield StubExecutor
-    StubExecutor.plan = StubPlan()
-    StubExecutor.made = []
