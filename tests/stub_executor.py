@@ -44,6 +44,7 @@ class StubPlan:
     vanish: frozenset[int] = frozenset()
     extra_runs: dict[int, int] = field(default_factory=dict)
     fail_start: bool = False
+    raise_for: dict[int, Exception] = field(default_factory=dict)  # job id -> what its run raises
 
 
 class StubExecutor(Executor):
@@ -62,6 +63,7 @@ class StubExecutor(Executor):
         self.runs: Counter[int] = Counter()
         self.cancelled: list[int] = []
         self.first_kinds: list[str] = []  # per workload, the kind of its job 0: shows the run order
+        self.jobs: list[Job] = []  # every job handed to run, in order
         type(self).made.append(self)
 
     async def start(self) -> None:
@@ -77,6 +79,7 @@ class StubExecutor(Executor):
         self.in_run += 1
         self.peak_in_run = max(self.peak_in_run, self.in_run)
         self.runs[job.id] += 1
+        self.jobs.append(job)
         if job.id == 0:
             self.first_kinds.append(job.kind)
         try:
@@ -90,6 +93,8 @@ class StubExecutor(Executor):
     async def _behave(self, job: Job) -> JobReport:
         if job.id in self.plan.vanish:
             raise Vanished(job.id)
+        if job.id in self.plan.raise_for:
+            raise self.plan.raise_for[job.id]
         if job.kind == "fail":
             raise JobFailed(FAILED_ON_PURPOSE)
         if job.kind == "crash":

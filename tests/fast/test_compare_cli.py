@@ -120,8 +120,15 @@ def test_results_without_cells_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"kind": "runner-bench", "schema_version": 1, "cells": []}))
     result = invoke("compare", str(path), str(path))
-    assert result.exit_code == 2
-    assert "runner compare needs two sweep results with cells (presets alone have none)" in result.stderr
+    message = "runner: error: runner compare needs two sweep results with cells (presets alone have none)\n"
+    assert result.exit_code == 2 and result.stderr == message
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(_doc({("async", "io"): BASE})))
+    for pair in ((other, path), (path, other)):  # one side without cells is enough to refuse
+        assert invoke("compare", *map(str, pair)).stderr == message
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"kind": "runner-bench", "schema_version": 1}))  # no "cells" key at all
+    assert invoke("compare", str(bare), str(other)).stderr == message
 
 
 def test_the_table_names_a_regression(tmp_path: Path) -> None:
@@ -133,3 +140,30 @@ def test_the_table_names_a_regression(tmp_path: Path) -> None:
     assert "REGRESSION async x io: p99:+10% breached (+100.0%" in result.stderr
     ok = invoke("compare", str(base), str(base), "--fail-if", "p99:+10%")
     assert ok.exit_code == 0 and "no significant regression (p99:+10%)" in ok.stderr
+
+
+def _constant(throughput: float, p99: float) -> list[tuple[float, float, float, float]]:
+    return [(throughput, 10.0, 20.0, p99)] * 3  # no spread: any difference is significant (p = 0)
+
+
+def test_a_change_exactly_at_the_threshold_breaches_it(tmp_path: Path) -> None:
+    base, new = tmp_path / "b.json", tmp_path / "n.json"
+    base.write_text(json.dumps(_doc({("async", "io"): _constant(100.0, 40.0)})))
+    new.write_text(json.dumps(_doc({("async", "io"): _constant(50.0, 60.0)})))  # exactly -50 % and +50 %
+
+    def code(*rule: str) -> int:
+        return invoke("compare", str(base), str(new), "--fail-if", *rule).exit_code
+
+    assert code("throughput:-50%") == 1 and code("throughput:-50.5%") == 0
+    assert code("p99:+50%") == 1 and code("p99:+50.5%") == 0
+    assert code("p99:+0.5%") == 1 and code("p99:+0%") == 1  # small and zero '+' thresholds: any rise
+    # p50 did not change: it reaches +0 %, but without spread or difference Welch's test says p = 1.
+    assert code("p50:+0%") == 0
+
+
+def test_a_base_of_zero_is_an_infinite_change(tmp_path: Path) -> None:
+    base, new = tmp_path / "b.json", tmp_path / "n.json"
+    base.write_text(json.dumps(_doc({("async", "io"): _constant(0.0, 40.0)})))
+    new.write_text(json.dumps(_doc({("async", "io"): _constant(5.0, 40.0)})))
+    outcome = json.loads(invoke("compare", str(base), str(new), "--json").stdout)
+    assert outcome["cells"][0]["metrics"]["throughput"]["change_pct"] == float("inf")

@@ -64,3 +64,16 @@ def test_bound_names_what_binds() -> None:
     assert bound({"noop": 1}, 20, 10, cap, cores=2) == {"jobs_per_s": None, "limited_by": None, "limits": {}}
     redis = bound({"redis": 1}, 20, 10, cap, cores=2)  # its I/O is not --io-ms long: no bound
     assert redis["limited_by"] is None
+
+
+def test_edges_of_ratio_welch_and_bound() -> None:
+    value, half = ratio(Estimate(0.5, 0.05, 3), Estimate(0.25, 0.025, 3))  # means below 1 are fine
+    assert value == 2.0 and half == pytest.approx(2.0 * math.hypot(0.1, 0.1))
+    # One sample set without spread, the other with: a real test, not "identical means".
+    assert welch_p([3.0, 3.0, 3.0], [1.0, 2.0, 3.0]) == pytest.approx(0.2254, abs=1e-3)  # t = 1.73, 2 df
+    hashing = bound({"hash": 1}, 20, 10, Capacity(100, 1, 4), cores=2)
+    assert hashing["limits"] == {
+        "slots": pytest.approx(10000),
+        "gil_free_cores": pytest.approx(400),
+        "cores": pytest.approx(200),
+    }
