@@ -55,7 +55,7 @@ class StubExecutor(Executor):
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         super().__init__(config, services)
-        self.plan = type(self).plan
+        self.script = type(self).plan  # what this instance was told to do
         self.started = self.stopped = False
         self.workloads = 0
         self.in_run = 0
@@ -67,7 +67,7 @@ class StubExecutor(Executor):
         type(self).made.append(self)
 
     async def start(self) -> None:
-        if self.plan.fail_start:
+        if self.script.fail_start:
             raise ServiceError("stub: cannot start")
         self.started = True
 
@@ -91,10 +91,10 @@ class StubExecutor(Executor):
             self.in_run -= 1
 
     async def _behave(self, job: Job) -> JobReport:
-        if job.id in self.plan.vanish:
+        if job.id in self.script.vanish:
             raise Vanished(job.id)
-        if job.id in self.plan.raise_for:
-            raise self.plan.raise_for[job.id]
+        if job.id in self.script.raise_for:
+            raise self.script.raise_for[job.id]
         if job.kind == "fail":
             raise JobFailed(FAILED_ON_PURPOSE)
         if job.kind == "crash":
@@ -109,7 +109,7 @@ class StubExecutor(Executor):
         self.stopped = True
 
     def extra_runs(self) -> dict[int, int]:
-        return dict(self.plan.extra_runs)
+        return dict(self.script.extra_runs)
 
     def capacity(self, cores: int) -> Capacity:
         return Capacity(self.config.concurrency, 1, 1)

@@ -31,7 +31,12 @@ def long_switch_interval() -> Iterator[None]:
 
 def _wake_delays_ms(job: Job) -> list[float]:
     done = threading.Event()
-    worker = threading.Thread(target=lambda: (cpu_phase(job), done.set()))
+
+    def work() -> None:
+        cpu_phase(job)
+        done.set()
+
+    worker = threading.Thread(target=work)
     delays = []
     worker.start()
     while not done.is_set():

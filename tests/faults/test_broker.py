@@ -105,7 +105,12 @@ def test_redis_gone_for_good_stops_the_run_in_bounded_time(restartable_redis: Re
     )
     killed_at: list[float] = []
     progress = _Progress()
-    chaos = _when_running(progress, lambda: (killed_at.append(time.monotonic()), restartable_redis.kill()))
+
+    def kill() -> None:
+        killed_at.append(time.monotonic())
+        restartable_redis.kill()
+
+    chaos = _when_running(progress, kill)
     with pytest.raises(RunStopped) as stopped:
         run_mode(spec, "celery", progress=progress)
     chaos.join(5)

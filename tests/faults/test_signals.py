@@ -1,4 +1,4 @@
-"""Point 4: Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM mid-run.
+"""Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM mid-run.
 The run stops dispatching, gives in-flight jobs a moment, marks the rest failed ("interrupted"),
 writes the partial result, leaves no process behind (pool processes, Celery nodes, the embedded
 Redis) and exits 130 / 143."""
@@ -33,6 +33,8 @@ def _descendants(pid: int) -> list[psutil.Process]:
         ("async", signal.SIGINT, True),
         ("thread", signal.SIGTERM, False),
         ("celery", signal.SIGTERM, False),
+        ("hybrid", signal.SIGINT, True),
+        ("gevent", signal.SIGTERM, False),
     ],
 )
 def test_signal_mid_run_stops_cleanly(tmp_path: Path, mode: str, sig: signal.Signals, whole_group: bool) -> None:
@@ -50,7 +52,7 @@ def test_signal_mid_run_stops_cleanly(tmp_path: Path, mode: str, sig: signal.Sig
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             time.sleep(0.05)  # jobs have been finishing for a while: mid-run
         started = _descendants(proc.pid)
-        if mode in ("process", "celery"):
+        if mode in ("process", "celery", "hybrid", "gevent"):
             assert started, "the run should have started worker processes"
         if whole_group:
             os.killpg(proc.pid, sig)
