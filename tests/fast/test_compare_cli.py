@@ -129,6 +129,7 @@ def test_results_without_cells_are_refused(tmp_path: Path) -> None:
     bare = tmp_path / "bare.json"
     bare.write_text(json.dumps({"kind": "runner-bench", "schema_version": 1}))  # no "cells" key at all
     assert invoke("compare", str(bare), str(other)).stderr == message
+    assert invoke("compare", str(other), str(bare)).stderr == message
 
 
 def test_the_table_names_a_regression(tmp_path: Path) -> None:
@@ -167,3 +168,20 @@ def test_a_base_of_zero_is_an_infinite_change(tmp_path: Path) -> None:
     new.write_text(json.dumps(_doc({("async", "io"): _constant(5.0, 40.0)})))
     outcome = json.loads(invoke("compare", str(base), str(new), "--json").stdout)
     assert outcome["cells"][0]["metrics"]["throughput"]["change_pct"] == float("inf")
+
+
+def test_the_table_as_a_user_reads_it(tmp_path: Path) -> None:
+    base, new = tmp_path / "b.json", tmp_path / "n.json"
+    base.write_text(json.dumps(_doc({("async", "io"): _constant(100.0, 40.0), ("thread", "io"): BASE})))
+    new.write_text(json.dumps(_doc({("async", "io"): _constant(50.0, 60.0), ("thread", "io"): BASE})))
+    result = invoke("compare", str(base), str(new))
+    assert result.exit_code == 0
+    assert [line.rstrip() for line in result.stderr.splitlines()] == [
+        "new vs base: change of the mean (p-value of Welch's t-test)",
+        "┏━━━━━━━━┳━━━━━┳━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━┓",
+        "┃ mode   ┃ mix ┃      throughput ┃            p50 ┃            p95 ┃             p99 ┃",
+        "┡━━━━━━━━╇━━━━━╇━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━┩",
+        "│ async  │ io  │ -50.0% (p=0.00) │ +0.0% (p=1.00) │ +0.0% (p=1.00) │ +50.0% (p=0.00) │",
+        "│ thread │ io  │  +0.0% (p=1.00) │ +0.0% (p=1.00) │ +0.0% (p=1.00) │  +0.0% (p=1.00) │",
+        "└────────┴─────┴─────────────────┴────────────────┴────────────────┴─────────────────┘",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +113,18 @@ def test_toml_files(tmp_path: Path) -> None:
         load_spec_file(path)
     assert str(caught.value) == f"--spec: 'mode' in {path} must be a string such as \"async\""
     path.write_text("jobs = [\n")
-    with pytest.raises(InputError, match=rf"^--spec: {path} is not valid TOML: "):
+    with pytest.raises(InputError) as caught:
         load_spec_file(path)
+    try:
+        tomllib.loads("jobs = [\n")
+    except tomllib.TOMLDecodeError as exc:
+        first_line = str(exc).splitlines()[0]
+    assert str(caught.value) == f"--spec: {path} is not valid TOML: {first_line}"
     path.write_text("zeta = 1\nalpha = 2\n")
     with pytest.raises(InputError) as caught:
         read_toml(path, "--x", ["b", "a"])
     assert str(caught.value) == f"--x: unknown key 'alpha' in {path}; known keys: a, b"
-    with pytest.raises(InputError, match=rf"^--spec: cannot read {tmp_path / 'none.toml'}: "):
+    with pytest.raises(InputError) as caught:
         load_spec_file(tmp_path / "none.toml")
+    assert str(caught.value) == f"--spec: cannot read {tmp_path / 'none.toml'}: No such file or directory"
     assert SPEC_KEYS[0] == "mode" and "batch" in SPEC_KEYS
