@@ -174,7 +174,7 @@ def test_the_table_as_a_user_reads_it(tmp_path: Path) -> None:
     base, new = tmp_path / "b.json", tmp_path / "n.json"
     base.write_text(json.dumps(_doc({("async", "io"): _constant(100.0, 40.0), ("thread", "io"): BASE})))
     new.write_text(json.dumps(_doc({("async", "io"): _constant(50.0, 60.0), ("thread", "io"): BASE})))
-    result = invoke("compare", str(base), str(new))
+    result = invoke("compare", str(base), str(new), env={"COLUMNS": "120"})  # wide enough, whatever the CI's
     assert result.exit_code == 0
     assert [line.rstrip() for line in result.stderr.splitlines()] == [
         "new vs base: change of the mean (p-value of Welch's t-test)",
