@@ -8,7 +8,6 @@ import json
 import math
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from scipy import stats as scipy_stats
 
 from runner.cli.main import cli
 from runner.experiments.sweep import Mix, build_sweep
+from tests.cli import run_cli, spawn_cli
 from workers.errors import InputError
 
 
@@ -95,12 +95,7 @@ def test_compare_same_file_passes_and_halved_throughput_fails(sweep_dir: Path, t
             run["throughput_jobs_per_s"] /= 2
     slow = tmp_path / "slow.json"
     slow.write_text(json.dumps(halved))
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", "compare", str(base), str(slow), "--fail-if", "throughput:-5%", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("compare", str(base), str(slow), "--fail-if", "throughput:-5%", "--json", timeout=60)
     assert proc.returncode == 1, proc.stderr
     outcome = json.loads(proc.stdout)
     # Every cell halved; a cell whose repeats are too noisy to call it is reported but not failed.
@@ -115,15 +110,11 @@ def test_compare_same_file_passes_and_halved_throughput_fails(sweep_dir: Path, t
 def test_compare_rejects_bad_rules_and_files(sweep_dir: Path, tmp_path: Path) -> None:
     base = str(sweep_dir / "results.json")
     for args in (["--fail-if", "throughput:5"], ["--fail-if", "speed:-5%"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "runner", "compare", base, base, *args], capture_output=True, text=True, timeout=60
-        )
+        proc = run_cli("compare", base, base, *args, timeout=60)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     junk = tmp_path / "junk.json"
     junk.write_text("{not json")
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", "report", str(junk)], capture_output=True, text=True, timeout=60
-    )
+    proc = run_cli("report", str(junk), timeout=60)
     assert proc.returncode == 2 and "not a results file" in proc.stderr
 
 
@@ -159,11 +150,8 @@ def test_ctrl_c_mid_sweep_keeps_the_measured_cells_and_stops_everything(tmp_path
 
     import psutil
 
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runner",
+    proc = spawn_cli(
+        *[
             "bench",
             "--modes",
             "async,celery",
@@ -180,10 +168,7 @@ def test_ctrl_c_mid_sweep_keeps_the_measured_cells_and_stops_everything(tmp_path
             "--out",
             str(tmp_path),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while not any("x io" in line or "x cpu" in line for line in _lines(proc)) and time.monotonic() < deadline:

@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.faults.helpers import ROOT
+from tests.cli import spawn_cli
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -40,11 +38,10 @@ def _descendants(pid: int) -> list[psutil.Process]:
 def test_signal_mid_run_stops_cleanly(tmp_path: Path, mode: str, sig: signal.Signals, whole_group: bool) -> None:
     out = tmp_path / "out"
     # One job in 401 hangs (the first is job 200): it is in flight at the signal and stays so past the grace.
-    cmd = [sys.executable, "-m", "runner", "submit", "--mode", mode, "--jobs", "1000000", "--mix", "sleep=400,hang=1"]
-    cmd += ["--io-ms", "20", "--concurrency", "8", "--workers", "2", "--json", "--out", str(out)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("REDIS_URL", None)  # celery: the embedded Redis, which must be stopped too
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    args = ["submit", "--mode", mode, "--jobs", "1000000", "--mix", "sleep=400,hang=1"]
+    args += ["--io-ms", "20", "--concurrency", "8", "--workers", "2", "--json", "--out", str(out)]
+    # celery: the embedded Redis, which must be stopped too
+    proc = spawn_cli(*args, env={"REDIS_URL": None})
     try:
         ledger = out / "ledger.jsonl"
         deadline = time.monotonic() + 60
@@ -97,10 +94,7 @@ def _alive(proc: psutil.Process) -> bool:
 
 
 def test_sigterm_while_celery_workers_start_stops_them(tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("REDIS_URL", None)
-    cmd = [sys.executable, "-m", "runner", "submit", "--mode", "celery", "--jobs", "100", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    proc = spawn_cli("submit", "--mode", "celery", "--jobs", "100", "--json", env={"REDIS_URL": None})
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(
