@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from runner.engine.spec import DEFAULTS, WorkloadSpec, load_spec_file
+from runner.engine.spec import ARRIVALS, DEFAULTS, WorkloadSpec, load_spec_file
 from workers.errors import InputError, RunnerError, RunStopped
 from workers.jobs import KINDS
 
@@ -29,6 +29,8 @@ _SPEC_OPTIONS = (
     "celery_workers",
     "celery_pool",
     "batch",
+    "rate",
+    "arrivals",
 )
 
 
@@ -119,6 +121,17 @@ def _default(name: str) -> str:
     "1 sends every job on its own. [default: 0]",
 )
 @click.option("--timeout", type=float, help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
+@click.option(
+    "--rate",
+    type=float,
+    help="Open loop: start jobs on a schedule at this many per second, whether or not the executor keeps up, "
+    "and measure latency from each job's intended start. 0 = closed loop: a new job when one ends. [default: 0]",
+)
+@click.option(
+    "--arrivals",
+    type=click.Choice(ARRIVALS),
+    help="Open loop: evenly spaced starts, or a Poisson process (seeded). [default: constant]",
+)
 @click.option(
     "--spec",
     "spec_file",

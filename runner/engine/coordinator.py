@@ -3,8 +3,17 @@
 Jobs are generated lazily and pulled by a fixed set of ``concurrency`` driver coroutines, so at
 most ``concurrency`` jobs are ever in flight and no list of all jobs (or results) is held. Each job
 gets the per-job timeout, and every job ends in the ledger as done, failed (with a reason) or
-timed out. Latency is measured here, from hand-off to result; the executor reports how long the
-job itself ran, and the difference is the time it waited in a queue.
+timed out.
+
+Two load models. Closed loop (the default): a driver hands out its next job when its last one
+ended, after yielding once so that every driver gets its turn even when jobs never yield (a CPU
+job inline on the loop); latency runs from hand-off to result. Open loop (``--rate``): each job
+has an intended start on a schedule that does not care how the executor keeps up, and latency
+runs from that intended start -- so time a job spent waiting for a free driver, behind a blocked
+loop or a full pool, is counted (no coordinated omission); that part is reported apart as
+``coordinator_wait_ms``. The executor reports how long the job itself ran (``service_ms``); the
+rest of the time after hand-off is ``queue_wait_ms``. Failed and timed-out jobs get latency
+histograms of their own.
 """
 
 from __future__ import annotations
@@ -206,13 +215,29 @@ async def _drive(
     if not instrument:
         record_total = record_service = _ignore
 
+    record_wait = latencies.record_wait if instrument else _ignore
+    record_failed = latencies.failed.record if instrument else _ignore
+    record_timed_out = latencies.timed_out.record if instrument else _ignore
+    work: Iterator[tuple[Job, float]] = (
+        zip(jobs, spec.arrival_offsets(), strict=True) if spec.open_loop else _unscheduled(jobs)
+    )
+    start = [0.0]  # when the schedule begins: set just before the drivers start
+
     async def driver(slot: int) -> None:
         run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
-        for job in jobs:
+        sleep, paced = asyncio.sleep, spec.open_loop
+        for job, offset in work:
+            if paced:
+                due = start[0] + offset
+                if (ahead := due - clock()) > 0:
+                    await sleep(ahead)
+            else:
+                await sleep(0)  # let every other driver take a job before this one takes another
             if halt.is_set():
                 return  # this job (and the rest) is never submitted
             submit(job.id)
             began = began_at[slot] = clock()
+            since = due if paced else began  # latency counts from the intended start in open loop
             try:
                 report = await run(job)
             except asyncio.CancelledError:
@@ -220,6 +245,7 @@ async def _drive(
                 if expired[slot]:  # our own timeout, not a stop: account and go on
                     expired[slot] = False
                     drivers[slot].uncancel()
+                    record_timed_out(clock() - since)
                     finish(job.id, TIMED_OUT, job.kind, clock() - began, reason=timed_out)
                     continue
                 # Cancelled only after a stop request and its grace period: account, then end.
@@ -228,17 +254,21 @@ async def _drive(
                 raise
             except ServiceError as exc:  # the executor cannot go on (e.g. its broker is gone)
                 began_at[slot] = 0.0
+                record_failed(clock() - since)
                 finish(job.id, FAILED, job.kind, clock() - began, reason=_reason(exc))
                 halt_with(str(exc))
             except Exception as exc:  # any job error is data for the ledger, never fatal to the run
                 began_at[slot] = 0.0
+                record_failed(clock() - since)
                 finish(job.id, FAILED, job.kind, clock() - began, reason=_reason(exc))
             else:
                 began_at[slot] = 0.0
-                elapsed = clock() - began
-                record_total(elapsed)
+                ended = clock()
+                record_total(ended - since)
                 record_service(report.service_s)
-                finish(job.id, DONE, job.kind, elapsed, worker=report.worker)
+                if paced:
+                    record_wait(began - since)
+                finish(job.id, DONE, job.kind, ended - began, worker=report.worker)
 
     async def watchdog() -> None:
         tick = max(0.005, min(timeout / 20, 0.5))
@@ -259,7 +289,7 @@ async def _drive(
         sampler.start()
         lag.start()
         reporter = asyncio.create_task(_report_progress(ledger, progress)) if progress else None
-        began = time.perf_counter()
+        began = start[0] = time.perf_counter()
         with stop.on_signal(lambda: loop.call_soon_threadsafe(on_signal)):
             if stop.requested:
                 on_signal()
@@ -288,6 +318,7 @@ async def _drive(
         "wall_s": round(wall_s, 4),
         "throughput_jobs_per_s": round(done / wall_s, 2) if wall_s > 0 else 0.0,
         "peak_in_flight": ledger.peak_in_flight,
+        "load": _load_model(spec),
         **latencies.summary(),
         "loop_lag_ms": lag.latency.summary(),
         "histograms_us": latencies.encode(),
@@ -326,6 +357,21 @@ async def _report_progress(ledger: Ledger, progress: Progress | None) -> None:
     while True:
         progress(ledger)
         await asyncio.sleep(0.2)
+
+
+def _unscheduled(jobs: Iterator[Job]) -> Iterator[tuple[Job, float]]:
+    return ((job, 0.0) for job in jobs)
+
+
+def _load_model(spec: WorkloadSpec) -> dict[str, Any]:
+    if spec.open_loop:
+        return {
+            "model": "open",
+            "rate_per_s": spec.rate,
+            "arrivals": spec.arrivals,
+            "latency_from": "intended start",
+        }
+    return {"model": "closed", "concurrency": spec.concurrency, "latency_from": "hand-off"}
 
 
 def _utilisation(cpu_s: float, wall_s: float) -> float:

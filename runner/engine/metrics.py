@@ -92,43 +92,60 @@ class Latency:
 
 
 class JobLatencies:
-    """Per done job: latency (hand-off to result), service time (where it ran) and their
-    difference, the queue wait. Two appends per job; the wait is computed in bulk at flush."""
+    """Per done job: latency (from the intended start in open loop, from hand-off in closed loop),
+    the part of it spent waiting in the coordinator for a driver (open loop only), the service
+    time (where it ran), and what is left, the queue wait. Appends per job; the queue wait is
+    computed in bulk at flush. Failed and timed-out jobs: their latency, in histograms of their own."""
 
     def __init__(self) -> None:
         # numpy now, before the run: imported by the first flush mid-run, its ~13 MB would show
         # as a step in the coordinator's memory that has nothing to do with the jobs.
         importlib.import_module("numpy")
         self.total, self.service, self.queue_wait = Latency(), Latency(), Latency()
-        self._total, self._service = array("d"), array("d")
+        self.coordinator_wait, self.failed, self.timed_out = Latency(), Latency(), Latency()
+        self._total, self._service, self._wait = array("d"), array("d"), array("d")
         self.record_total, self.record_service = self._total.append, self._service.append
+        self.record_wait = self._wait.append
 
     def flush(self) -> None:
+        for other in (self.failed, self.timed_out):
+            other.flush()
         if not self._total:
             return
         import numpy as np
 
         total = np.frombuffer(self._total, dtype=np.float64).copy()
         service = np.frombuffer(self._service, dtype=np.float64).copy()
-        del self._total[:], self._service[:]
+        waited = np.frombuffer(self._wait, dtype=np.float64).copy() if self._wait else np.zeros_like(total)
+        del self._total[:], self._service[:], self._wait[:]
         self.total.record_many(total)
         self.service.record_many(service)
-        self.queue_wait.record_many(np.maximum(total - service, 0.0))
+        self.queue_wait.record_many(np.maximum(total - waited - service, 0.0))
+        if waited.any():
+            self.coordinator_wait.record_many(waited)
 
-    def summary(self) -> dict[str, dict[str, float]]:
+    def summary(self) -> dict[str, Any]:
         self.flush()
         return {
             "latency_ms": self.total.summary(),
+            "coordinator_wait_ms": self.coordinator_wait.summary(),
             "queue_wait_ms": self.queue_wait.summary(),
             "service_ms": self.service.summary(),
+            "latency_by_outcome_ms": {
+                outcome: {"count": hist.count, **hist.summary()}
+                for outcome, hist in (("done", self.total), ("failed", self.failed), ("timed_out", self.timed_out))
+            },
         }
 
     def encode(self) -> dict[str, str]:
         self.flush()
         return {
             "latency": self.total.encode(),
+            "coordinator_wait": self.coordinator_wait.encode(),
             "queue_wait": self.queue_wait.encode(),
             "service": self.service.encode(),
+            "failed": self.failed.encode(),
+            "timed_out": self.timed_out.encode(),
         }
 
 
