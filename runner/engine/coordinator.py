@@ -30,7 +30,7 @@ import uvloop
 from runner import __version__
 from runner.engine import interrupt
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
-from runner.engine.machine import describe_machine
+from runner.engine.machine import describe_machine, machine_state
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
@@ -142,6 +142,7 @@ async def measure(
     ``instrument=False`` turns latency recording and resource sampling off, only to measure what
     they cost (benchmarks/overhead.py); the ledger always runs."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    state = machine_state()  # before the run adds its own load
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(spec.jobs, out_dir / "ledger.jsonl" if out_dir else None)
@@ -165,7 +166,7 @@ async def measure(
         "by_worker": dict(sorted(ledger.by_worker.items())),
         "calibration": calibration.to_dict(),
         "started_at": started_at,
-        "machine": describe_machine(),
+        "machine": describe_machine(state),
     }
     if halted is not None:
         # Partial, but every dispatched job is accounted for; the rest were never submitted.

@@ -45,6 +45,14 @@ def run_table(result: dict[str, Any]) -> Table:
         f"workers {res['workers_peak_rss_mb']:,.0f} in {res['worker_processes']} processes)",
     )
     table.add_row("CPU", f"{res['cpu_s']:.2f} s ({res['cpu_utilisation']:.0%} of all cores)")
+    machine = result.get("machine", {})
+    if machine.get("busy"):
+        load = machine["load_avg"]["1m"]
+        table.add_row(
+            "[yellow]warning",
+            f"[yellow]the machine was busy when the run began (load {load:g} on "
+            f"{machine['cpus']} cores): figures may be noisy",
+        )
     for reason, count in list(result["failures"].items())[:5]:
         table.add_row("failure", f"{count:,} x {reason}")
     return table
