@@ -89,3 +89,26 @@ def test_rate_from_the_command_line_and_the_environment() -> None:
     assert "open loop, 200 jobs/s (poisson)" in shown.stderr
     bad = subprocess.run([*cmd, "--rate", "-5"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--rate" in bad.stderr
+
+
+_BUCKET_KEYS = {"t_s", "jobs_per_s", "p50_ms", "p99_ms", "in_flight", "loop_lag_ms", "cpu_pct", "rss_mb"}
+
+
+def test_every_run_has_a_time_series_that_adds_up() -> None:
+    result = _run(mode="thread", jobs=300, mix="sleep=1", io_ms=5, concurrency=10, rate=400)
+    series = result["timeseries"]
+    assert len(series) >= 10 and all(set(b) == _BUCKET_KEYS for b in series)
+    times = [b["t_s"] for b in series]
+    assert times == sorted(times) and times[-1] == pytest.approx(result["wall_s"], abs=0.05)
+    widths = [b - a for a, b in pairwise([0.0, *times])]
+    done = sum(b["jobs_per_s"] * w for b, w in zip(series, widths, strict=True))
+    assert done == pytest.approx(300, abs=1)
+    assert max(b["in_flight"] for b in series) <= 10 and series[-1]["in_flight"] == 0
+
+
+def test_above_capacity_the_p99_grows_with_the_run() -> None:
+    result = _run(jobs=150, mix="sleep=1", io_ms=20, concurrency=1, rate=500)
+    p99 = [b["p99_ms"] for b in result["timeseries"] if b["p99_ms"] is not None]
+    assert len(p99) >= 10
+    early, late = p99[: len(p99) // 4], p99[-(len(p99) // 4) :]
+    assert min(late) > 4 * max(early)  # the backlog, and so the latency, keeps growing

@@ -34,6 +34,7 @@ from runner.engine.machine import describe_machine, machine_state
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
+from runner.engine.timeline import Timeline
 from workers.base import Executor, ExecutorConfig
 from workers.calibration import Calibration, calibrate
 from workers.errors import JobFailed, RunStopped, ServiceError
@@ -247,21 +248,21 @@ async def _drive(
                     expired[slot] = False
                     drivers[slot].uncancel()
                     record_timed_out(clock() - since)
-                    finish(job.id, TIMED_OUT, job.kind, clock() - began, reason=timed_out)
+                    finish(job.id, TIMED_OUT, job.kind, clock() - since, reason=timed_out)
                     continue
                 # Cancelled only after a stop request and its grace period: account, then end.
                 reason = f"interrupted by {why[0]} before it finished" if why else "cancelled"
-                finish(job.id, FAILED, job.kind, clock() - began, reason=reason)
+                finish(job.id, FAILED, job.kind, clock() - since, reason=reason)
                 raise
             except ServiceError as exc:  # the executor cannot go on (e.g. its broker is gone)
                 began_at[slot] = 0.0
                 record_failed(clock() - since)
-                finish(job.id, FAILED, job.kind, clock() - began, reason=_reason(exc))
+                finish(job.id, FAILED, job.kind, clock() - since, reason=_reason(exc))
                 halt_with(str(exc))
             except Exception as exc:  # any job error is data for the ledger, never fatal to the run
                 began_at[slot] = 0.0
                 record_failed(clock() - since)
-                finish(job.id, FAILED, job.kind, clock() - began, reason=_reason(exc))
+                finish(job.id, FAILED, job.kind, clock() - since, reason=_reason(exc))
             else:
                 began_at[slot] = 0.0
                 ended = clock()
@@ -269,7 +270,7 @@ async def _drive(
                 record_service(report.service_s)
                 if paced:
                     record_wait(began - since)
-                finish(job.id, DONE, job.kind, ended - began, worker=report.worker)
+                finish(job.id, DONE, job.kind, ended - since, worker=report.worker)
 
     async def watchdog() -> None:
         tick = max(0.005, min(timeout / 20, 0.5))
@@ -280,17 +281,22 @@ async def _drive(
                 if 0.0 < began < limit and not expired[slot]:
                     expired[slot] = True
                     drivers[slot].cancel()
-            latencies.flush()  # keeps the buffers small on long runs
 
     loop = asyncio.get_running_loop()
     lag = LoopLag()
     reporter: asyncio.Task[None] | None = None
+    ticker: asyncio.Task[None] | None = None
     try:
         sampler = ResourceSampler(executor.worker_pids(), enabled=instrument)
         sampler.start()
         lag.start()
+        timeline = Timeline(latencies, ledger, lag, sampler)
         reporter = asyncio.create_task(_report_progress(ledger, progress)) if progress else None
         began = start[0] = time.perf_counter()
+        timeline.begin(began)
+        # The timeline also moves latencies into the histograms, once per bucket, which keeps the
+        # buffers small on long runs; uninstrumented runs record none.
+        ticker = asyncio.create_task(timeline.run(), name="timeline") if instrument else None
         with stop.on_signal(lambda: loop.call_soon_threadsafe(on_signal)):
             if stop.requested:
                 on_signal()
@@ -302,6 +308,10 @@ async def _drive(
                 guard.cancel()
                 await asyncio.gather(guard, return_exceptions=True)
         wall_s = time.perf_counter() - began
+        if ticker is not None:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            timeline.close_bucket()
         await lag.stop()
         if reporter is not None:
             reporter.cancel()
@@ -311,6 +321,9 @@ async def _drive(
         ledger.add_extra_runs(executor.extra_runs())
     finally:
         await lag.stop()
+        if ticker is not None and not ticker.done():
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
         if reporter is not None and not reporter.done():
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
@@ -323,6 +336,7 @@ async def _drive(
         **latencies.summary(),
         "loop_lag_ms": lag.latency.summary(),
         "histograms_us": latencies.encode(),
+        "timeseries": timeline.buckets,
         "resources": resources | {"cpu_utilisation": _utilisation(resources["cpu_s"], wall_s)},
     }
     return measured, (why[0] if why else None)

@@ -1,0 +1,79 @@
+"""A run over time: buckets of ``{t_s, jobs_per_s, p50_ms, p99_ms, in_flight, loop_lag_ms,
+cpu_pct, rss_mb}``, so a warm-up transient, a stall or a backlog that grows is visible.
+
+Buckets are 50 ms wide for the first second, 100 ms until 10 s, then 1 s: a short run still gets
+ten or more, a long one one per second. Each bucket's latencies are those of the jobs completed in
+it (percentiles of exactly those values, taken as the coordinator moves them into the run's
+histograms, which it does here, once per bucket). A bucket ends when the ticker wakes, which is late
+when the loop is blocked: ``t_s`` is when it really ended, and rates use the real width.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from runner.engine.ledger import DONE, Ledger
+from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
+
+
+def bucket_width(t_s: float) -> float:
+    return 0.05 if t_s < 1.0 else 0.1 if t_s < 10.0 else 1.0
+
+
+class Timeline:
+    def __init__(
+        self,
+        latencies: JobLatencies,
+        ledger: Ledger,
+        lag: LoopLag,
+        sampler: ResourceSampler,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._latencies, self._ledger, self._lag, self._sampler = latencies, ledger, lag, sampler
+        self._clock = clock
+        self._start = 0.0
+        self._last_t = 0.0
+        self._last_done = 0
+        self._last_cpu_s = 0.0
+        self.buckets: list[dict[str, Any]] = []
+
+    def begin(self, start: float) -> None:
+        self._start = start
+        self._last_cpu_s = self._sampler.cpu_s_so_far()
+
+    async def run(self) -> None:
+        """Close a bucket at every edge until cancelled (the coordinator closes the last one)."""
+        while True:
+            t = self._clock() - self._start
+            await asyncio.sleep(max(0.0, self._last_t + bucket_width(self._last_t) - t))
+            self.close_bucket()
+
+    def close_bucket(self) -> None:
+        now = self._clock() - self._start
+        width = now - self._last_t
+        if width <= 0:
+            return
+        done_latencies = self._latencies.flush()
+        done = self._ledger.counts[DONE]
+        cpu_s = self._sampler.cpu_s_so_far()
+        p50 = p99 = None
+        if done_latencies is not None and len(done_latencies):
+            import numpy as np
+
+            p50, p99 = (round(float(v) * 1000, 3) for v in np.percentile(done_latencies, [50, 99]))
+        self.buckets.append(
+            {
+                "t_s": round(now, 3),
+                "jobs_per_s": round((done - self._last_done) / width, 2),
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "in_flight": self._ledger.in_flight,
+                "loop_lag_ms": round(self._lag.take_recent_max() * 1000, 3),
+                "cpu_pct": round(max(0.0, cpu_s - self._last_cpu_s) / width * 100, 1),
+                "rss_mb": round(self._sampler.last_rss / 2**20, 1),
+            }
+        )
+        self._last_t, self._last_done, self._last_cpu_s = now, done, cpu_s
