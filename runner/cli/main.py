@@ -145,11 +145,22 @@ def _default(name: str) -> str:
     help="Write result.json and ledger.jsonl here (one folder per mode when several).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (one line per mode).")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line every 10 s elsewhere)."
+)
 @click.pass_context
 def submit(
-    ctx: click.Context, /, mode: str, spec_file: Path | None, out_dir: Path | None, as_json: bool, **flags: Any
+    ctx: click.Context,
+    /,
+    mode: str,
+    spec_file: Path | None,
+    out_dir: Path | None,
+    as_json: bool,
+    quiet: bool,
+    **flags: Any,
 ) -> None:
     """Run a workload through one or more executors and report how each did."""
+    from runner.cli.live import LiveView
     from runner.engine.coordinator import check_modes, run_mode
     from runner.report.terminal import print_comparison, print_run, stderr_console
     from workers.calibration import calibrate
@@ -166,25 +177,25 @@ def submit(
     console = stderr_console()
     calibration = calibrate()
     results = []
-    for name in modes:
-        target = out_dir / name if out_dir and len(modes) > 1 else out_dir
-        stopped: RunStopped | None = None
-        with _progress_bar(console, name, spec.jobs) as progress:
+    with LiveView(console, quiet=quiet) as live:
+        for name in modes:
+            target = out_dir / name if out_dir and len(modes) > 1 else out_dir
+            stopped: RunStopped | None = None
             try:
-                result = run_mode(spec, name, out_dir=target, progress=progress, calibration=calibration)
+                result = run_mode(spec, name, out_dir=target, progress=live.update, calibration=calibration)
             except RunStopped as exc:  # Ctrl-C, SIGTERM, a lost broker: keep what was measured
                 if exc.result is None:
                     raise
                 stopped, result = exc, exc.result
-        results.append(result)
-        if target is not None:
-            (target / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-        if as_json:
-            click.echo(json.dumps(result))
-        else:
-            print_run(console, result)
-        if stopped is not None:
-            raise stopped
+            results.append(result)
+            if target is not None:
+                (target / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+            if as_json:
+                click.echo(json.dumps(result))
+            else:
+                print_run(console, result)
+            if stopped is not None:
+                raise stopped
     if len(results) > 1 and not as_json:
         print_comparison(console, results)
     if any(r["jobs"]["lost"] for r in results):
@@ -219,36 +230,6 @@ def _parse_modes(text: str) -> tuple[str, ...]:
     for name in modes:
         executor_class(name)  # raises InputError naming the valid choices
     return modes
-
-
-class _progress_bar:
-    """A live progress bar on stderr when it is a terminal; a no-op otherwise."""
-
-    def __init__(self, console: Any, mode: str, total: int) -> None:
-        self._bar = None
-        if console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(
-                TextColumn(f"[bold]{mode}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            )
-            self._task = self._bar.add_task(mode, total=total)
-
-    def __enter__(self) -> Any:
-        if self._bar is None:
-            return None
-        self._bar.start()
-        bar, task = self._bar, self._task
-        return lambda ledger: bar.update(task, completed=ledger.finished)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 @cli.command()

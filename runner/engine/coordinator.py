@@ -19,6 +19,7 @@ histograms of their own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from runner.engine.machine import describe_machine, machine_state
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
-from runner.engine.timeline import Timeline
+from runner.engine.timeline import RunStatus, Timeline
 from workers.base import Executor, ExecutorConfig
 from workers.calibration import Calibration, calibrate
 from workers.errors import JobFailed, RunStopped, ServiceError
@@ -44,7 +45,7 @@ from workers.registry import executor_class
 SCHEMA_VERSION = 1
 _GRACE_S = 2.0  # after a stop request, how long in-flight jobs may still finish
 
-Progress = Callable[[Ledger], None]
+Progress = Callable[[RunStatus], None]  # called a few times a second, and once at the end
 
 
 def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServices) -> Iterator[Job]:
@@ -291,9 +292,10 @@ async def _drive(
         sampler.start()
         lag.start()
         timeline = Timeline(latencies, ledger, lag, sampler)
-        reporter = asyncio.create_task(_report_progress(ledger, progress)) if progress else None
         began = start[0] = time.perf_counter()
         timeline.begin(began)
+        status = functools.partial(timeline.status, executor.name, spec.jobs)
+        reporter = asyncio.create_task(_report_progress(status, progress)) if progress else None
         # The timeline also moves latencies into the histograms, once per bucket, which keeps the
         # buffers small on long runs; uninstrumented runs record none.
         ticker = asyncio.create_task(timeline.run(), name="timeline") if instrument else None
@@ -316,7 +318,7 @@ async def _drive(
         if reporter is not None:
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
-            progress(ledger)  # type: ignore[misc]  # reporter exists only when progress is set
+            progress(status(finished=True))  # type: ignore[misc]  # reporter exists only when progress is set
         resources = sampler.stop()
         ledger.add_extra_runs(executor.extra_runs())
     finally:
@@ -367,10 +369,10 @@ async def _until_done_or_halted(drivers: list[asyncio.Task[None]], halt: asyncio
             raise outcome
 
 
-async def _report_progress(ledger: Ledger, progress: Progress | None) -> None:
+async def _report_progress(status: Callable[[], RunStatus], progress: Progress | None) -> None:
     assert progress is not None
     while True:
-        progress(ledger)
+        progress(status())
         await asyncio.sleep(0.2)
 
 

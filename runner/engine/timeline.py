@@ -13,10 +13,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from runner.engine.ledger import DONE, Ledger
+from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """A run as it goes, for live views and metrics: counts so far and the latest bucket."""
+
+    mode: str
+    total: int
+    submitted: int
+    done: int
+    failed: int
+    timed_out: int
+    in_flight: int
+    elapsed_s: float
+    latest: dict[str, Any] | None  # the last closed bucket of the time series
+    rates: tuple[float, ...]  # jobs/s of the recent buckets, oldest first
+    finished: bool = False
 
 
 def bucket_width(t_s: float) -> float:
@@ -50,6 +68,22 @@ class Timeline:
             t = self._clock() - self._start
             await asyncio.sleep(max(0.0, self._last_t + bucket_width(self._last_t) - t))
             self.close_bucket()
+
+    def status(self, mode: str, total: int, finished: bool = False) -> RunStatus:
+        ledger = self._ledger
+        return RunStatus(
+            mode=mode,
+            total=total,
+            submitted=ledger.submitted,
+            done=ledger.counts[DONE],
+            failed=ledger.counts[FAILED],
+            timed_out=ledger.counts[TIMED_OUT],
+            in_flight=ledger.in_flight,
+            elapsed_s=max(0.0, self._clock() - self._start) if self._start else 0.0,
+            latest=self.buckets[-1] if self.buckets else None,
+            rates=tuple(b["jobs_per_s"] for b in self.buckets[-40:]),
+            finished=finished,
+        )
 
     def close_bucket(self) -> None:
         now = self._clock() - self._start
