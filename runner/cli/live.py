@@ -57,6 +57,8 @@ class LiveView:
         self._plain_every_s = plain_every_s
         self._rows: dict[str, RunStatus] = {}
         self._last_plain: dict[str, float] = {}
+        self._caption = ""
+        self._began = time.monotonic()
         self._live: Live | None = None
         if not quiet and console.is_terminal:
             self._live = Live(self._table(), console=console, refresh_per_second=4, transient=True)
@@ -83,8 +85,21 @@ class LiveView:
             self._last_plain[status.mode] = now
             self._console.print(plain_line(status), highlight=False, soft_wrap=True)
 
+    def step(self, done: int, total: int, label: str) -> None:
+        """A sweep's progress over its runs (``runner bench``): a caption under the table on a
+        terminal, one line per run elsewhere."""
+        if self._quiet:
+            return
+        elapsed = time.monotonic() - self._began
+        left = f", about {elapsed / done * (total - done):,.0f} s left" if 0 < done < total else ""
+        self._caption = f"run {min(done + 1, total)}/{total}: {label}{left}"
+        if self._live is not None:
+            self._live.update(self._table())
+        elif done < total:
+            self._console.print(f"[{done + 1}/{total}] {label}", highlight=False, soft_wrap=True)
+
     def _table(self) -> Table:
-        table = Table(title="runner: live", title_justify="left", expand=False)
+        table = Table(title="runner: live", title_justify="left", expand=False, caption=self._caption or None)
         for name in ("run", "progress", "done", "failed", "timed out", "jobs/s", "p99 ms", "in flight", "lag ms"):
             table.add_column(name, justify="left" if name == "run" else "right", no_wrap=True)
         table.add_column("jobs/s, recent", no_wrap=True)
