@@ -57,6 +57,8 @@ from workers.errors import InputError, RunStopped
     help="Where results.json, report.md, report.html and summary.csv go. [default: reports/bench-TIME]",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line per run elsewhere).")
+@click.option("--metrics-port", type=int, help="Serve Prometheus/OpenMetrics metrics of the runs on this port.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server listens on.")
 def bench(
     quick: bool,
     modes: str | None,
@@ -65,10 +67,12 @@ def bench(
     presets: tuple[str, ...],
     out_dir: Path | None,
     quiet: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     **flags: Any,
 ) -> None:
     """Sweep executors x workload mixes, repeat each cell, and write results and a report."""
-    from runner.cli.live import LiveView
+    from runner.cli.live import LiveView, fan_out, live_metrics
     from runner.experiments.sweep import build_sweep, parse_named_mix, run_sweep
     from runner.report.documents import write_report
     from runner.report.terminal import stderr_console
@@ -90,9 +94,11 @@ def bench(
             doc = run_presets(presets, quick=quick, step=live.step)
     else:
         sweep = build_sweep(overrides, quick=quick, sweep_file=sweep_file)
-        with LiveView(console, quiet=quiet) as live:
+        with LiveView(console, quiet=quiet) as live, live_metrics(metrics_port, metrics_host) as exporter:
             try:
-                doc = run_sweep(sweep, step=live.step, progress=live.update)
+                doc = run_sweep(
+                    sweep, step=live.step, progress=fan_out(live.update, exporter.update if exporter else None)
+                )
             except RunStopped as exc:  # Ctrl-C or SIGTERM: write what was measured, then exit 130/143
                 if exc.result is None:
                     raise

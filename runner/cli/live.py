@@ -10,14 +10,19 @@ the log or adding to a short run's output. ``--quiet``: nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from runner.engine.timeline import RunStatus
+
+if TYPE_CHECKING:
+    from runner.engine.exporter import MetricsExporter
 
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -119,3 +124,28 @@ class LiveView:
                 sparkline(status.rates),
             )
         return table
+
+
+def fan_out(*listeners: Callable[[RunStatus], None] | None) -> Callable[[RunStatus], None]:
+    """One progress callback that feeds every listener given (the live view, the metrics)."""
+    chosen = [listener for listener in listeners if listener is not None]
+    if len(chosen) == 1:
+        return chosen[0]
+
+    def feed(status: RunStatus) -> None:
+        for listener in chosen:
+            listener(status)
+
+    return feed
+
+
+@contextlib.contextmanager
+def live_metrics(port: int | None, host: str) -> Iterator[MetricsExporter | None]:
+    """The metrics server while the block runs, if a port was asked for."""
+    if port is None:
+        yield None
+        return
+    from runner.engine.exporter import MetricsExporter
+
+    with MetricsExporter(port, host) as exporter:
+        yield exporter

@@ -148,6 +148,13 @@ def _default(name: str) -> str:
 @click.option(
     "--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line every 10 s elsewhere)."
 )
+@click.option(
+    "--metrics-port",
+    type=int,
+    help="Serve Prometheus/OpenMetrics metrics of the run on this port while it goes (jobs by outcome, in "
+    "flight, latency histogram, loop lag).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server listens on.")
 @click.pass_context
 def submit(
     ctx: click.Context,
@@ -157,10 +164,12 @@ def submit(
     out_dir: Path | None,
     as_json: bool,
     quiet: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     **flags: Any,
 ) -> None:
     """Run a workload through one or more executors and report how each did."""
-    from runner.cli.live import LiveView
+    from runner.cli.live import LiveView, fan_out, live_metrics
     from runner.engine.coordinator import check_modes, run_mode
     from runner.report.terminal import print_comparison, print_run, stderr_console
     from workers.calibration import calibrate
@@ -177,12 +186,13 @@ def submit(
     console = stderr_console()
     calibration = calibrate()
     results = []
-    with LiveView(console, quiet=quiet) as live:
+    with LiveView(console, quiet=quiet) as live, live_metrics(metrics_port, metrics_host) as exporter:
+        progress = fan_out(live.update, exporter.update if exporter else None)
         for name in modes:
             target = out_dir / name if out_dir and len(modes) > 1 else out_dir
             stopped: RunStopped | None = None
             try:
-                result = run_mode(spec, name, out_dir=target, progress=live.update, calibration=calibration)
+                result = run_mode(spec, name, out_dir=target, progress=progress, calibration=calibration)
             except RunStopped as exc:  # Ctrl-C, SIGTERM, a lost broker: keep what was measured
                 if exc.result is None:
                     raise

@@ -11,6 +11,7 @@ when the loop is blocked: ``t_s`` is when it really ended, and rates use the rea
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,14 @@ class RunStatus:
     latest: dict[str, Any] | None  # the last closed bucket of the time series
     rates: tuple[float, ...]  # jobs/s of the recent buckets, oldest first
     finished: bool = False
+    # Done jobs so far by latency, cumulative over LATENCY_BOUNDS_S (for a metrics scrape), and
+    # the sum of their latencies in seconds.
+    latency_counts: tuple[int, ...] = ()
+    latency_sum_s: float = 0.0
+
+
+# Upper bounds of the latency buckets that metrics export (seconds); the last one is +Inf.
+LATENCY_BOUNDS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 def bucket_width(t_s: float) -> float:
@@ -56,6 +65,8 @@ class Timeline:
         self._last_t = 0.0
         self._last_done = 0
         self._last_cpu_s = 0.0
+        self._latency_counts = [0] * (len(LATENCY_BOUNDS_S) + 1)
+        self._latency_sum_s = 0.0
         self.buckets: list[dict[str, Any]] = []
 
     def begin(self, start: float) -> None:
@@ -83,6 +94,8 @@ class Timeline:
             latest=self.buckets[-1] if self.buckets else None,
             rates=tuple(b["jobs_per_s"] for b in self.buckets[-40:]),
             finished=finished,
+            latency_counts=tuple(itertools.accumulate(self._latency_counts)),
+            latency_sum_s=self._latency_sum_s,
         )
 
     def close_bucket(self) -> None:
@@ -98,6 +111,10 @@ class Timeline:
             import numpy as np
 
             p50, p99 = (round(float(v) * 1000, 3) for v in np.percentile(done_latencies, [50, 99]))
+            slots = np.searchsorted(np.asarray(LATENCY_BOUNDS_S), done_latencies, side="left")
+            for slot, count in enumerate(np.bincount(slots, minlength=len(self._latency_counts)).tolist()):
+                self._latency_counts[slot] += count
+            self._latency_sum_s += float(done_latencies.sum())
         self.buckets.append(
             {
                 "t_s": round(now, 3),
