@@ -10,8 +10,8 @@ import pytest
 
 from runner import __version__
 from runner.engine.coordinator import check_modes, make_jobs, run_mode
-from runner.engine.ledger import Ledger
 from runner.engine.spec import WorkloadSpec
+from runner.engine.timeline import RunStatus
 from tests.fast.conftest import CALIBRATION
 from tests.stub_executor import StubExecutor, StubPlan
 from workers.errors import InputError
@@ -91,8 +91,8 @@ def test_the_result_document(stub: type[StubExecutor], tmp_path: Path) -> None:
 def test_progress_is_reported_during_and_at_the_end(stub: type[StubExecutor]) -> None:
     seen: list[tuple[int, int]] = []
 
-    def progress(ledger: Ledger) -> None:
-        seen.append((ledger.submitted, ledger.finished))
+    def progress(status: RunStatus) -> None:
+        seen.append((status.submitted, status.done + status.failed + status.timed_out))
 
     spec = WorkloadSpec.build({"jobs": 40, "mix": "sleep=1", "io_ms": 20, "concurrency": 4}, ("stub",))
     run_mode(spec, "stub", calibration=CALIBRATION, progress=progress)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import pytest
 
 from runner.engine.coordinator import run_mode
-from runner.engine.ledger import FAILED, Ledger
 from runner.engine.spec import WorkloadSpec
+from runner.engine.timeline import RunStatus
 from tests.faults.helpers import RestartableRedis
 from workers.errors import RunStopped
 
@@ -27,8 +27,9 @@ class _Progress:
     def __init__(self) -> None:
         self.samples: list[tuple[float, int, int]] = []
 
-    def __call__(self, ledger: Ledger) -> None:
-        self.samples.append((time.monotonic(), ledger.finished, ledger.counts[FAILED]))
+    def __call__(self, status: RunStatus) -> None:
+        finished = status.done + status.failed + status.timed_out
+        self.samples.append((time.monotonic(), finished, status.failed))
 
     def finished_at(self, moment: float) -> int:
         """Jobs finished by the last report at or before ``moment``."""

@@ -7,18 +7,18 @@ from __future__ import annotations
 import psutil
 
 from runner.engine.coordinator import run_mode
-from runner.engine.ledger import Ledger
 from runner.engine.spec import WorkloadSpec
+from runner.engine.timeline import RunStatus
 
 
 def test_memory_is_flat_and_in_flight_bounded() -> None:
     me = psutil.Process()
     samples: list[tuple[int, int, int]] = []  # (jobs finished, RSS bytes, jobs in flight)
 
-    def progress(ledger: Ledger) -> None:
+    def progress(status: RunStatus) -> None:
         # Only records: the coordinator swallows a progress callback's exceptions, so the checks
         # come after the run.
-        samples.append((ledger.finished, me.memory_info().rss, ledger.in_flight))
+        samples.append((status.done + status.failed + status.timed_out, me.memory_info().rss, status.in_flight))
 
     spec = WorkloadSpec.build(
         {"jobs": 100_000, "mix": "sleep=1", "io_ms": 1, "concurrency": 10_000, "timeout": 60}, ("async",)

@@ -47,7 +47,7 @@ def test_a_killed_pool_worker_is_replaced_and_no_job_is_lost() -> None:
     spec = WorkloadSpec.build(
         {"jobs": 300, "mix": "sleep=1", "io_ms": 20, "workers": 2, "concurrency": 4}, ("process",)
     )
-    result = run_mode(spec, "process", progress=lambda ledger: finished.append(ledger.finished))
+    result = run_mode(spec, "process", progress=lambda status: finished.append(status.done + status.failed))
     killer.join(5)
     assert killed, "no pool process was killed"
     done_at_kill, victim_pid = killed
