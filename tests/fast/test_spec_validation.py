@@ -128,3 +128,13 @@ def test_toml_files(tmp_path: Path) -> None:
         load_spec_file(tmp_path / "none.toml")
     assert str(caught.value) == f"--spec: cannot read {tmp_path / 'none.toml'}: No such file or directory"
     assert SPEC_KEYS[0] == "mode" and "batch" in SPEC_KEYS
+
+
+def test_arrivals_of_an_open_loop() -> None:
+    spec = WorkloadSpec.build({"jobs": 4, "rate": 10}, ("async",))
+    assert list(spec.arrival_offsets()) == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    poisson = WorkloadSpec.build({"jobs": 200, "rate": 50, "arrivals": "poisson"}, ("async",))
+    offsets = list(poisson.arrival_offsets())
+    assert offsets[0] == 0.0 and offsets == sorted(offsets) and len(set(offsets)) == 200
+    assert offsets == list(poisson.arrival_offsets())  # seed 0: every mode gets the same arrivals
+    assert 2.0 < offsets[-1] < 6.0  # 199 gaps of mean 20 ms

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from runner.engine.stats import Estimate, bound, cpu_share, estimate, ratio, t_critical, welch_p
+from runner.engine.stats import Estimate, bound, cpu_share, estimate, holm, log_ratio, ratio, t_critical, welch_p
 from workers.base import Capacity
 
 
@@ -77,3 +77,44 @@ def test_edges_of_ratio_welch_and_bound() -> None:
         "gil_free_cores": pytest.approx(400),
         "cores": pytest.approx(200),
     }
+
+
+def test_log_ratio_against_hand_computed_values() -> None:
+    # Logs spaced by ln 2 on both sides: variance (ln 2)^2 each, standard error sqrt(2/3) ln 2, 4 df.
+    r = log_ratio([10.0, 20.0, 40.0], [5.0, 10.0, 20.0])
+    se = math.sqrt(2 / 3) * math.log(2)
+    t = 2.7764451051977987  # t(0.975, 4)
+    assert r.value == pytest.approx(2.0) and r.df == pytest.approx(4.0)
+    assert (r.low, r.high) == (
+        pytest.approx(math.exp(math.log(2) - t * se)),
+        pytest.approx(math.exp(math.log(2) + t * se)),
+    )
+    assert r.p_value == pytest.approx(0.28786, abs=1e-4)  # t = 1.2247 on 4 df
+    assert r.to_dict() == {"ratio": r.value, "ci95": [r.low, r.high], "p_value": r.p_value, "df": r.df}
+    unequal = log_ratio([10.0, 12.0, 11.0], [5.0, 6.0, 5.5, 5.2])
+    assert unequal.df == pytest.approx(4.0365, abs=1e-3) and unequal.p_value == pytest.approx(0.000408, abs=1e-5)
+    assert 1 < unequal.low < unequal.value < unequal.high
+
+
+def test_log_ratio_edges() -> None:
+    for a, b in (([], [1.0]), ([1.0], []), ([0.0, 1.0], [1.0, 2.0]), ([1.0, 2.0], [-1.0, 2.0])):
+        r = log_ratio(a, b)
+        assert math.isnan(r.value) and math.isnan(r.low) and math.isnan(r.high)
+        assert (r.p_value, r.df) == (1.0, 0.0)
+    one = log_ratio([8.0], [2.0, 2.0])
+    assert (one.value, one.low, one.high, one.p_value, one.df) == (pytest.approx(4.0), 0.0, math.inf, 1.0, 0.0)
+    flat = log_ratio([4.0, 4.0], [2.0, 2.0])
+    assert (flat.value, flat.low, flat.high, flat.p_value) == (pytest.approx(2.0),) * 3 + (0.0,)
+    assert math.isinf(flat.df)
+    same = log_ratio([3.0, 3.0], [3.0, 3.0])
+    assert same.value == 1.0 and same.p_value == 1.0
+    half = log_ratio([1.0, 1.0], [1.0, 2.0], confidence=0.5)  # a 50 % interval: narrower than the 95 % one
+    full = log_ratio([1.0, 1.0], [1.0, 2.0])
+    assert full.low < half.low < half.value < half.high < full.high
+
+
+def test_holm_adjusts_in_order_and_keeps_monotone() -> None:
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == []
