@@ -76,3 +76,27 @@ def test_without_a_file_nothing_is_written(tmp_path: Path) -> None:
     ledger.finish(0, DONE, "noop", 0.0)
     ledger.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_peak_starts_at_zero_and_follows_each_new_high() -> None:
+    ledger = Ledger(8)
+    assert ledger.peak_in_flight == 0 and ledger.summary()["lost"] == 0
+    ledger.submit(0)
+    ledger.submit(1)
+    ledger.finish(0, DONE, "noop", 0.0)
+    ledger.submit(2)
+    assert ledger.peak_in_flight == 2  # 2 in flight again: not a new high
+    ledger.submit(3)
+    assert ledger.peak_in_flight == 3 and ledger.in_flight == 3
+
+
+def test_every_extra_outcome_is_one_more_duplicate(tmp_path: Path) -> None:
+    ledger = Ledger(1, tmp_path / "l.jsonl")
+    ledger.submit(0)
+    ledger.finish(0, DONE, "noop", 0.00123456)
+    for _ in range(3):
+        ledger.finish(0, FAILED, "noop", 0.0, reason="late")
+    ledger.close()
+    assert ledger.duplicates == 3 and ledger.summary()["failed"] == 0
+    (line,) = (tmp_path / "l.jsonl").read_text().splitlines()
+    assert json.loads(line)["latency_ms"] == 1.235  # microsecond resolution

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -138,3 +140,6 @@ def test_arrivals_of_an_open_loop() -> None:
     assert offsets[0] == 0.0 and offsets == sorted(offsets) and len(set(offsets)) == 200
     assert offsets == list(poisson.arrival_offsets())  # seed 0: every mode gets the same arrivals
     assert 2.0 < offsets[-1] < 6.0  # 199 gaps of mean 20 ms
+    gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    assert len({round(g, 9) for g in gaps}) == 199  # exponential gaps, not a fixed period
+    assert gaps[0] == random.Random(0).expovariate(50)  # seed 0, as documented

@@ -97,7 +97,7 @@ def test_log_ratio_against_hand_computed_values() -> None:
 
 
 def test_log_ratio_edges() -> None:
-    for a, b in (([], [1.0]), ([1.0], []), ([0.0, 1.0], [1.0, 2.0]), ([1.0, 2.0], [-1.0, 2.0])):
+    for a, b in (([], [1.0]), ([1.0], []), ([0.0, 1.0], [1.0, 2.0]), ([1.0, 2.0], [-1.0, 2.0]), ([1.0], [0.0, 2.0])):
         r = log_ratio(a, b)
         assert math.isnan(r.value) and math.isnan(r.low) and math.isnan(r.high)
         assert (r.p_value, r.df) == (1.0, 0.0)
