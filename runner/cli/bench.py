@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from runner.cli.params import real, whole
 from workers.errors import InputError, RunStopped
 
 
@@ -27,16 +28,16 @@ from workers.errors import InputError, RunStopped
     metavar="[NAME:]KIND=W,...",
     help="A workload mix (repeatable); replaces the default CPU-share series, hash and http.",
 )
-@click.option("--repeats", type=int, help="Measured repeats per cell (at least 3 for a confidence interval).")
-@click.option("--io-ms", type=float, help="I/O wait per job, ms.")
-@click.option("--cpu-ms", type=float, help="CPU work per job, ms on this machine.")
-@click.option("--concurrency", type=int, help="Jobs in flight (threads in thread mode).")
-@click.option("--workers", type=int, help="Process-pool workers. [default: CPU count]")
-@click.option("--celery-workers", type=int, help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
+@click.option("--repeats", type=whole(), help="Measured repeats per cell (at least 3 for a confidence interval).")
+@click.option("--io-ms", type=real(), help="I/O wait per job, ms.")
+@click.option("--cpu-ms", type=real(), help="CPU work per job, ms on this machine.")
+@click.option("--concurrency", type=whole(), help="Jobs in flight (threads in thread mode).")
+@click.option("--workers", type=whole(), help="Process-pool workers. [default: CPU count]")
+@click.option("--celery-workers", type=whole(), help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
 @click.option("--celery-pool", type=click.Choice(["prefork", "threads", "gevent"]), help="Pool of local Celery nodes.")
-@click.option("--timeout", type=float, help="Per-job timeout, seconds.")
-@click.option("--run-s", type=float, help="Target length of one measured run, seconds.")
-@click.option("--seed", type=int, help="Seed of the shuffled run order.")
+@click.option("--timeout", type=real(), help="Per-job timeout, seconds.")
+@click.option("--run-s", type=real(), help="Target length of one measured run, seconds.")
+@click.option("--seed", type=whole(), help="Seed of the shuffled run order.")
 @click.option(
     "--sweep",
     "sweep_file",

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from runner.cli.params import name_envvars, real, whole
 from runner.engine.spec import DEFAULTS, WorkloadSpec, load_spec_file
 from workers.errors import InputError, RunnerError, RunStopped
 from workers.jobs import KINDS
@@ -59,9 +60,7 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-@click.group(
-    cls=OneLineErrors, context_settings={"auto_envvar_prefix": "RUNNER", "help_option_names": ["-h", "--help"]}
-)
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runner", message="runner %(version)s")
 def cli() -> None:
     """Send one workload of I/O- and CPU-bound jobs through async, threads, processes or Celery,
@@ -82,28 +81,28 @@ def _default(name: str) -> str:
     metavar="MODE[,MODE...]",
     help="async, thread, process, celery -- several separated by commas, or 'all'.",
 )
-@click.option("--jobs", "-n", type=int, help=f"Number of jobs. [default: {_default('jobs')}]")
+@click.option("--jobs", "-n", type=whole(), help=f"Number of jobs. [default: {_default('jobs')}]")
 @click.option(
     "--mix",
     help=f"Job kinds and weights, e.g. sleep=0.5,cpu=0.5. Kinds: {', '.join(KINDS)}. [default: {_default('mix')}]",
 )
-@click.option("--io-ms", type=float, help=f"I/O wait per job, ms. [default: {_default('io_ms')}]")
-@click.option("--cpu-ms", type=float, help=f"CPU work per job, ms on this machine. [default: {_default('cpu_ms')}]")
+@click.option("--io-ms", type=real(), help=f"I/O wait per job, ms. [default: {_default('io_ms')}]")
+@click.option("--cpu-ms", type=real(), help=f"CPU work per job, ms on this machine. [default: {_default('cpu_ms')}]")
 @click.option(
     "--concurrency",
     "-c",
-    type=int,
+    type=whole(),
     help=f"Jobs in flight at once (threads in thread mode). [default: {_default('concurrency')}]",
 )
 @click.option(
     "--workers",
     "-w",
-    type=int,
+    type=whole(),
     help=f"Worker processes of the process pool. [default: {_default('workers')}]",
 )
 @click.option(
     "--celery-workers",
-    type=int,
+    type=whole(),
     help="Local Celery worker nodes to start (celery mode); 0 = use a cluster's (needs REDIS_URL). "
     "[default: same as --workers]",
 )
@@ -114,11 +113,11 @@ def _default(name: str) -> str:
 )
 @click.option(
     "--batch",
-    type=int,
+    type=whole(),
     help="Small jobs per process-pool or Celery task: 0 sizes batches from each kind's measured cost, "
     "1 sends every job on its own. [default: 0]",
 )
-@click.option("--timeout", type=float, help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
+@click.option("--timeout", type=real(), help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
 @click.option(
     "--spec",
     "spec_file",
@@ -244,14 +243,14 @@ class _progress_bar:
     "--port",
     default=8080,
     show_default=True,
-    type=click.IntRange(0, 65535),
+    type=whole(0, 65535),
     help="Port to listen on (0 picks a free one).",
 )
 @click.option(
     "--max-concurrent",
     default=4096,
     show_default=True,
-    type=click.IntRange(1, 1_000_000),
+    type=whole(1, 1_000_000),
     help="Requests in service at once; more get 503 at once (delay and body size are capped too).",
 )
 def target(host: str, port: int, max_concurrent: int) -> None:
@@ -286,6 +285,7 @@ def _register_cluster() -> None:
 
 
 _register_cluster()
+name_envvars(cli)  # after every command is added: RUNNER_<COMMAND>_<OPTION> for each option
 
 
 def main() -> None:
