@@ -98,7 +98,7 @@ def check_redis_url(url: str, name: str = "REDIS_URL") -> None:
     try:
         import redis.connection
 
-        redis.connection.parse_url(url)
+        redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError as exc:
         raise InputError(f"{name}: {shown!r} is not a valid Redis URL ({_reason(exc)})") from None
 
@@ -123,3 +123,12 @@ def check_http_url(url: str, name: str = "TARGET_URL") -> None:
 
 def _reason(exc: BaseException) -> str:
     return redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def scrub(text: str) -> str:
+    """``redact_text`` with the passwords of ``REDIS_URL`` and ``TARGET_URL`` hidden too, wherever
+    they appear (a backend may echo one outside a URL)."""
+    import os
+
+    known = [s for name in ("REDIS_URL", "TARGET_URL") for s in url_secrets(os.environ.get(name) or "")]
+    return redact_text(text, *known)

@@ -56,7 +56,9 @@ class OneLineErrors(click.Group):
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"runner: error: {' '.join(message.split())}", err=True)
+    from workers.urls import scrub
+
+    click.echo(f"runner: error: {' '.join(scrub(message).split())}", err=True)
     sys.exit(code)
 
 
