@@ -54,7 +54,9 @@ def make_app(
 ) -> Celery:
     """The app; ``socket_timeout_s`` bounds a send to a broker that accepts but never answers (the
     coordinator sets it; workers leave it unset, their reads are event-driven)."""
-    app = Celery("runner", broker=broker_url, set_as_current=False)
+    from workers.urls import credentials_in_userinfo
+
+    app = Celery("runner", broker=credentials_in_userinfo(broker_url), set_as_current=False)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

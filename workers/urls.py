@@ -132,3 +132,21 @@ def scrub(text: str) -> str:
 
     known = [s for name in ("REDIS_URL", "TARGET_URL") for s in url_secrets(os.environ.get(name) or "")]
     return redact_text(text, *known)
+
+
+def credentials_in_userinfo(url: str) -> str:
+    """``redis://h/0?password=pw`` as ``redis://:pw@h/0``: redis-py reads both forms, kombu (Celery's
+    broker client) only the second -- a ``password`` query parameter makes it raise a TypeError."""
+    from urllib.parse import quote, urlencode
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    found = {key: value for key, value in query if key in ("username", "password")}
+    if not found or parts.scheme not in ("redis", "rediss"):
+        return url
+    user = found.get("username", parts.username or "")
+    password = found.get("password", parts.password or "")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    rest = urlencode([(k, v) for k, v in query if k not in ("username", "password")])
+    return parts._replace(netloc=netloc, query=rest).geturl()
