@@ -71,16 +71,21 @@ def read_text_file(path: Path, flag: str, limit: int = MAX_INPUT_BYTES) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise InputError(f"{flag}: cannot read {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"{flag}: {path} is not a regular file")
         if info.st_size > limit:
             raise InputError(f"{flag}: {path} is {info.st_size} bytes; at most {limit} are read")
-        try:
-            data = handle.read(limit + 1)
-        except OSError as exc:
-            raise InputError(f"{flag}: cannot read {path}: {exc.strerror or exc}") from None
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise InputError(f"{flag}: cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(data) > limit:  # grew since the check
         raise InputError(f"{flag}: {path} is larger than {limit} bytes")
     try:

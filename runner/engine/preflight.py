@@ -20,6 +20,10 @@ _TIMEOUT_S = 5.0
 def check_environment(modes: Iterable[str], kinds: Iterable[str]) -> None:
     """InputError for a malformed ``REDIS_URL``/``TARGET_URL`` that this workload would use."""
     modes, kinds = set(modes), set(kinds)
+    if "celery" in modes:  # RUNNER_CELERY_PREFETCH and friends, checked even once the module is loaded
+        from workers.celery_app import settings_from_environment
+
+        settings_from_environment()
     redis_url = os.environ.get("REDIS_URL")
     if redis_url and ("celery" in modes or "redis" in kinds):
         check_redis_url(redis_url)

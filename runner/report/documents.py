@@ -16,10 +16,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from runner.engine.inputs import read_text_file
 from runner.report.charts import Chart, sweep_charts
 from workers.errors import InputError
 
 SUPPORTED_SCHEMA = 1
+_MAX_RESULTS_BYTES = 512 << 20  # a million-job sweep's results are tens of MB
 _ARTICLE = (
     "The seed article measured: three 3 s HTTP calls took 11.4 s one after another, 4.1 s with gevent "
     "and 4.9 s with asyncio; creating a million coroutines took 6.8 s and 1,112 MB, a million threads "
@@ -28,12 +30,13 @@ _ARTICLE = (
 
 
 def load_results(path: Path) -> dict[str, Any]:
+    text = read_text_file(path, "results file", limit=_MAX_RESULTS_BYTES)  # no FIFO, device or giant
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise InputError(f"{path} is not a results file (invalid JSON: {exc})") from None
+    except RecursionError:
+        raise InputError(f"{path} is not a results file (nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("kind") != "runner-bench":
         raise InputError(f'{path} is not a results file of `runner bench` (no "kind": "runner-bench")')
     if doc.get("schema_version") != SUPPORTED_SCHEMA:

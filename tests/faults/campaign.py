@@ -62,10 +62,9 @@ def _wrong_server() -> Iterator[int]:
                 conn, _ = server.accept()
             except OSError:
                 continue
-            with conn:
-                with contextlib.suppress(OSError):
-                    conn.recv(4096)
-                    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            with conn, contextlib.suppress(OSError):
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -99,7 +98,7 @@ def _files(tmp: Path) -> dict[str, str]:
         "sweep_seed_str": 'seed = "x"\n',
         "sweep_seed_float": "seed = 1.5\n",
         "sweep_repeats_bool": "repeats = true\n",
-        "sweep_run_s_str": 'run_s = "2"\n',
+        "sweep_run_s_str": 'run_s = "2s"\n',
         "sweep_mixes_empty": "mixes = []\n",
         "sweep_mixes_str": 'mixes = "x"\n',
         "sweep_mix_name_int": "[[mixes]]\nname = 1\nmix = { sleep = 1 }\n",
@@ -168,7 +167,7 @@ def cases(f: dict[str, str], wrong_port: int) -> list[Case]:
         add(Case(f"submit --mode {mode}", [*sub, "--mode", mode]))
     # spec files
     for key in ["fifo", "huge", "nested", "nested_mix", "binary", "spec_dup_mode", "spec_str_jobs", "spec_denormal"]:
-        add(Case(f"submit --spec {key}", [*sub, "--spec", f[key]]))
+        add(Case(f"submit --spec {key}", ["submit", "--io-ms=0", "--cpu-ms=0", "--spec", f[key]]))
     add(Case("submit --spec spec_mode_list", [*sub, "--spec", f["spec_mode_list"]]))
     add(Case("submit --spec /dev/zero", [*sub, "--spec", "/dev/zero"]))
     add(Case("submit --spec /dev/null", [*sub, "--spec", "/dev/null"]))
@@ -201,7 +200,9 @@ def cases(f: dict[str, str], wrong_port: int) -> list[Case]:
         )
     )
     add(Case("redis jobs, REDIS_URL [::1", [*sub, "--mix", "redis=1"], {"REDIS_URL": "redis://[::1"}))
-    add(Case("http jobs, TARGET_URL closed", [*sub, "--mix", "http=1"], {"TARGET_URL": f"http://127.0.0.1:{closed}"}, 1))
+    add(
+        Case("http jobs, TARGET_URL closed", [*sub, "--mix", "http=1"], {"TARGET_URL": f"http://127.0.0.1:{closed}"}, 1)
+    )
     add(
         Case(
             "http jobs, TARGET_URL 404 server",
@@ -295,13 +296,24 @@ def cases(f: dict[str, str], wrong_port: int) -> list[Case]:
     add(Case("report /dev/zero", ["report", "/dev/zero"]))
     add(Case("report fifo", ["report", f["fifo"]]))
     for rule in ["throughput", "throughput:abc", "nope:+5%", "throughput:-1_0%", "throughput:-\u0665%", "p99:+1e999%"]:
-        add(Case(f"compare --fail-if {rule}", ["compare", f["results_ok_empty"], f["results_ok_empty"], "--fail-if", rule]))
+        add(
+            Case(
+                f"compare --fail-if {rule}",
+                ["compare", f["results_ok_empty"], f["results_ok_empty"], "--fail-if", rule],
+            )
+        )
     # cluster, target, top level
     add(Case("cluster sample no project", ["cluster", "sample"]))
     for args in [["--timeout", "nan"], ["--timeout", "-1"], ["--timeout", "abc"], ["--timeout", "1_0"]]:
         add(Case(f"cluster sample {' '.join(args)}", ["cluster", "sample", "-p", "x", *args]))
     add(Case("cluster sample, no docker", ["cluster", "sample", "-p", "x", "--timeout", "1"], expect=1))
-    add(Case("RUNNER_CLUSTER_SAMPLE_TIMEOUT=abc", ["cluster", "sample", "-p", "x"], {"RUNNER_CLUSTER_SAMPLE_TIMEOUT": "abc"}))
+    add(
+        Case(
+            "RUNNER_CLUSTER_SAMPLE_TIMEOUT=abc",
+            ["cluster", "sample", "-p", "x"],
+            {"RUNNER_CLUSTER_SAMPLE_TIMEOUT": "abc"},
+        )
+    )
     add(Case("target --port 70000", ["target", "--port", "70000"]))
     add(Case("target --port 1_0", ["target", "--port", "1_0", "--host", "999.1.1.1"]))
     add(Case("target --host 999.1.1.1", ["target", "--host", "999.1.1.1", "--port", "0"], expect=1))
@@ -354,7 +366,9 @@ def main() -> int:
         tally[verdict] += 1
         if verdict != "clean" or args.v:
             print(f"{verdict:<18} {case.name}: {detail}")
-    print(f"{len(chosen)} cases in {time.monotonic() - began:.0f} s: " + ", ".join(f"{n} {k}" for k, n in tally.items()))
+    print(
+        f"{len(chosen)} cases in {time.monotonic() - began:.0f} s: " + ", ".join(f"{n} {k}" for k, n in tally.items())
+    )
     return 0 if tally["clean"] == len(chosen) else 1
 
 
