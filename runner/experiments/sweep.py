@@ -256,6 +256,13 @@ async def _sweep(
         total = len(plan) + len(sweep.modes)
         capacities = {mode: ex.capacity(cores) for mode, ex in executors.items()}
         warm_mix = Mix("warm-up", {"sleep": 1.0, "cpu": 1.0})
+        kinds = {kind for mix in sweep.mixes for kind in mix.weights}
+        preflight.check_services(  # a wrong TARGET_URL/REDIS_URL fails the sweep before its first run
+            {
+                "http": services.target_url() if "http" in kinds else "",
+                "redis": services.redis_url() if "redis" in kinds else "",
+            }
+        )
         runs = {key: [] for key in sizes}
         try:
             for i, mode in enumerate(sweep.modes):
