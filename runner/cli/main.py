@@ -6,6 +6,7 @@ Errors reach the user as one line on stderr: bad input exits 2, a missing servic
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -51,8 +52,33 @@ class OneLineErrors(click.Group):
         except RunnerError as exc:
             _fail(str(exc), 1)
         except BrokenPipeError:
+            _quiet_stdout()
             sys.exit(1)
+        except OSError as exc:  # the system refused (stdout on a full disk, EIO): not the user's input
+            _quiet_stdout()
+            where = f" ({exc.filename})" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where}", 1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit cannot fail a second time and
+    print its own message."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _standard_fds() -> None:
+    """Open /dev/null on any of stdin, stdout, stderr that the caller closed (``runner ... >&-``):
+    otherwise the next file or socket opened takes fd 1 or 2, output lands in it, and uvloop
+    aborts the process when it closes it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # takes the lowest free descriptor: this one
 
 
 def _fail(message: str, code: int) -> None:
@@ -291,6 +317,7 @@ name_envvars(cli)  # after every command is added: RUNNER_<COMMAND>_<OPTION> for
 
 
 def main() -> None:
+    _standard_fds()
     cli(prog_name="runner")
 
 
