@@ -319,6 +319,11 @@ def cases(f: dict[str, str], wrong_port: int) -> list[Case]:
     add(Case("target --host 999.1.1.1", ["target", "--host", "999.1.1.1", "--port", "0"], expect=1))
     add(Case("target --max-concurrent 0", ["target", "--max-concurrent", "0"]))
     add(Case("RUNNER_TARGET_PORT=x", ["target"], {"RUNNER_TARGET_PORT": "x"}))
+    # closed or full standard streams
+    run = f"exec {sys.executable} -m runner submit {' '.join(_SAFE)}"
+    add(Case("stdout closed", ["bash", "-c", f"{run} --json >&-"], expect=0))
+    add(Case("stderr closed", ["bash", "-c", f"{run} 2>&-"], expect=0))
+    add(Case("stdout on a full disk", ["bash", "-c", f"{run} --json >/dev/full"], expect=1))
     add(Case("unknown command", ["nope"]))
     add(Case("unknown option", ["submit", "--nope"]))
     return c
@@ -328,7 +333,7 @@ def run_case(case: Case, timeout_s: float) -> tuple[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TARGET_URL") and not k.startswith("RUNNER_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [case.env.get("PYTHONPATH"), str(ROOT)]))
     env.update({k: v for k, v in case.env.items() if k != "PYTHONPATH"})
-    argv = case.argv if case.argv[0] == sys.executable else [sys.executable, "-m", "runner", *case.argv]
+    argv = case.argv if case.argv[0] in (sys.executable, "bash") else [sys.executable, "-m", "runner", *case.argv]
     with tempfile.TemporaryDirectory() as cwd:
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=cwd)
