@@ -329,15 +329,37 @@ def cases(f: dict[str, str], wrong_port: int) -> list[Case]:
     return c
 
 
+def _run(argv: list[str], env: dict[str, str], cwd: str, timeout_s: float) -> subprocess.CompletedProcess[str] | None:
+    """Run one case; None when it did not exit in time -- then it gets SIGTERM (runner stops what
+    it started) and, 10 s later, whatever of its process tree is left is killed."""
+    import psutil
+
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    try:
+        out, err = child.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        tree = psutil.Process(child.pid).children(recursive=True)
+        child.terminate()
+        try:
+            child.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        return None
+    return subprocess.CompletedProcess(argv, child.returncode, out, err)
+
+
 def run_case(case: Case, timeout_s: float) -> tuple[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TARGET_URL") and not k.startswith("RUNNER_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [case.env.get("PYTHONPATH"), str(ROOT)]))
     env.update({k: v for k, v in case.env.items() if k != "PYTHONPATH"})
     argv = case.argv if case.argv[0] in (sys.executable, "bash") else [sys.executable, "-m", "runner", *case.argv]
     with tempfile.TemporaryDirectory() as cwd:
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=cwd)
-        except subprocess.TimeoutExpired:
+        proc = _run(argv, env, cwd, timeout_s)
+        if proc is None:
             return "hang", f"no exit within {timeout_s:g} s"
     err = proc.stderr.strip()
     if "Traceback" in err:
