@@ -319,6 +319,13 @@ def cases(f: dict[str, str], wrong_port: int) -> list[Case]:
     add(Case("target --host 999.1.1.1", ["target", "--host", "999.1.1.1", "--port", "0"], expect=1))
     add(Case("target --max-concurrent 0", ["target", "--max-concurrent", "0"]))
     add(Case("RUNNER_TARGET_PORT=x", ["target"], {"RUNNER_TARGET_PORT": "x"}))
+    # open loop and metrics (added by the live-view work)
+    for args in [["--rate", "1_0"], ["--rate", "-1"], ["--rate", "nan"], ["--arrivals", "bad"]]:
+        add(Case(f"submit {' '.join(args)}", [*sub, *args]))
+    add(Case("submit --metrics-port 70000", [*sub, "--metrics-port", "70000"]))
+    bad_host = ["--metrics-port", str(closed), "--metrics-host", "999.1.1.1"]
+    add(Case("submit --metrics-host 999.1.1.1", [*sub, *bad_host], expect=1))
+    add(Case("submit --metrics-port in use", [*sub, "--metrics-port", str(wrong_port)], expect=1))
     # closed or full standard streams
     run = f"exec {sys.executable} -m runner submit {' '.join(_SAFE)}"
     add(Case("stdout closed", ["bash", "-c", f"{run} --json >&-"], expect=0))
