@@ -52,6 +52,7 @@ BOUNDS: dict[str, tuple[type, float, float]] = {
 SPEC_KEYS = ("mode", *DEFAULTS)
 # The longest delay ``runner target`` serves (runner.target imports aiohttp, so the figure lives here).
 TARGET_MAX_DELAY_MS = 60_000
+_LONGEST_SCHEDULE_S = 7 * 86_400  # an open-loop schedule longer than a week is a typo
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,12 @@ class WorkloadSpec:
             raise InputError(
                 f"--io-ms: http jobs wait on the target's /delay, which serves at most {TARGET_MAX_DELAY_MS} ms; "
                 f"got {spec.io_ms:g}"
+            )
+        if spec.rate > 0 and (spec.jobs - 1) / spec.rate > _LONGEST_SCHEDULE_S:  # a rate typed per hour, not per second
+            days = (spec.jobs - 1) / spec.rate / 86_400
+            raise InputError(
+                f"--rate: {spec.jobs} jobs at {spec.rate:g}/s would take {days:.3g} days to start; "
+                f"at most {_LONGEST_SCHEDULE_S // 86_400} days"
             )
         return spec
 

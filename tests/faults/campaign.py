@@ -320,7 +320,7 @@ def cases(f: dict[str, str], wrong_port: int) -> list[Case]:
     add(Case("target --max-concurrent 0", ["target", "--max-concurrent", "0"]))
     add(Case("RUNNER_TARGET_PORT=x", ["target"], {"RUNNER_TARGET_PORT": "x"}))
     # open loop and metrics (added by the live-view work)
-    for args in [["--rate", "1_0"], ["--rate", "-1"], ["--rate", "nan"], ["--arrivals", "bad"]]:
+    for args in [["--rate", "1_0"], ["--rate", "-1"], ["--rate", "nan"], ["--rate", "1e-6"], ["--arrivals", "bad"]]:
         add(Case(f"submit {' '.join(args)}", [*sub, *args]))
     add(Case("submit --metrics-port 70000", [*sub, "--metrics-port", "70000"]))
     bad_host = ["--metrics-port", str(closed), "--metrics-host", "999.1.1.1"]

@@ -146,3 +146,10 @@ def test_gevent_worker_failing_at_start(tmp_path: Path) -> None:
     assert proc.returncode == 1
     line = _one_line(proc.stderr)
     assert "gevent worker did not start" in line and "broken on purpose" in line
+
+
+def test_an_open_loop_schedule_of_weeks_is_refused() -> None:
+    """--rate 0.000001 with two jobs would wait 11 days for the second: a typo, not a run."""
+    result = CliRunner().invoke(cli, ["submit", "--jobs", "2", "--rate", "0.000001"])
+    assert result.exit_code == 2
+    assert "--rate" in _one_line(result.stderr) and "days" in result.stderr
