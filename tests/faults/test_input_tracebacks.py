@@ -128,7 +128,7 @@ def test_thread_mode_beyond_the_os_thread_limit() -> None:
     assert result.exit_code == 2, result.stderr
     line = _one_line(result.stderr)
     assert f"--concurrency {too_many}" in line and "this machine allows about" in line
-    assert why.split()[0] in line  # names the limit: RLIMIT_NPROC, kernel, cgroup or vm
+    assert any(name in line for name in ("RLIMIT_NPROC", "kernel", "cgroup", "vm.max_map_count")), why
 
 
 def test_the_limit_comes_from_the_machine() -> None:
