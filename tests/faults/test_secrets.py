@@ -90,7 +90,9 @@ def test_submit_with_celery_and_redis_jobs(
 @pytest.mark.parametrize("form", sorted(FORMS))
 def test_bench_results_and_reports(form: str, locked_redis: RestartableRedis, tmp_path: Path) -> None:
     url = FORMS[form].format(pw=SECRET, port=locked_redis.port)
-    args = ["bench", "--modes", "async", "--mix", "r:redis=1", "--repeats", "1", "--run-s", "0.05", "--out", "out"]
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text("min_jobs = 5\nmax_jobs = 20\nio_ms = 1\ncpu_ms = 0\n")
+    args = ["bench", "--modes", "async", "--mix", "r:redis=1", "--repeats", "1", "--sweep", str(sweep), "--out", "out"]
     proc = _run(args, {"REDIS_URL": url}, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     names = {p.name for p in _assert_nowhere(proc, tmp_path)}
@@ -98,21 +100,19 @@ def test_bench_results_and_reports(form: str, locked_redis: RestartableRedis, tm
 
 
 @pytest.mark.parametrize("form", sorted(FORMS))
-@pytest.mark.parametrize("mode", ["async", "celery"])
+@pytest.mark.parametrize(("mode", "wrong"), [("celery", "port"), ("async", "password")])
 def test_a_wrong_or_unreachable_redis_on_stderr(
-    form: str, mode: str, locked_redis: RestartableRedis, tmp_path: Path
+    form: str, mode: str, wrong: str, locked_redis: RestartableRedis, tmp_path: Path
 ) -> None:
-    """The right password to a Redis that is not there, and a wrong one in every form: one line, no secret."""
-    for port, pw in (
-        (_free_port(), SECRET),
-        (locked_redis.port, SECRET + "x"),
-    ):
-        url = FORMS[form].format(pw=pw, port=port)
-        args = ["submit", "--mode", mode, "--jobs", "2", "--mix", "redis=1", "--io-ms", "0", "--out", "out"]
-        proc = _run(args, {"REDIS_URL": url}, tmp_path, timeout=120)
-        assert proc.returncode == 1, proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        _assert_nowhere(proc, tmp_path)
+    """The right password to a Redis that is not there (celery's broker check), and a wrong one
+    (the redis jobs' preflight): one line, exit 1, no secret."""
+    port, pw = (_free_port(), SECRET) if wrong == "port" else (locked_redis.port, SECRET + "x")
+    url = FORMS[form].format(pw=pw, port=port)
+    args = ["submit", "--mode", mode, "--jobs", "2", "--mix", "redis=1", "--io-ms", "0", "--out", "out"]
+    proc = _run(args, {"REDIS_URL": url}, tmp_path, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    _assert_nowhere(proc, tmp_path)
 
 
 @pytest.mark.parametrize(
