@@ -46,6 +46,7 @@ from typing import Any
 import uvloop
 
 from runner import __version__
+from runner.engine import preflight
 from runner.engine.coordinator import executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency, LoopLag
@@ -59,6 +60,7 @@ from workers.calibration import calibrate
 from workers.errors import InputError, RunnerError
 from workers.jobs import spin
 from workers.registry import executor_class
+from workers.urls import redact
 
 PRESETS = ("requests", "spawn", "blocking")
 SCHEMA_VERSION = 1
@@ -162,7 +164,12 @@ def run_presets(names: Sequence[str], *, quick: bool, step: Callable[[int, int, 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     began = time.perf_counter()
     presets: dict[str, Any] = {}
+    uses_target = any(name in ("requests", "blocking") for name in chosen)
+    if uses_target:
+        preflight.check_environment((), {"http"})
     with LocalServices() as services:
+        if uses_target:  # a wrong TARGET_URL fails here, not in every call of the demonstration
+            preflight.check_services({"http": services.target_url()})
         for name in chosen:
             if name == "requests":
                 presets[name] = run_requests(req, services, progress)
@@ -264,7 +271,7 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
     return {
         "plan": asdict(plan),
         "target": where,
-        "target_url": target,
+        "target_url": redact(target),
         "variants": variants,
         "ratios": ratios,
         "article": ARTICLE["requests"],

@@ -139,3 +139,11 @@ def test_io_ms_above_the_cap_is_fine_without_http_jobs(tmp_path: Path) -> None:
     spec = WorkloadSpec.build({"mix": "sleep=1", "io_ms": TARGET_MAX_DELAY_MS + 1}, ("async",))
     assert spec.io_ms == TARGET_MAX_DELAY_MS + 1
     assert CliRunner().invoke(cli, ["submit", "--mix", "http=1", "--io-ms", "60000.5"]).exit_code == 2
+
+
+@pytest.mark.parametrize("preset", ["requests", "blocking"])
+def test_presets_that_call_the_target_check_it_first(preset: str, tmp_path: Path) -> None:
+    env = {"TARGET_URL": f"http://u:{SECRET}@127.0.0.1:{_free_port()}"}
+    proc = _run(["bench", "--preset", preset, "--quick", "--out", "out"], env, tmp_path)
+    assert proc.returncode == 1
+    assert "http jobs: GET http://u:***@127.0.0.1" in _one_line(proc)
