@@ -44,6 +44,9 @@ class OneLineErrors(click.Group):
         try:
             code = super().main(*args, **kwargs)
         except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # `runner`, `runner cluster`
+                click.echo(exc.ctx.get_help())
+                sys.exit(0)
             _fail(exc.format_message(), 2)
         except click.Abort:
             _fail("aborted", 130)

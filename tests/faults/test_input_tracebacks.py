@@ -155,3 +155,10 @@ def test_an_open_loop_schedule_of_weeks_is_refused() -> None:
     result = CliRunner().invoke(cli, ["submit", "--jobs", "2", "--rate", "0.000001"])
     assert result.exit_code == 2
     assert "--rate" in _one_line(result.stderr) and "days" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [[], ["cluster"]])
+def test_a_bare_command_shows_its_help(argv: list[str]) -> None:
+    """Not a usage error squashed onto one line: the help, as with --help."""
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0 and result.stdout.startswith("Usage: ") and "Commands:" in result.stdout
