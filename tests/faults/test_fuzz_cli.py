@@ -308,6 +308,22 @@ def test_results_files(data: bytes, command: str) -> None:
     check(_invoke(argv))
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["submit", "--jobs", "5", "--mode", "async,thread"],
+        ["bench", "--modes", "async", "--repeats", "1"],
+        ["bench", "--preset", "spawn"],
+        ["cluster", "sample", "--project", "p"],
+        ["target", "--port", "0"],
+    ],
+)
+def test_valid_input_reaches_the_start_of_work(argv: list[str]) -> None:
+    """The guard above is where valid input ends up: so the fuzz cases that pass validation are
+    stopped there, and those that fail are failed by runner itself."""
+    assert isinstance(_invoke(argv).exception, _Reached)
+
+
 def test_the_cases_add_up_to_5000() -> None:
     total = sum(n + n // 2 for n in _CASES.values()) + 600 + 600 + 350
     assert total >= 5000, total
