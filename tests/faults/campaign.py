@@ -226,7 +226,8 @@ def cases(f: dict[str, str], wrong_port: int) -> list[Case]:
     add(Case("cluster sample no project", ["cluster", "sample"]))
     for args in [["--timeout", "nan"], ["--timeout", "-1"], ["--timeout", "abc"], ["--timeout", "1_0"]]:
         add(Case(f"cluster sample {' '.join(args)}", ["cluster", "sample", "-p", "x", *args]))
-    add(Case("cluster sample, no docker", ["cluster", "sample", "-p", "x", "--timeout", "1"], expect=1))
+    no_docker = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # whether or not a dockerd runs here
+    add(Case("cluster sample, no docker", ["cluster", "sample", "-p", "x", "--timeout", "1"], no_docker, 1))
     add(
         Case(
             "RUNNER_CLUSTER_SAMPLE_TIMEOUT=abc",
