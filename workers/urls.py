@@ -10,8 +10,9 @@ the same for every URL inside a message. Everything runner prints or writes goes
 
 from __future__ import annotations
 
+import os
 import re
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from workers.errors import InputError
 
@@ -66,8 +67,6 @@ def url_secrets(url: str) -> list[str]:
     for m in _QUERY_PARAM.finditer(url):
         if m["name"].strip().lower() in _SECRET_PARAMS and m["value"]:
             found.append(m["value"])
-    from urllib.parse import unquote
-
     return [s for secret in found for s in {secret, unquote(secret)} if s]
 
 
@@ -128,8 +127,6 @@ def _reason(exc: BaseException) -> str:
 def scrub(text: str) -> str:
     """``redact_text`` with the passwords of ``REDIS_URL`` and ``TARGET_URL`` hidden too, wherever
     they appear (a backend may echo one outside a URL)."""
-    import os
-
     known = [s for name in ("REDIS_URL", "TARGET_URL") for s in url_secrets(os.environ.get(name) or "")]
     return redact_text(text, *known)
 
@@ -137,8 +134,6 @@ def scrub(text: str) -> str:
 def credentials_in_userinfo(url: str) -> str:
     """``redis://h/0?password=pw`` as ``redis://:pw@h/0``: redis-py reads both forms, kombu (Celery's
     broker client) only the second -- a ``password`` query parameter makes it raise a TypeError."""
-    from urllib.parse import quote, urlencode
-
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     found = {key: value for key, value in query if key in ("username", "password")}
