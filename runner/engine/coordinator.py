@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,24 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import interrupt
+from runner.engine import codec, interrupt
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.engine.machine import describe_machine
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
+from runner.engine.outputs import OutputError
+from runner.engine.results import (
+    SCHEMA_VERSION,
+    CalibrationFigures,
+    ExecutorInfo,
+    Histograms,
+    Jobs,
+    Machine,
+    Percentiles,
+    Resources,
+    RunResult,
+    RunSpec,
+    RunStoppedInfo,
+)
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
 from workers.base import Executor, ExecutorConfig
@@ -31,7 +46,6 @@ from workers.errors import JobFailed, RunStopped, ServiceError
 from workers.jobs import Job
 from workers.registry import executor_class
 
-SCHEMA_VERSION = 1
 _GRACE_S = 2.0  # after a stop request, how long in-flight jobs may still finish
 
 Progress = Callable[[Ledger], None]
@@ -74,7 +88,7 @@ def run_mode(
     out_dir: Path | None = None,
     progress: Progress | None = None,
     calibration: Calibration | None = None,
-) -> dict[str, Any]:
+) -> RunResult:
     """Start one executor, run the whole workload through it, stop it; return the result document."""
     cls = executor_class(mode)
     config = executor_config(spec)
@@ -89,7 +103,7 @@ def run_mode(
     ):
         executor = cls(config, services)
 
-        async def start_measure_stop() -> dict[str, Any]:
+        async def start_measure_stop() -> RunResult:
             try:
                 await _unless_stopped(executor.start(), stop, "while starting the executor")
                 return await measure(executor, spec, calibration, services, out_dir=out_dir, progress=progress)
@@ -127,7 +141,7 @@ async def measure(
     out_dir: Path | None = None,
     progress: Progress | None = None,
     instrument: bool = True,
-) -> dict[str, Any]:
+) -> RunResult:
     """Run one workload through an executor that is already started (and stays started), and
     return the result document. A sweep calls this many times on the same executor.
     ``instrument=False`` turns latency recording and resource sampling off, only to measure what
@@ -143,24 +157,27 @@ async def measure(
             measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument)
     finally:
         ledger.close()
-    result = {
-        "schema_version": SCHEMA_VERSION,
-        "runner_version": __version__,
-        "mode": executor.name,
-        "executor": {"summary": executor.summary, **executor.describe()},
-        "spec": spec.to_dict() | {"modes": [executor.name]},
-        "kinds": spec.kind_counts(),
-        "jobs": ledger.summary(),
+    result = RunResult(
+        schema_version=SCHEMA_VERSION,
+        runner_version=__version__,
+        mode=executor.name,
+        executor=ExecutorInfo(summary=executor.summary, settings=executor.describe()),
+        spec=codec.decode(RunSpec, spec.to_dict() | {"modes": [executor.name]}),
+        kinds=spec.kind_counts(),
+        jobs=Jobs(**ledger.summary()),
         **measured,
-        "failures": dict(ledger.reasons.most_common()),
-        "by_worker": dict(sorted(ledger.by_worker.items())),
-        "calibration": calibration.to_dict(),
-        "started_at": started_at,
-        "machine": describe_machine(),
-    }
+        failures=dict(ledger.reasons.most_common()),
+        by_worker=dict(sorted(ledger.by_worker.items())),
+        calibration=CalibrationFigures(**calibration.to_dict()),
+        started_at=started_at,
+        machine=codec.decode(Machine, describe_machine()),
+    )
+    if ledger.write_error is not None and halted is None:
+        # Every job ran and is counted; only the per-job file is short. Keep the result.
+        raise OutputError(f"{ledger.write_error}; the run finished, but its ledger is incomplete", result)
     if halted is not None:
         # Partial, but every dispatched job is accounted for; the rest were never submitted.
-        result["stopped"] = {"reason": halted, "not_submitted": spec.jobs - ledger.submitted}
+        result = replace(result, stopped=RunStoppedInfo(reason=halted, not_submitted=spec.jobs - ledger.submitted))
         exit_code = stop.exit_code if stop.requested else 1
         message = f"interrupted by {stop.name}" if stop.requested else f"run stopped: {halted}"
         done = ledger.counts[DONE]
@@ -284,14 +301,15 @@ async def _drive(
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
     done = ledger.counts[DONE]
-    measured = {
+    summary = latencies.summary()
+    measured: dict[str, Any] = {
         "wall_s": round(wall_s, 4),
         "throughput_jobs_per_s": round(done / wall_s, 2) if wall_s > 0 else 0.0,
         "peak_in_flight": ledger.peak_in_flight,
-        **latencies.summary(),
-        "loop_lag_ms": lag.latency.summary(),
-        "histograms_us": latencies.encode(),
-        "resources": resources | {"cpu_utilisation": _utilisation(resources["cpu_s"], wall_s)},
+        **{name: Percentiles(**figures) for name, figures in summary.items()},
+        "loop_lag_ms": Percentiles(**lag.latency.summary()),
+        "histograms_us": Histograms(**latencies.encode()),
+        "resources": Resources(**resources, cpu_utilisation=_utilisation(resources["cpu_s"], wall_s)),
     }
     return measured, (why[0] if why else None)
 

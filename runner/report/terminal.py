@@ -1,47 +1,43 @@
-"""Terminal output for run results: one run in detail, or several side by side (rich, on stderr)."""
+"""Terminal output (rich, on stderr): one run in detail, several side by side, and the table of
+``runner compare``."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from runner.engine import codec
+from runner.engine.results import RunResult
+from runner.report import format as fmt
+from runner.report.compare import METRICS, Comparison
 
-def _ms(value: float) -> str:
-    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
-
-def run_table(result: dict[str, Any]) -> Table:
-    jobs, lat, res = result["jobs"], result["latency_ms"], result["resources"]
-    table = Table(title=f"runner submit --mode {result['mode']}", show_header=False, title_justify="left")
+def run_table(result: RunResult) -> Table:
+    lat, res = result.latency_ms, result.resources
+    table = Table(title=f"runner submit --mode {result.mode}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    counts = ", ".join(f"{k} {v:,}" for k, v in jobs.items())
-    table.add_row("jobs", counts)
-    table.add_row("mix", ", ".join(f"{k} {v:,}" for k, v in result["kinds"].items()))
-    table.add_row("wall time", f"{result['wall_s']:.2f} s")
-    table.add_row("throughput", f"{result['throughput_jobs_per_s']:,.1f} jobs/s")
-    table.add_row(
-        "latency ms", f"p50 {_ms(lat['p50'])}  p95 {_ms(lat['p95'])}  p99 {_ms(lat['p99'])}  max {_ms(lat['max'])}"
-    )
-    table.add_row(
-        "queue wait / service", f"p50 {_ms(result['queue_wait_ms']['p50'])} / {_ms(result['service_ms']['p50'])} ms"
-    )
-    table.add_row("event-loop lag p99", f"{_ms(result['loop_lag_ms']['p99'])} ms")
+    table.add_row("jobs", ", ".join(f"{k} {fmt.count(v)}" for k, v in codec.encode(result.jobs).items()))
+    table.add_row("mix", ", ".join(f"{k} {fmt.count(v)}" for k, v in result.kinds.items()))
+    table.add_row("wall time", f"{fmt.fixed(result.wall_s)} s")
+    table.add_row("throughput", f"{fmt.fixed(result.throughput_jobs_per_s, 1)} jobs/s")
+    ms = fmt.num
+    table.add_row("latency ms", f"p50 {ms(lat.p50)}  p95 {ms(lat.p95)}  p99 {ms(lat.p99)}  max {ms(lat.max)}")
+    table.add_row("queue wait / service", f"p50 {ms(result.queue_wait_ms.p50)} / {ms(result.service_ms.p50)} ms")
+    table.add_row("event-loop lag p99", f"{ms(result.loop_lag_ms.p99)} ms")
     table.add_row(
         "peak RSS",
-        f"{res['peak_rss_mb']:,.0f} MB (coordinator {res['coordinator_peak_rss_mb']:,.0f}, "
-        f"workers {res['workers_peak_rss_mb']:,.0f} in {res['worker_processes']} processes)",
+        f"{fmt.fixed(res.peak_rss_mb, 0)} MB (coordinator {fmt.fixed(res.coordinator_peak_rss_mb, 0)}, "
+        f"workers {fmt.fixed(res.workers_peak_rss_mb, 0)} in {res.worker_processes} processes)",
     )
-    table.add_row("CPU", f"{res['cpu_s']:.2f} s ({res['cpu_utilisation']:.0%} of all cores)")
-    for reason, count in list(result["failures"].items())[:5]:
-        table.add_row("failure", f"{count:,} x {reason}")
+    table.add_row("CPU", f"{fmt.fixed(res.cpu_s)} s ({fmt.pct(res.cpu_utilisation)} of all cores)")
+    for reason, count in list(result.failures.items())[:5]:
+        table.add_row("failure", f"{fmt.count(count)} x {reason}")
     return table
 
 
-def comparison_table(results: list[dict[str, Any]]) -> Table:
-    best = max((r["throughput_jobs_per_s"] for r in results), default=0.0) or 1.0
+def comparison_table(results: list[RunResult]) -> Table:
+    best = max((r.throughput_jobs_per_s for r in results), default=0.0) or 1.0
     table = Table(title="Executors compared on the same workload", title_justify="left")
     for name in (
         "mode",
@@ -58,19 +54,19 @@ def comparison_table(results: list[dict[str, Any]]) -> Table:
     ):
         table.add_column(name, justify="left" if name == "mode" else "right", no_wrap=True)
     for r in results:
-        jobs, lat, res = r["jobs"], r["latency_ms"], r["resources"]
+        jobs, res = r.jobs, r.resources
         table.add_row(
-            r["mode"],
-            f"{jobs['done']:,}",
-            f"{jobs['failed']:,}",
-            f"{jobs['timed_out']:,}",
-            f"{r['throughput_jobs_per_s']:,.1f}",
-            f"{r['throughput_jobs_per_s'] / best:.2f}",
-            _ms(lat["p50"]),
-            _ms(lat["p99"]),
-            _ms(r["loop_lag_ms"]["p99"]),
-            f"{res['peak_rss_mb']:,.0f}",
-            f"{res['cpu_s']:.2f}",
+            r.mode,
+            fmt.count(jobs.done),
+            fmt.count(jobs.failed),
+            fmt.count(jobs.timed_out),
+            fmt.fixed(r.throughput_jobs_per_s, 1),
+            fmt.fixed(r.throughput_jobs_per_s / best),
+            fmt.num(r.latency_ms.p50),
+            fmt.num(r.latency_ms.p99),
+            fmt.num(r.loop_lag_ms.p99),
+            fmt.fixed(res.peak_rss_mb, 0),
+            fmt.fixed(res.cpu_s),
         )
     return table
 
@@ -83,9 +79,33 @@ def stderr_console() -> Console:
     return console
 
 
-def print_run(console: Console, result: dict[str, Any]) -> None:
+def print_run(console: Console, result: RunResult) -> None:
     console.print(run_table(result))
 
 
-def print_comparison(console: Console, results: list[dict[str, Any]]) -> None:
+def print_comparison(console: Console, results: list[RunResult]) -> None:
     console.print(comparison_table(results))
+
+
+def render_comparison(console: Console, outcome: Comparison) -> None:
+    """``runner compare``'s table: the change of each figure's mean, bold where it is significant."""
+    table = Table(title="new vs base: change of the mean (p-value of Welch's t-test)", title_justify="left")
+    for name in ("mode", "mix", *METRICS):
+        table.add_column(name, justify="left" if name in ("mode", "mix") else "right", no_wrap=True)
+    for cell in outcome.cells:
+        row = []
+        for metric in METRICS:
+            f = cell.metrics[metric]
+            text = f"{fmt.change(f.change_pct)} (p={f.p_value:.2f})"
+            row.append(f"[bold]{text}[/bold]" if f.significant else text)
+        table.add_row(cell.mode, cell.mix, *row)
+    console.print(table)
+    for item in outcome.missing:
+        console.print(f"only in one file: {item}")
+    for reg in outcome.regressions:
+        console.print(
+            f"[red]REGRESSION[/red] {reg.mode} x {reg.mix}: {reg.rule} breached "
+            f"({fmt.change(reg.change_pct)}, p={reg.p_value:.3f})"
+        )
+    if outcome.rules and not outcome.regressions:
+        console.print(f"no significant regression ({', '.join(outcome.rules)})")
