@@ -174,6 +174,6 @@ def write_or_save(path: Path, text: str, stem: str) -> Path:
     except OutputError as exc:
         saved = save_fallback(stem, text)
         if saved is not None:
-            raise OutputError(f"{exc}; the measured {stem} was saved to {saved}") from None
+            raise OutputError(f"{exc}; the measurement was saved to {saved}") from None
         print(text, flush=True)  # the last place left: stdout
-        raise OutputError(f"{exc}; the measured {stem} is printed on stdout") from None
+        raise OutputError(f"{exc}; the measurement is printed on stdout") from None
