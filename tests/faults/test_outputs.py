@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,7 @@ def _one_line(proc: subprocess.CompletedProcess[str], code: int, *needles: str, 
 
 
 @pytest.fixture()
-def mount_tmpfs(tmp_path: Path) -> Iterator[object]:
+def mount_tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     """Mounts a real tmpfs (root only) and unmounts it afterwards."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
@@ -67,8 +67,8 @@ def mount_tmpfs(tmp_path: Path) -> Iterator[object]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def test_read_only_out_fails_before_any_job_runs(mount_tmpfs: object, tmp_path: Path) -> None:
-    read_only = mount_tmpfs("ro,size=64k")  # type: ignore[operator]
+def test_read_only_out_fails_before_any_job_runs(mount_tmpfs: Callable[[str], Path], tmp_path: Path) -> None:
+    read_only = mount_tmpfs("ro,size=64k")
     proc = _runner("submit", "--jobs", "10", *_QUICK, "--out", str(read_only / "run"))
     _one_line(proc, 1, "--out", "Read-only file system")
     began = time.monotonic()
@@ -77,7 +77,7 @@ def test_read_only_out_fails_before_any_job_runs(mount_tmpfs: object, tmp_path: 
     assert time.monotonic() - began < 30  # refused before the sweep, not after it
 
 
-def test_full_disk_keeps_the_measured_result(mount_tmpfs: object, tmp_path: Path) -> None:
+def test_full_disk_keeps_the_measured_result(mount_tmpfs: Callable[[str], Path], tmp_path: Path) -> None:
     full = mount_tmpfs("size=8k")  # two pages: the lock file's and one more; the ledger fills it
     saved_in = tmp_path / "tmp"
     saved_in.mkdir()
@@ -91,7 +91,7 @@ def test_full_disk_keeps_the_measured_result(mount_tmpfs: object, tmp_path: Path
     assert not [p.name for p in full.iterdir() if p.name.endswith(".tmp")]  # no half-written leftovers
 
 
-def test_full_disk_in_bench_keeps_results_json(mount_tmpfs: object, tmp_path: Path) -> None:
+def test_full_disk_in_bench_keeps_results_json(mount_tmpfs: Callable[[str], Path], tmp_path: Path) -> None:
     full = mount_tmpfs("size=8k")
     saved_in = tmp_path / "tmp"
     saved_in.mkdir()
