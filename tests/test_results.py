@@ -127,3 +127,18 @@ def test_non_finite_numbers_are_written_as_null() -> None:
         json.loads('{"mean": 2.0, "ci95": [null, null], "half_width": null, "n": 1}'),
     )
     assert math.isinf(interval.half_width) and interval.mean == 2.0
+
+
+def test_measuring_never_imports_the_report() -> None:
+    """Data flows cli -> experiments -> engine -> workers, and results -> report: nothing that
+    measures imports presentation (or the command line)."""
+    import ast
+
+    offenders = []
+    for layer in ("engine", "experiments"):
+        for path in sorted((ROOT / "runner" / layer).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+                offenders += [f"{path.name}: {n}" for n in names if n.startswith(("runner.report", "runner.cli"))]
+    assert offenders == []
