@@ -35,7 +35,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -46,6 +45,7 @@ from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_a
 from workers.clients import check_redis, redact
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import Job
+from workers.scratch import scratch_dir
 
 CELERY_POOLS = ("prefork", "threads", "gevent")
 _READY_TIMEOUT_S = 60.0
@@ -133,7 +133,7 @@ class CeleryExecutor(Executor):
             RUNNER_VISIBILITY_TIMEOUT=f"{visibility_s:g}",
             PYTHONPATH=os.pathsep.join(filter(None, [_PROJECT_ROOT, env.get("PYTHONPATH")])),
         )
-        self._logdir = tempfile.mkdtemp(prefix="runner-celery-")
+        self._logdir = scratch_dir("celery")
         for i in range(self.config.celery_workers):
             node = f"w{i}-{self._run_id}@%h"
             log = open(Path(self._logdir) / f"w{i}.log", "wb")  # noqa: SIM115 -- lives as long as the worker

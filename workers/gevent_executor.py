@@ -13,13 +13,13 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from workers.base import Capacity, Executor, JobReport
 from workers.errors import JobFailed, ServiceError
 from workers.jobs import Job
+from workers.scratch import scratch_file
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 
@@ -32,7 +32,7 @@ class GeventExecutor(Executor):
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._pids: list[int] = []
         self._respawn = asyncio.Lock()
-        self._log = tempfile.NamedTemporaryFile(prefix="runner-gevent-", suffix=".log", delete=False)  # noqa: SIM115
+        self._log = open(scratch_file("gevent", ".log"), "wb")  # noqa: SIM115 -- the worker's stderr, until stop
         await self._spawn()
 
     async def _spawn(self) -> None:

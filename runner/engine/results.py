@@ -53,12 +53,53 @@ class Percentiles:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OutcomeLatency:
+    """Latency of the jobs that ended one way (done, failed, timed out), in milliseconds."""
+
+    count: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
+    mean: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadModel:
+    """How load was offered: closed loop (``concurrency`` drivers, latency from hand-off) or open
+    loop (``rate_per_s`` on a schedule of ``arrivals``, latency from each job's intended start)."""
+
+    model: str
+    concurrency: int | None = optional()
+    rate_per_s: float | None = optional()
+    arrivals: str | None = optional()
+    latency_from: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bucket:
+    """One slice of a run's time series; p50/p99 are null when no job finished in it."""
+
+    t_s: float
+    jobs_per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    in_flight: int
+    loop_lag_ms: float
+    cpu_pct: float
+    rss_mb: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class Histograms:
     """HDR histograms in microseconds, compressed and base64-encoded (merged across repeats)."""
 
     latency: str
+    coordinator_wait: str | None = optional()
     queue_wait: str
     service: str
+    failed: str | None = optional()
+    timed_out: str | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +127,13 @@ class Machine:
     implementation: str = ""
     packages: dict[str, str] = field(default_factory=dict)
     git_commit: str | None = None
+    hostname: str | None = None
+    # The machine's state when the run began (null where the kernel does not show it).
+    load_avg: dict[str, float] | None = None
+    cpu_busy_pct: float | None = None
+    busy: bool | None = None
+    cpu_mhz: float | None = None
+    governor: str | None = None
     more: dict[str, Any] = rest()
 
 
@@ -146,11 +194,15 @@ class RunResult:
     wall_s: float
     throughput_jobs_per_s: float
     peak_in_flight: int
+    load: LoadModel | None = optional()
     latency_ms: Percentiles
+    coordinator_wait_ms: Percentiles | None = optional()
     queue_wait_ms: Percentiles
     service_ms: Percentiles
+    latency_by_outcome_ms: dict[str, OutcomeLatency] | None = optional()
     loop_lag_ms: Percentiles
     histograms_us: Histograms
+    timeseries: list[Bucket] | None = optional()
     resources: Resources
     failures: dict[str, int]
     by_worker: dict[str, int]

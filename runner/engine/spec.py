@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -29,7 +30,10 @@ DEFAULTS: dict[str, Any] = {
     "celery_workers": None,  # same as workers
     "celery_pool": "prefork",
     "batch": 0,  # 0: sized from measured job cost
+    "rate": 0.0,  # jobs/s on a schedule (open loop); 0: a new job whenever one ends (closed loop)
+    "arrivals": "constant",  # open loop: evenly spaced, or a Poisson process (seeded, reproducible)
 }
+ARRIVALS = ("constant", "poisson")
 
 # field -> (type, minimum, maximum); bounds keep a typo from asking for a week-long run.
 _NUMBERS: dict[str, tuple[type, float, float]] = {
@@ -41,6 +45,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "timeout": (float, 0.001, 86_400),
     "celery_workers": (int, 0, 1024),
     "batch": (int, 0, 100_000),
+    "rate": (float, 0, 10_000_000),
 }
 SPEC_KEYS = ("mode", *DEFAULTS)
 
@@ -57,6 +62,8 @@ class WorkloadSpec:
     celery_workers: int
     celery_pool: str = "prefork"
     batch: int = 0
+    rate: float = 0.0
+    arrivals: str = "constant"
     modes: tuple[str, ...] = field(default=("async",))
 
     @classmethod
@@ -78,6 +85,8 @@ class WorkloadSpec:
             timeout=float(num["timeout"]),
             celery_workers=int(num["celery_workers"]),
             batch=int(num["batch"]),
+            rate=float(num["rate"]),
+            arrivals=_choice("arrivals", merged["arrivals"], ARRIVALS),
             celery_pool=_choice("celery_pool", merged["celery_pool"], ("prefork", "threads", "gevent")),
             modes=modes,
         )
@@ -103,6 +112,25 @@ class WorkloadSpec:
             chosen = max(credit, key=credit.__getitem__)
             credit[chosen] -= 1.0
             yield chosen
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate > 0
+
+    def arrival_offsets(self) -> Iterator[float]:
+        """Open loop: when each job is meant to start, in seconds from the start of the run --
+        every 1/rate s, or exponential gaps of mean 1/rate (seed 0: every mode of a comparison
+        gets the same arrivals). Lazy, like ``kinds``."""
+        if self.arrivals == "poisson":
+            draw = random.Random(0).expovariate
+            at = 0.0
+            for _ in range(self.jobs):
+                yield at
+                at += draw(self.rate)
+        else:
+            period = 1.0 / self.rate
+            for i in range(self.jobs):
+                yield i * period
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -17,13 +17,20 @@ def run_table(result: RunResult) -> Table:
     table = Table(title=f"runner submit --mode {result.mode}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
+    ms = fmt.num
     table.add_row("jobs", ", ".join(f"{k} {fmt.count(v)}" for k, v in codec.encode(result.jobs).items()))
     table.add_row("mix", ", ".join(f"{k} {fmt.count(v)}" for k, v in result.kinds.items()))
+    table.add_row("load", load_label(result))
     table.add_row("wall time", f"{fmt.fixed(result.wall_s)} s")
     table.add_row("throughput", f"{fmt.fixed(result.throughput_jobs_per_s, 1)} jobs/s")
-    ms = fmt.num
     table.add_row("latency ms", f"p50 {ms(lat.p50)}  p95 {ms(lat.p95)}  p99 {ms(lat.p99)}  max {ms(lat.max)}")
+    wait = result.coordinator_wait_ms
+    if result.load is not None and result.load.model == "open" and wait is not None:
+        table.add_row("waited for a driver", f"p50 {ms(wait.p50)}  p99 {ms(wait.p99)} ms (inside the latency)")
     table.add_row("queue wait / service", f"p50 {ms(result.queue_wait_ms.p50)} / {ms(result.service_ms.p50)} ms")
+    for outcome, other in (result.latency_by_outcome_ms or {}).items():
+        if outcome != "done" and other.count:
+            table.add_row(f"latency ms, {outcome.replace('_', ' ')}", f"p50 {ms(other.p50)}  p99 {ms(other.p99)}")
     table.add_row("event-loop lag p99", f"{ms(result.loop_lag_ms.p99)} ms")
     table.add_row(
         "peak RSS",
@@ -31,9 +38,27 @@ def run_table(result: RunResult) -> Table:
         f"workers {fmt.fixed(res.workers_peak_rss_mb, 0)} in {res.worker_processes} processes)",
     )
     table.add_row("CPU", f"{fmt.fixed(res.cpu_s)} s ({fmt.pct(res.cpu_utilisation)} of all cores)")
+    machine = result.machine
+    if machine is not None and machine.busy:
+        load = (machine.load_avg or {}).get("1m", 0.0)
+        table.add_row(
+            "[yellow]warning",
+            f"[yellow]the machine was busy when the run began (load {load:g} on "
+            f"{machine.cpus} cores): figures may be noisy",
+        )
     for reason, count in list(result.failures.items())[:5]:
         table.add_row("failure", f"{fmt.count(count)} x {reason}")
     return table
+
+
+def load_label(result: RunResult) -> str:
+    """How load was offered, which decides what the latency means."""
+    load = result.load
+    if load is not None and load.model == "open":
+        rate = f"{load.rate_per_s or 0:,g}"
+        return f"open loop, {rate} jobs/s ({load.arrivals}); latency from each job's intended start"
+    drivers = load.concurrency if load is not None and load.concurrency is not None else "?"
+    return f"closed loop, {drivers} drivers (peak in flight {result.peak_in_flight}); latency from hand-off"
 
 
 def comparison_table(results: list[RunResult]) -> Table:
