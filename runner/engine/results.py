@@ -19,6 +19,7 @@ from typing import Any
 from runner.engine import codec
 from runner.engine.codec import optional, rest
 from runner.engine.preset_results import Presets
+from runner.engine.spec import WorkloadSpec
 from runner.engine.stats import Interval
 from workers.errors import InputError
 
@@ -74,6 +75,22 @@ class LoadModel:
     rate_per_s: float | None = optional()
     arrivals: str | None = optional()
     latency_from: str
+
+    @classmethod
+    def of(cls, spec: WorkloadSpec) -> LoadModel:
+        if spec.open_loop:
+            return cls(model="open", rate_per_s=spec.rate, arrivals=spec.arrivals, latency_from="intended start")
+        return cls(model="closed", concurrency=spec.concurrency, latency_from="hand-off")
+
+
+def latency_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    """``JobLatencies.summary()`` as RunResult fields: percentiles, and per outcome with counts."""
+    return {
+        name: {k: OutcomeLatency(**v) for k, v in figures.items()}
+        if name == "latency_by_outcome_ms"
+        else Percentiles(**figures)
+        for name, figures in summary.items()
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
