@@ -25,6 +25,7 @@ from workers.errors import InputError
 
 SCHEMA_VERSION = 1
 BENCH_KIND = "runner-bench"
+_MAX_RESULTS_BYTES = 1 << 30  # far above any sweep's results (a big one is a few MB)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -378,8 +379,14 @@ class BenchResults:
 def load_results(path: Path) -> BenchResults:
     """A results file, validated; InputError (one line, exit 2) naming the file and the bad path."""
     import json
+    import stat
 
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise InputError(f"{path} is not a regular file")
+        if info.st_size > _MAX_RESULTS_BYTES:
+            raise InputError(f"{path} is {info.st_size:,} bytes; a results file is at most {_MAX_RESULTS_BYTES:,}")
         text = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -179,6 +179,13 @@ def test_report_and_compare_on_invalid_results_exit_2(tmp_path: Path, text: str,
         assert len(lines) == 1 and needle in lines[0], (args, result.stderr)
 
 
+def test_report_refuses_a_fifo_instead_of_waiting_on_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "results.json"
+    os.mkfifo(fifo)
+    proc = _runner("report", str(fifo), timeout=30)
+    _one_line(proc, 2, "not a regular file")
+
+
 def test_wrong_types_in_cells_through_a_real_subprocess(tmp_path: Path) -> None:
     data = json.loads(OLD_SWEEP.read_text())
     data["cells"][2]["repeats"][0]["latency_ms"]["p99"] = [1, 2]
