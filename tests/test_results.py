@@ -75,6 +75,23 @@ def test_real_bench_output_validates(sweep_dir: Path) -> None:
     assert codec.encode(doc) == data
 
 
+def test_real_bench_command_output_validates(tmp_path: Path) -> None:
+    args = ["--modes", "async,thread", "--mix", "io:sleep=1", "--repeats", "2", "--io-ms", "1", "--run-s", "0.05"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "bench", *args, "--quiet", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = _strict_json((tmp_path / "results.json").read_text())
+    _validator("BenchResults").validate(data)
+    doc = BenchResults.from_json(data)
+    assert [c.mode for c in doc.cells] == ["async", "thread"] and doc.warmup and doc.sweep is not None
+    assert [v.kind for v in doc.verdicts] == ["mix"]
+
+
 def test_results_of_schema_version_1_written_before_the_types_still_load(tmp_path: Path) -> None:
     raw = OLD_SWEEP.read_text()
     assert "Infinity" in raw  # the old writer let non-finite numbers through; they must still read
