@@ -23,7 +23,9 @@ import json
 import math
 import types
 import typing
-from typing import Any
+from typing import Any, Self
+
+from workers.errors import InputError
 
 _OPTIONAL, _REST = "runner_optional", "runner_rest"
 _NOT_FINITE = "null: not finite (e.g. the half-width of an interval from one sample)"
@@ -37,6 +39,22 @@ def optional() -> Any:
 def rest() -> Any:
     """A ``dict[str, Any]`` field holding every key the type does not name, written back flat."""
     return dataclasses.field(default_factory=dict, metadata={_REST: True})
+
+
+class Typed:
+    """Base of the result types: ``to_json`` (plain JSON data) and ``from_json`` (validated, one
+    InputError naming ``where`` and the path of the first bad value) for every one of them."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(encode(self))
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "result") -> Self:
+        try:
+            value: Self = decode(cls, data)
+        except DecodeError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        return value
 
 
 class DecodeError(ValueError):

@@ -9,21 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runner.engine.codec import optional, rest
+from runner.engine.codec import Typed, optional, rest
 from runner.engine.stats import Interval
 
 # --- requests ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
-class RequestsPlan:
+class RequestsPlan(Typed):
     calls: int = 3
     call_ms: float = 3000.0
     repeats: int = 3
 
 
 @dataclass(frozen=True, kw_only=True)
-class RequestsVariant:
+class RequestsVariant(Typed):
     what: str
     executor: str
     in_flight: int
@@ -34,13 +34,13 @@ class RequestsVariant:
 
 
 @dataclass(frozen=True, kw_only=True)
-class VsSequential:
+class VsSequential(Typed):
     vs_sequential: float
     half_width: float
 
 
 @dataclass(frozen=True, kw_only=True)
-class RequestsArticle:
+class RequestsArticle(Typed):
     calls: int
     call_s: float
     sequential_s: float
@@ -50,7 +50,7 @@ class RequestsArticle:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RequestsFigure:
+class RequestsFigure(Typed):
     plan: RequestsPlan
     target: str
     target_url: str
@@ -63,7 +63,7 @@ class RequestsFigure:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpawnPlan:
+class SpawnPlan(Typed):
     coroutine: int = 100_000
     thread: int = 2_000
     process: int = 50
@@ -80,7 +80,7 @@ class SpawnPlan:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Million:
+class Million(Typed):
     """A linear extrapolation to 10^6 units, not a measurement."""
 
     time_s: float
@@ -89,7 +89,7 @@ class Million:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpawnKind:
+class SpawnKind(Typed):
     n: int
     time_per_unit_us: Interval
     memory_per_unit_kib: Interval
@@ -98,13 +98,13 @@ class SpawnKind:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OrderHolds:
+class OrderHolds(Typed):
     time: bool
     memory: bool
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpawnArticle:
+class SpawnArticle(Typed):
     n: int
     time_s: float
     memory_mib: float | None
@@ -112,7 +112,7 @@ class SpawnArticle:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpawnFigure:
+class SpawnFigure(Typed):
     plan: SpawnPlan
     kinds: dict[str, SpawnKind]
     order_holds: OrderHolds
@@ -123,7 +123,7 @@ class SpawnFigure:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BlockingPlan:
+class BlockingPlan(Typed):
     jobs: int = 40
     cpu_ms: float = 50.0
     probe_ms: float = 10.0
@@ -132,7 +132,7 @@ class BlockingPlan:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BlockingRun:
+class BlockingRun(Typed):
     loop_lag_p99_ms: float
     loop_lag_max_ms: float
     probe_p50_ms: float
@@ -144,7 +144,7 @@ class BlockingRun:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BlockingMode:
+class BlockingMode(Typed):
     loop_lag_p99_ms: Interval
     probe_p99_ms: Interval
     probe_p50_ms: Interval
@@ -154,13 +154,13 @@ class BlockingMode:
 
 
 @dataclass(frozen=True, kw_only=True)
-class InlineVsOffloaded:
+class InlineVsOffloaded(Typed):
     inline_vs_offloaded: float
     half_width: float
 
 
 @dataclass(frozen=True, kw_only=True)
-class BlockingFigure:
+class BlockingFigure(Typed):
     plan: BlockingPlan
     workers: int
     in_flight: int
@@ -172,7 +172,7 @@ class BlockingFigure:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Presets:
+class Presets(Typed):
     """The presets that ran, each with its figures."""
 
     requests: RequestsFigure | None = optional()

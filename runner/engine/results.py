@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from runner.engine import codec
-from runner.engine.codec import optional, rest
+from runner.engine.codec import Typed, optional, rest
 from runner.engine.preset_results import Presets
 from runner.engine.spec import WorkloadSpec
 from runner.engine.stats import Interval
@@ -29,7 +28,7 @@ _MAX_RESULTS_BYTES = 1 << 30  # far above any sweep's results (a big one is a fe
 
 
 @dataclass(frozen=True, kw_only=True)
-class Jobs:
+class Jobs(Typed):
     """Every job's final state: submitted == done + failed + timed_out; lost must be 0."""
 
     submitted: int
@@ -44,7 +43,7 @@ class Jobs:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Percentiles:
+class Percentiles(Typed):
     """Milliseconds, from an HDR histogram."""
 
     p50: float
@@ -55,7 +54,7 @@ class Percentiles:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OutcomeLatency:
+class OutcomeLatency(Typed):
     """Latency of the jobs that ended one way (done, failed, timed out), in milliseconds."""
 
     count: int
@@ -67,7 +66,7 @@ class OutcomeLatency:
 
 
 @dataclass(frozen=True, kw_only=True)
-class LoadModel:
+class LoadModel(Typed):
     """How load was offered: closed loop (``concurrency`` drivers, latency from hand-off) or open
     loop (``rate_per_s`` on a schedule of ``arrivals``, latency from each job's intended start)."""
 
@@ -95,7 +94,7 @@ def latency_fields(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Bucket:
+class Bucket(Typed):
     """One slice of a run's time series; p50/p99 are null when no job finished in it."""
 
     t_s: float
@@ -109,7 +108,7 @@ class Bucket:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Histograms:
+class Histograms(Typed):
     """HDR histograms in microseconds, compressed and base64-encoded (merged across repeats)."""
 
     latency: str
@@ -121,7 +120,7 @@ class Histograms:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Resources:
+class Resources(Typed):
     """Peak memory and CPU time of the coordinator and the worker processes during the run."""
 
     coordinator_peak_rss_mb: float
@@ -134,7 +133,7 @@ class Resources:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Machine:
+class Machine(Typed):
     """Where the figures were measured; keys beyond these (load averages, ...) are kept as they are."""
 
     cpus: int
@@ -156,7 +155,7 @@ class Machine:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CalibrationFigures:
+class CalibrationFigures(Typed):
     """CPU work units per millisecond on this machine."""
 
     spin_iterations_per_ms: float
@@ -164,7 +163,7 @@ class CalibrationFigures:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExecutorInfo:
+class ExecutorInfo(Typed):
     """The executor's one-line summary and its own settings (which differ per executor: Celery
     nodes, pool sizes, batching), kept flat beside the summary."""
 
@@ -173,7 +172,7 @@ class ExecutorInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunSpec:
+class RunSpec(Typed):
     """The validated workload of a run."""
 
     jobs: int
@@ -191,13 +190,13 @@ class RunSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunStoppedInfo:
+class RunStoppedInfo(Typed):
     reason: str
     not_submitted: int
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunResult:
+class RunResult(Typed):
     """One workload through one executor (``runner submit``; each repeat of a bench cell). In a
     results file's repeats and warm-up, ``calibration`` and ``machine`` are left out (kept once at
     the top)."""
@@ -229,23 +228,12 @@ class RunResult:
     machine: Machine | None = optional()
     stopped: RunStoppedInfo | None = optional()
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(codec.encode(self))
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "result") -> RunResult:
-        try:
-            result: RunResult = codec.decode(cls, data)
-        except codec.DecodeError as exc:
-            raise InputError(f"{where}: {exc}") from None
-        return result
-
 
 # --- runner bench ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
-class Bound:
+class Bound(Typed):
     """The best throughput the executor could reach on the mix, and which limit binds."""
 
     jobs_per_s: float | None
@@ -254,7 +242,7 @@ class Bound:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CellSummary:
+class CellSummary(Typed):
     throughput: Interval
     latency_ms: Percentiles
     queue_wait_ms: Percentiles
@@ -269,7 +257,7 @@ class CellSummary:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Cell:
+class Cell(Typed):
     """One executor on one mix: the summary over its measured repeats, and the repeats."""
 
     mode: str
@@ -282,13 +270,13 @@ class Cell:
 
 
 @dataclass(frozen=True, kw_only=True)
-class NamedMix:
+class NamedMix(Typed):
     name: str
     mix: dict[str, float]
 
 
 @dataclass(frozen=True, kw_only=True)
-class SweepPlan:
+class SweepPlan(Typed):
     """The sweep's settings, as ``runner bench`` resolved them."""
 
     modes: list[str]
@@ -310,7 +298,7 @@ class SweepPlan:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Verdict:
+class Verdict(Typed):
     """A conclusion in words; ``kind`` is mix, crossover, loop or preset. The figures behind it
     (winner, ratios, p-values, ...) differ per kind and are kept beside the text."""
 
@@ -321,13 +309,13 @@ class Verdict:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BenchStopped:
+class BenchStopped(Typed):
     reason: str
     cells_with_runs: int
 
 
 @dataclass(frozen=True, kw_only=True)
-class Container:
+class Container(Typed):
     """CPU and memory of one container of a compose cluster (``runner cluster sample``)."""
 
     name: str
@@ -340,7 +328,7 @@ class Container:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BenchResults:
+class BenchResults(Typed):
     """``results.json`` of ``runner bench``: a sweep (cells) or presets, with verdicts."""
 
     schema_version: int
@@ -359,21 +347,14 @@ class BenchResults:
     stopped: BenchStopped | None = optional()
     containers: list[Container] | None = optional()
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(codec.encode(self))
-
     @classmethod
-    def from_json(cls, data: Any, where: str = "results") -> BenchResults:
+    def from_json(cls, data: Any, where: str = "results") -> Self:
         if not isinstance(data, dict) or data.get("kind") != BENCH_KIND:
             raise InputError(f'{where} is not a results file of `runner bench` (no "kind": "{BENCH_KIND}")')
         if data.get("schema_version") != SCHEMA_VERSION:
             version = data.get("schema_version")
             raise InputError(f"{where} has schema_version {version!r}; this runner reads {SCHEMA_VERSION}")
-        try:
-            doc: BenchResults = codec.decode(cls, data)
-        except codec.DecodeError as exc:
-            raise InputError(f"{where}: {exc}") from None
-        return doc
+        return super().from_json(data, where)
 
 
 def load_results(path: Path) -> BenchResults:

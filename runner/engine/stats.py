@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runner.engine.codec import Typed
 from workers.base import Capacity
 
 IO_MS_KINDS = frozenset({"sleep", "http", "mixed"})  # kinds whose I/O lasts --io-ms
@@ -39,7 +40,7 @@ class Estimate:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Interval:
+class Interval(Typed):
     """An Estimate as results files keep it: mean, its 95 % interval, half-width and n."""
 
     mean: float

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from runner.engine.codec import Typed
 from runner.engine.results import BenchResults, RunResult
 from runner.engine.stats import welch_p
 from workers.errors import InputError
@@ -50,7 +51,7 @@ def parse_rule(text: str) -> Rule:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Change:
+class Change(Typed):
     """One figure of one cell: means of the base and new repeats, the relative change, and Welch's
     p-value (change_pct null: the base mean was 0)."""
 
@@ -62,14 +63,14 @@ class Change:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CellChange:
+class CellChange(Typed):
     mode: str
     mix: str
     metrics: dict[str, Change]
 
 
 @dataclass(frozen=True, kw_only=True)
-class Regression:
+class Regression(Typed):
     mode: str
     mix: str
     rule: str
@@ -81,7 +82,7 @@ class Regression:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Comparison:
+class Comparison(Typed):
     """What ``runner compare --json`` prints."""
 
     cells: list[CellChange]
