@@ -214,7 +214,7 @@ def submit(
             results.append(result)
             if target is not None:
                 try:
-                    write_or_save(target / "result.json", codec.dumps(result, indent=2) + "\n", "result")
+                    write_or_save(target / "result.json", codec.dumps(result, indent=2) + "\n", "result", as_json)
                 except OutputError as exc:
                     problems.append(str(exc))
             if as_json:

@@ -166,14 +166,16 @@ def save_fallback(stem: str, text: str) -> Path | None:
         return None
 
 
-def write_or_save(path: Path, text: str, stem: str) -> Path:
+def write_or_save(path: Path, text: str, stem: str, on_stdout: bool = False) -> Path:
     """``atomic_write``, and when it fails, the text saved by ``save_fallback``: the OutputError
-    then names where it went (or says it is printed on stdout when even that failed)."""
+    then names where it went -- or, when even that fails, says it is on stdout (printed there now,
+    unless ``on_stdout`` says the caller prints it anyway, as ``--json`` does)."""
     try:
         return atomic_write(path, text)
     except OutputError as exc:
         saved = save_fallback(stem, text)
         if saved is not None:
             raise OutputError(f"{exc}; the measurement was saved to {saved}") from None
-        print(text, flush=True)  # the last place left: stdout
+        if not on_stdout:
+            print(text, flush=True)  # the last place left
         raise OutputError(f"{exc}; the measurement is printed on stdout") from None
