@@ -23,6 +23,8 @@ from runner.engine.schema import SCHEMA_FILE, render
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).with_name("data")
+# Real results files written by runner at da10920, before the typed models: a 2 x 2 sweep with one
+# repeat per cell (so Infinity half-widths) and `bench --preset spawn --quick`.
 OLD_SWEEP, OLD_PRESETS = DATA / "v1-sweep-results.json", DATA / "v1-presets-results.json"
 
 
