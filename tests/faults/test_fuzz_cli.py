@@ -277,9 +277,26 @@ _JSON = st.recursive(
 )
 
 
+def _structurally_wrong() -> st.SearchStrategy[dict[str, Any]]:
+    """The right kind and version, and any shape below: cells, machine, presets of any type."""
+    cell = st.dictionaries(st.sampled_from(["mode", "mix_name", "mix", "summary", "repeats", "x"]), _JSON, max_size=5)
+    return st.fixed_dictionaries(
+        {"kind": st.just("runner-bench"), "schema_version": st.just(1)},
+        optional={
+            "cells": st.one_of(st.lists(cell, max_size=3), _JSON),
+            "machine": _JSON,
+            "presets": _JSON,
+            "sweep": _JSON,
+            "verdicts": _JSON,
+            "started_at": _JSON,
+        },
+    )
+
+
 @st.composite
 def results_files(draw: st.DrawFn) -> bytes:
-    """Not JSON, JSON of any shape, or a document that is not a readable runner-bench result."""
+    """Not JSON, JSON of any shape, a document that is not a runner-bench result, or one whose
+    kind and version are right and whose body is of any shape."""
     return draw(
         st.one_of(
             st.binary(max_size=60),
@@ -291,6 +308,7 @@ def results_files(draw: st.DrawFn) -> bytes:
             .filter(lambda d: not (d["kind"] == "runner-bench" and d["schema_version"] == 1))
             .map(lambda v: json.dumps(v).encode()),
             st.sampled_from([b"NaN", b"[" * 100_000, b'{"kind": "runner-bench", "schema_version": 1.0000001}']),
+            _structurally_wrong().map(lambda v: json.dumps(v).encode()),
         )
     )
 
