@@ -23,7 +23,7 @@ def test_memory_is_flat_and_in_flight_bounded() -> None:
     spec = WorkloadSpec.build(
         {"jobs": 100_000, "mix": "sleep=1", "io_ms": 1, "concurrency": 10_000, "timeout": 60}, ("async",)
     )
-    result = run_mode(spec, "async", progress=progress)
+    result = run_mode(spec, "async", progress=progress).to_json()
     assert result["jobs"] == {
         "submitted": 100_000,
         "done": 100_000,
