@@ -39,7 +39,7 @@ def test_a_crash_fails_every_job_in_flight_in_the_gevent_process_and_a_fresh_one
     spec = WorkloadSpec.build(
         {"jobs": 30, "mix": "sleep=29,crash=1", "io_ms": 300, "concurrency": 10, "timeout": 20}, ("gevent",)
     )
-    result = run_mode(spec, "gevent")
+    result = run_mode(spec, "gevent").to_json()
     jobs = result["jobs"]
     assert jobs["submitted"] == 30 and jobs["done"] + jobs["failed"] == 30 and jobs["lost"] == 0
     assert jobs["timed_out"] == 0 and jobs["failed"] >= 2  # the crash job and sleeps in flight with it

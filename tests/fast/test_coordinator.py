@@ -23,7 +23,7 @@ from workers.errors import RunStopped
 
 def _run(out_dir: Path | None = None, **values: Any) -> dict[str, Any]:
     values.setdefault("workers", 2)
-    return run_mode(WorkloadSpec.build(values, ("stub",)), "stub", out_dir=out_dir, calibration=CALIBRATION)
+    return run_mode(WorkloadSpec.build(values, ("stub",)), "stub", out_dir=out_dir, calibration=CALIBRATION).to_json()
 
 
 def _adds_up(jobs: dict[str, int]) -> None:
@@ -80,12 +80,13 @@ def test_a_lost_service_halts_dispatch_and_accounts_for_every_job(stub: type[Stu
     exc = stopped.value
     assert exc.exit_code == 1 and str(exc).startswith(f"run stopped: {SERVICE_LOST}")
     assert exc.result is not None
-    jobs = exc.result["jobs"]
+    partial = exc.result.to_json()
+    jobs = partial["jobs"]
     _adds_up(jobs)
     assert jobs["lost"] == 0 and jobs["failed"] == 1 and jobs["done"] == jobs["submitted"] - 1
     assert jobs["submitted"] < 100  # dispatch stopped at the first crash
-    assert exc.result["stopped"] == {"reason": SERVICE_LOST, "not_submitted": 1000 - jobs["submitted"]}
-    assert exc.result["failures"] == {f"ServiceError: {SERVICE_LOST}": 1}
+    assert partial["stopped"] == {"reason": SERVICE_LOST, "not_submitted": 1000 - jobs["submitted"]}
+    assert partial["failures"] == {f"ServiceError: {SERVICE_LOST}": 1}
     assert stub.made[-1].stopped
 
 
@@ -106,7 +107,7 @@ def _interrupted(sig: signal.Signals, **values: Any) -> tuple[RunStopped, dict[s
         run_mode(spec, "stub", calibration=CALIBRATION)
     assert stopped.value.exit_code == 128 + sig
     assert stopped.value.result is not None
-    return stopped.value, stopped.value.result
+    return stopped.value, stopped.value.result.to_json()
 
 
 def test_one_signal_lets_in_flight_jobs_finish_within_the_grace(stub: type[StubExecutor]) -> None:

@@ -18,7 +18,6 @@ def test_estimate_is_the_mean_and_students_interval() -> None:
     assert e.mean == 12.0 and e.n == 3
     assert e.half_width == pytest.approx(4.302652729911275 * 2.0 / math.sqrt(3))
     assert [e.low, e.high] == pytest.approx([12 - e.half_width, 12 + e.half_width])
-    assert e.to_dict() == {"mean": 12.0, "ci95": [e.low, e.high], "half_width": e.half_width, "n": 3}
 
 
 def test_t_critical() -> None:
@@ -85,10 +84,7 @@ def test_log_ratio_against_hand_computed_values() -> None:
     se = math.sqrt(2 / 3) * math.log(2)
     t = 2.7764451051977987  # t(0.975, 4)
     assert r.value == pytest.approx(2.0) and r.df == pytest.approx(4.0)
-    assert (r.low, r.high) == (
-        pytest.approx(math.exp(math.log(2) - t * se)),
-        pytest.approx(math.exp(math.log(2) + t * se)),
-    )
+    assert [r.low, r.high] == pytest.approx([math.exp(math.log(2) - t * se), math.exp(math.log(2) + t * se)])
     assert r.p_value == pytest.approx(0.28786, abs=1e-4)  # t = 1.2247 on 4 df
     assert r.to_dict() == {"ratio": r.value, "ci95": [r.low, r.high], "p_value": r.p_value, "df": r.df}
     unequal = log_ratio([10.0, 12.0, 11.0], [5.0, 6.0, 5.5, 5.2])
@@ -102,9 +98,9 @@ def test_log_ratio_edges() -> None:
         assert math.isnan(r.value) and math.isnan(r.low) and math.isnan(r.high)
         assert (r.p_value, r.df) == (1.0, 0.0)
     one = log_ratio([8.0], [2.0, 2.0])
-    assert (one.value, one.low, one.high, one.p_value, one.df) == (pytest.approx(4.0), 0.0, math.inf, 1.0, 0.0)
+    assert one.value == pytest.approx(4.0) and (one.low, one.high, one.p_value, one.df) == (0.0, math.inf, 1.0, 0.0)
     flat = log_ratio([4.0, 4.0], [2.0, 2.0])
-    assert (flat.value, flat.low, flat.high, flat.p_value) == (pytest.approx(2.0),) * 3 + (0.0,)
+    assert [flat.value, flat.low, flat.high] == pytest.approx([2.0] * 3) and flat.p_value == 0.0
     assert math.isinf(flat.df)
     same = log_ratio([3.0, 3.0], [3.0, 3.0])
     assert same.value == 1.0 and same.p_value == 1.0

@@ -61,7 +61,7 @@ def test_out_with_several_modes_writes_one_folder_per_mode(stub: type[StubExecut
     assert result.exit_code == 0, result.output
     docs = _json(result.stdout)
     assert [d["mode"] for d in docs] == ["stub", "async", "thread"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["async", "stub", "thread"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".runner.lock") == ["async", "stub", "thread"]
     for doc in docs:
         folder = tmp_path / doc["mode"]
         assert json.loads((folder / "result.json").read_text()) == doc
@@ -72,7 +72,7 @@ def test_out_with_several_modes_writes_one_folder_per_mode(stub: type[StubExecut
 def test_out_with_one_mode_writes_into_the_folder_itself(stub: type[StubExecutor], tmp_path: Path) -> None:
     result = invoke("submit", "-m", "stub", "-n", "4", "--mix", "noop=1", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.jsonl", "result.json"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".runner.lock") == ["ledger.jsonl", "result.json"]
 
 
 def test_short_flags_mean_their_long_names(stub: type[StubExecutor]) -> None:

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from runner.cli.main import cli
 from runner.engine.inputs import parse_float, parse_int
 from runner.engine.spec import BOUNDS
-from tests.faults.helpers import ROOT
 from tests.cli import run_cli
 from workers.jobs import KINDS
 from workers.registry import MODES

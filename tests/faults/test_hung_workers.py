@@ -14,7 +14,7 @@ _TIMED_OUT = "timed out after 1 s"
 
 
 def _run(mode: str, **values: Any) -> dict[str, Any]:
-    return run_mode(WorkloadSpec.build(values, (mode,)), mode)
+    return run_mode(WorkloadSpec.build(values, (mode,)), mode).to_json()
 
 
 def test_process_a_hung_jobs_process_is_killed_and_replaced() -> None:
