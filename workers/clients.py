@@ -9,17 +9,13 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from workers.errors import RunnerError
+from workers.errors import HttpStatusError
 
 if TYPE_CHECKING:
     import aiohttp
     import redis
     import redis.asyncio
     import urllib3
-
-
-class HttpStatusError(RunnerError):
-    """The target answered with a non-2xx status."""
 
 
 class SyncClients:

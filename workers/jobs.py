@@ -32,9 +32,12 @@ if TYPE_CHECKING:
 
 KINDS = ("sleep", "http", "redis", "cpu", "hash", "mixed", "noop", "fail", "hang", "crash", "unserializable")
 IO_KINDS = frozenset({"sleep", "http", "redis", "mixed", "hang"})
-CPU_KINDS = frozenset({"cpu", "hash", "mixed"})
+GIL_CPU_KINDS = frozenset({"cpu", "mixed"})  # pure-Python CPU work: holds the GIL
+FREE_CPU_KINDS = frozenset({"hash"})  # CPU work that releases the GIL
 
-WORKER_DIED = "worker died: the process running it exited abruptly, twice"  # the reason, in every executor
+# The reason a job fails when the process running it died, in every executor (those that can,
+# retry it once first).
+WORKER_DIED = "worker died: the process running it exited abruptly"
 HANG_S = 3600.0  # how long a hang job waits: far past any sensible --timeout
 
 # 256 KiB: big enough that hashlib releases the GIL, small enough to size jobs finely.

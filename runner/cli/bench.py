@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from runner.cli.main import executor_flags
 from workers.errors import InputError, RunStopped
 
 
@@ -32,8 +33,7 @@ from workers.errors import InputError, RunStopped
 @click.option("--cpu-ms", type=float, help="CPU work per job, ms on this machine.")
 @click.option("--concurrency", type=int, help="Jobs in flight (threads in thread mode).")
 @click.option("--workers", type=int, help="Process-pool workers. [default: CPU count]")
-@click.option("--celery-workers", type=int, help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
-@click.option("--celery-pool", type=click.Choice(["prefork", "threads", "gevent"]), help="Pool of local Celery nodes.")
+@executor_flags
 @click.option("--timeout", type=float, help="Per-job timeout, seconds.")
 @click.option("--run-s", type=float, help="Target length of one measured run, seconds.")
 @click.option("--seed", type=int, help="Seed of the shuffled run order.")

@@ -17,6 +17,12 @@ from typing import Any
 from runner.engine.machine import usable_cpus
 from workers.errors import InputError
 from workers.jobs import KINDS
+from workers.options import OptionValue
+from workers.registry import executor_options
+
+# Options an executor declares for itself (Celery's node count and pool): defaults, bounds and
+# choices come from the executor (``workers.options``), never written here.
+EXECUTOR_OPTIONS = {option.name: option for option in executor_options()}
 
 DEFAULTS: dict[str, Any] = {
     "jobs": 1000,
@@ -26,9 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "concurrency": 100,
     "workers": None,  # CPU count, resolved in WorkloadSpec.build
     "timeout": 60.0,
-    "celery_workers": None,  # same as workers
-    "celery_pool": "prefork",
     "batch": 0,  # 0: sized from measured job cost
+    **{name: option.default for name, option in EXECUTOR_OPTIONS.items()},  # None: same as workers
 }
 
 # field -> (type, minimum, maximum); bounds keep a typo from asking for a week-long run.
@@ -39,8 +44,8 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "concurrency": (int, 1, 1_000_000),
     "workers": (int, 0, 1024),
     "timeout": (float, 0.001, 86_400),
-    "celery_workers": (int, 0, 1024),
     "batch": (int, 0, 100_000),
+    **{name: (int, *option.bounds) for name, option in EXECUTOR_OPTIONS.items() if option.bounds},
 }
 SPEC_KEYS = ("mode", *DEFAULTS)
 
@@ -54,19 +59,23 @@ class WorkloadSpec:
     concurrency: int
     workers: int
     timeout: float
-    celery_workers: int
-    celery_pool: str = "prefork"
     batch: int = 0
     modes: tuple[str, ...] = field(default=("async",))
+    options: dict[str, OptionValue] = field(default_factory=dict)  # the executors' own, by name
 
     @classmethod
     def build(cls, values: Mapping[str, Any], modes: tuple[str, ...]) -> WorkloadSpec:
         merged = {**DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
         if merged["workers"] is None:
             merged["workers"] = usable_cpus()
-        if merged["celery_workers"] is None:
-            merged["celery_workers"] = merged["workers"]
+        for name in EXECUTOR_OPTIONS:
+            if merged[name] is None:
+                merged[name] = merged["workers"]
         num = {name: _number(name, merged[name]) for name in _NUMBERS}
+        options: dict[str, OptionValue] = {
+            name: int(num[name]) if option.bounds else _choice(name, merged[name], option.choices)
+            for name, option in EXECUTOR_OPTIONS.items()
+        }
         mix = merged["mix"]
         return cls(
             jobs=int(num["jobs"]),
@@ -76,10 +85,9 @@ class WorkloadSpec:
             concurrency=int(num["concurrency"]),
             workers=int(num["workers"]),
             timeout=float(num["timeout"]),
-            celery_workers=int(num["celery_workers"]),
             batch=int(num["batch"]),
-            celery_pool=_choice("celery_pool", merged["celery_pool"], ("prefork", "threads", "gevent")),
             modes=modes,
+            options=options,
         )
 
     def kind_counts(self) -> dict[str, int]:
@@ -107,7 +115,7 @@ class WorkloadSpec:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["modes"] = list(self.modes)
-        return out
+        return {**out, **out.pop("options")}  # executor options sit beside the others, as in a spec file
 
 
 def _number(name: str, value: Any) -> int | float:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers.base import Capacity
+from workers.jobs import FREE_CPU_KINDS, GIL_CPU_KINDS
 
 IO_MS_KINDS = frozenset({"sleep", "http", "mixed"})  # kinds whose I/O lasts --io-ms
-GIL_CPU_KINDS = frozenset({"cpu", "mixed"})
-FREE_CPU_KINDS = frozenset({"hash"})
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ repeats (``runner.engine.stats.estimate``); ratios carry the half-width of their
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import time
@@ -212,11 +213,12 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
     async def go() -> dict[str, list[dict[str, Any]]]:
         executors: dict[str, Executor] = {}
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in _REQUEST_VARIANTS}
-        try:
+        async with contextlib.AsyncExitStack() as started:  # stops every executor, even if one stop() raises
             for name, mode, in_flight, _ in _REQUEST_VARIANTS:
                 first = spec(in_flight, plan.call_ms, mode)
-                executors[name] = executor_class(mode)(executor_config(first), services)
-                await executors[name].start()
+                executors[name] = await started.enter_async_context(
+                    executor_class(mode)(executor_config(first), services)
+                )
             progress.next("requests: warm-up (connections opened, kept apart)")
             for name, mode, in_flight, _ in _REQUEST_VARIANTS:
                 await measure(executors[name], spec(in_flight, 1.0, mode), calibration, services)
@@ -235,9 +237,6 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
                             "call_ms_max": result["latency_ms"]["max"],
                         }
                     )
-        finally:
-            for ex in executors.values():
-                await ex.stop()
         return runs
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:

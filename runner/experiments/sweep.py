@@ -14,6 +14,7 @@ count that gives the event loop a fair run keeps the pool busy for minutes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -26,11 +27,11 @@ import uvloop
 
 from runner import __version__
 from runner.engine import interrupt
-from runner.engine.coordinator import executor_config, measure
+from runner.engine.coordinator import check_modes, executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency
 from runner.engine.services import LocalServices
-from runner.engine.spec import WorkloadSpec, parse_mix, read_toml
+from runner.engine.spec import EXECUTOR_OPTIONS, WorkloadSpec, parse_mix, read_toml
 from runner.engine.stats import bound, cpu_share, estimate
 from runner.report.verdicts import verdicts
 from workers.base import Executor
@@ -71,26 +72,24 @@ class Sweep:
     cpu_ms: float = 10.0
     concurrency: int = 1000
     workers: int = field(default_factory=usable_cpus)
-    celery_workers: int | None = None  # same as workers
-    celery_pool: str = "prefork"
     timeout: float = 60.0
     run_s: float = 2.0
     min_jobs: int = 50
     max_jobs: int = 50_000
     seed: int = 1
     quick: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # executors' own options (celery_pool, ...)
 
     def workload(self, mix: Mix, jobs: int, mode: str) -> WorkloadSpec:
         values = {k: getattr(self, k) for k in ("io_ms", "cpu_ms", "concurrency", "workers", "timeout")}
-        values["celery_workers"] = self.celery_workers
-        values["celery_pool"] = self.celery_pool
-        return WorkloadSpec.build({**values, "jobs": jobs, "mix": dict(mix.weights)}, (mode,))
+        return WorkloadSpec.build({**values, **self.options, "jobs": jobs, "mix": dict(mix.weights)}, (mode,))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["mixes"] = [{"name": m.name, "mix": m.weights} for m in self.mixes]
         out["modes"] = list(self.modes)
-        return out
+        options = out.pop("options")
+        return {**out, **{name: options.get(name) for name in EXECUTOR_OPTIONS}}
 
 
 QUICK = {
@@ -104,7 +103,7 @@ QUICK = {
     "quick": True,
 }
 _SWEEP_KEYS = {
-    "celery_pool",
+    *EXECUTOR_OPTIONS,
     "modes",
     "mixes",
     "repeats",
@@ -112,7 +111,6 @@ _SWEEP_KEYS = {
     "cpu_ms",
     "concurrency",
     "workers",
-    "celery_workers",
     "timeout",
     "run_s",
     "min_jobs",
@@ -148,7 +146,8 @@ def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path |
     mixes = tuple(values.get("mixes") or DEFAULT_MIXES)
     if len({m.name for m in mixes}) != len(mixes):
         raise InputError("--mix: two mixes share a name; name them NAME:KIND=W,...")
-    sweep = Sweep(**{**values, "modes": modes, "mixes": mixes})
+    options = {name: values.pop(name) for name in EXECUTOR_OPTIONS if name in values}
+    sweep = Sweep(**{**values, "modes": modes, "mixes": mixes, "options": options})
     for name, low in (("repeats", 1), ("min_jobs", 1), ("max_jobs", 1)):
         value = getattr(sweep, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -186,9 +185,7 @@ def _mix_entry(entry: Any, path: Path) -> Mix:
 
 def run_sweep(sweep: Sweep, step: Step | None = None) -> dict[str, Any]:
     """Run the whole sweep; return the results document (see README, "Results file")."""
-    probe = WorkloadSpec.build({"workers": sweep.workers, "celery_workers": sweep.celery_workers}, sweep.modes)
-    for mode in sweep.modes:
-        executor_class(mode).validate(executor_config(probe), LocalServices.redis_from_environment())
+    check_modes(WorkloadSpec.build({"workers": sweep.workers, **sweep.options}, sweep.modes))
     calibration = calibrate()
     began = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -228,11 +225,10 @@ async def _sweep(
     warmup: list[dict[str, Any]] = []
     capacities: dict[str, Any] = {}
     stopped: RunStopped | None = None
-    try:
+    async with contextlib.AsyncExitStack() as started:  # stops every executor, even if one stop() raises
         for mode in sweep.modes:
             spec = sweep.workload(sweep.mixes[0], sweep.min_jobs, mode)
-            executors[mode] = executor_class(mode)(executor_config(spec), services)
-            await executors[mode].start()
+            executors[mode] = await started.enter_async_context(executor_class(mode)(executor_config(spec), services))
         sizes = {
             (mode, mix.name): _jobs_for(sweep, mix, executors[mode], cores)
             for mode in sweep.modes
@@ -258,9 +254,6 @@ async def _sweep(
         except RunStopped as exc:  # a run cut short is not a measurement: only whole runs are kept
             stopped = exc
         step(total, total, "done")
-    finally:
-        for ex in executors.values():
-            await ex.stop()
     cells = [
         summarize_cell(
             mode, mix, runs[(mode, mix.name)], bound(mix.weights, sweep.io_ms, sweep.cpu_ms, capacities[mode], cores)
