@@ -84,6 +84,8 @@ class GeventExecutor(Executor):
             raise
         except Exception as exc:  # a reader that dies must stop the run, never leave jobs to time out
             self._fail(ServiceError(f"the gevent reply reader failed: {type(exc).__name__}: {exc}"))
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()  # nobody reads its replies any more
         await proc.wait()
         for future in list(self._pending.values()):
             if not future.done():
