@@ -66,6 +66,9 @@ def bench(
     **flags: Any,
 ) -> None:
     """Sweep executors x workload mixes, repeat each cell, and write results and a report."""
+    from runner.extras import require
+
+    require("report")
     from runner.experiments.sweep import build_sweep, parse_named_mix, run_sweep
     from runner.report.documents import write_report
     from runner.report.terminal import stderr_console

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runner.extras import needs_extra
 from workers.base import Capacity
 from workers.jobs import FREE_CPU_KINDS, GIL_CPU_KINDS
 
@@ -40,7 +41,8 @@ class Estimate:
 
 
 def t_critical(n: int, confidence: float = 0.95) -> float:
-    from scipy import stats as scipy_stats
+    with needs_extra("report"):
+        from scipy import stats as scipy_stats
 
     return float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) if n > 1 else math.inf
 
@@ -72,7 +74,8 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
     var_a, var_b = statistics.variance(a), statistics.variance(b)
     if var_a == 0 and var_b == 0:
         return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
-    from scipy import stats as scipy_stats
+    with needs_extra("report"):
+        from scipy import stats as scipy_stats
 
     return float(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
 

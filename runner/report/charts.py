@@ -10,6 +10,8 @@ import io
 from collections import defaultdict
 from typing import Any, NamedTuple
 
+from runner.extras import needs_extra
+
 _SERIES_KINDS = frozenset({"sleep", "cpu"})
 _COLOURS = {
     "async": "#1f77b4",
@@ -28,10 +30,11 @@ class Chart(NamedTuple):
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    with needs_extra("report"):
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     return plt
 

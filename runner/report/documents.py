@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from runner.extras import needs_extra
 from runner.report.charts import Chart, sweep_charts
 from workers.errors import InputError
 
@@ -263,7 +264,8 @@ h1 { border-bottom: 2px solid #444; } h2 { margin-top: 1.6em; border-bottom: 1px
 
 
 def html_report(doc: dict[str, Any], charts: list[Chart]) -> str:
-    import markdown
+    with needs_extra("report"):
+        import markdown
 
     images = {c.name: "data:image/png;base64," + base64.b64encode(c.png).decode("ascii") for c in charts}
     body = markdown.markdown(markdown_report(doc, images, charts), extensions=["tables"])

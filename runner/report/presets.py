@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from runner.extras import needs_extra
+
 _TITLES = {
     "requests": "Preset `requests`: three slow HTTP calls, one after another or at once",
     "spawn": "Preset `spawn`: what a coroutine, a thread and a process cost to create",
@@ -276,10 +278,11 @@ _CHARTS: dict[str, tuple[str, Callable[[Any, dict[str, Any]], Any]]] = {
 
 def charts(doc: dict[str, Any]) -> list[tuple[str, bytes]]:
     """(title, PNG bytes), one chart per preset in the document."""
-    import matplotlib
+    with needs_extra("report"):
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     out: list[tuple[str, bytes]] = []
     for name, fig in doc.get("presets", {}).items():
