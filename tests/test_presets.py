@@ -11,7 +11,7 @@ from runner import __version__
 from runner.experiments.presets import expand, run_presets
 from runner.experiments.spawn_cost import measure_in_child
 from runner.report.presets import charts, markdown
-from workers.errors import InputError, RunnerError
+from workers.errors import InputError
 
 
 def _run(name: str) -> tuple[dict[str, Any], list[tuple[int, int, str]]]:
@@ -94,5 +94,5 @@ def test_preset_names_expand_and_are_checked() -> None:
         expand(["nope"])
     with pytest.raises(InputError):
         expand([])
-    with pytest.raises(RunnerError, match="unknown unit kind"):
+    with pytest.raises(InputError, match="unknown unit kind"):
         measure_in_child("fiber", 1)
