@@ -28,6 +28,7 @@ stops the run -- as does a malformed reply or a reply reader that fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -289,9 +290,19 @@ class CeleryExecutor(Executor):
             self._redis = None
         if self._local is not None:
             await asyncio.to_thread(self._local.stop)
+            if self._app is not None:
+                await asyncio.to_thread(self._drop_queue)
         if self._app is not None:
             self._app.close()
             self._app = None
+
+    def _drop_queue(self) -> None:
+        """Delete this run's own queue and its kombu bindings (never a cluster's shared queue):
+        nothing of the run stays in a Redis the user runs. Best effort: the broker may be gone."""
+        with contextlib.suppress(*broker_errors()), self._app.connection_for_write() as conn:
+            queue = self._app.amqp.queues[self._queue].bind(conn.default_channel)
+            queue.declare()  # kombu deletes only the bindings this channel knows of
+            queue.delete()
 
     def worker_pids(self) -> list[int]:
         return self._local.pids() if self._local is not None else []

@@ -82,6 +82,7 @@ class LocalNodes:
         self._env = {**os.environ, **env, **lifeline.child_env(), "PYTHONPATH": pythonpath_text}
         self.procs: list[subprocess.Popen[bytes]] = []
         self._logdir: str | None = None
+        self._stopped = False
 
     def start(self, spec: NodeSpec, count: int) -> None:
         self._logdir = self._logdir or tempfile.mkdtemp(prefix="runner-celery-")
@@ -94,6 +95,8 @@ class LocalNodes:
                 )
 
     def check_running(self) -> None:
+        if self._stopped:  # stopped while a thread still waits for them to answer: end that wait
+            raise ServiceError("the Celery workers were stopped while starting")
         for proc in self.procs:
             if proc.poll() is not None:
                 raise ServiceError(f"a Celery worker exited at start (code {proc.returncode}): {self.log_tail()}")
@@ -111,6 +114,7 @@ class LocalNodes:
     def stop(self, grace_s: float = 5.0) -> None:
         """Warm shutdown (the current job may finish), then SIGKILL to each node's whole group,
         which also ends prefork children left behind. Safe to call twice."""
+        self._stopped = True
         for proc in self.procs:
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
@@ -119,7 +123,6 @@ class LocalNodes:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             _signal_group(proc, signal.SIGKILL)
             proc.wait()
-        self.procs = []
         if self._logdir is not None:  # the logs only serve error messages at start
             shutil.rmtree(self._logdir, ignore_errors=True)
             self._logdir = None
