@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +84,7 @@ class LocalNodes:
         self._stopped = False
 
     def start(self, spec: NodeSpec, count: int) -> None:
-        self._logdir = self._logdir or tempfile.mkdtemp(prefix="runner-celery-")
+        self._logdir = self._logdir or lifeline.owned_tempdir("celery")
         for i in range(count):
             with open(Path(self._logdir) / f"w{len(self.procs)}.log", "wb") as log:
                 self.procs.append(

@@ -16,8 +16,8 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +43,12 @@ class GeventExecutor(Executor):
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._fatal: ServiceError | None = None
+        self._logdir: str | None = None
         self._log: Any = None
 
     async def start(self) -> None:
-        self._log = tempfile.NamedTemporaryFile(prefix="runner-gevent-", suffix=".log", delete=False)  # noqa: SIM115
+        self._logdir = lifeline.owned_tempdir("gevent")
+        self._log = open(Path(self._logdir) / "worker.log", "wb")  # noqa: SIM115 -- lives as long as the worker
         await self._spawn()
 
     async def _spawn(self) -> None:
@@ -157,8 +159,10 @@ class GeventExecutor(Executor):
             await asyncio.gather(self._reader, return_exceptions=True)
         if self._log is not None:
             self._log.close()
-            os.unlink(self._log.name)
             self._log = None
+        if self._logdir is not None:
+            shutil.rmtree(self._logdir, ignore_errors=True)
+            self._logdir = None
 
     def worker_pids(self) -> list[int]:
         proc = self._proc

@@ -14,16 +14,23 @@ its children, so each child watches its own parent instead:
 
 ``child_env()`` marks a child's environment so that code shared with the coordinator (the Celery app
 module) knows it runs as runner's child: ``hold_if_child()`` holds only then.
+
+A killed coordinator cannot remove its temporary files either: ``owned_tempdir`` names each one
+after the process that made it, and removes those of processes that no longer exist.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from _thread import start_new_thread  # bound at import: the gevent worker imports this before patching
 from collections.abc import Callable
+from pathlib import Path
 from time import sleep
 from typing import Any
 
@@ -90,3 +97,29 @@ def _die() -> None:
             os.killpg(os.getpid(), signal.SIGKILL)
     finally:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def owned_tempdir(kind: str) -> str:
+    """A new ``runner-KIND-PID-*`` directory in the temporary folder, after removing those that
+    processes which no longer exist left behind (a coordinator killed before its cleanup)."""
+    sweep_stale(kind)
+    return tempfile.mkdtemp(prefix=f"runner-{kind}-{os.getpid()}-")
+
+
+def sweep_stale(kind: str) -> None:
+    prefix = f"runner-{kind}-"
+    for path in Path(tempfile.gettempdir()).glob(prefix + "*"):
+        pid = path.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not _exists(int(pid)):
+            with contextlib.suppress(OSError):  # another user's, or removed meanwhile: not ours to fix
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True

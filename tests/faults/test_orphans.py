@@ -1,13 +1,16 @@
 """Issue 10.2: a coordinator killed without cleaning up (SIGKILL) leaves no process behind. Every
 process it started -- pool processes and multiprocessing's resource tracker, Celery nodes and their
-prefork children, the gevent worker -- dies within 5 s of it (``workers.lifeline``)."""
+prefork children, the gevent worker -- dies within 5 s of it (``workers.lifeline``); the temporary
+folders it left are removed by the next run."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import psutil
 import pytest
 
 from tests.faults.helpers import ROOT, RestartableRedis
+from workers import lifeline
 
 
 def _alive(proc: psutil.Process) -> bool:
@@ -59,3 +63,20 @@ def test_children_die_with_a_killed_coordinator(tmp_path: Path, mode: str, resta
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_temporary_folders_of_dead_runs_are_removed_at_the_next_start() -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid now names no process
+    tmp = Path(tempfile.gettempdir())
+    stale = tmp / f"runner-celery-{dead.pid}-left"
+    stale.mkdir()
+    (stale / "w0.log").write_text("a node's log")
+    alive = Path(tempfile.mkdtemp(prefix=f"runner-celery-{os.getpid()}-"))  # a live run's: kept
+    made = Path(lifeline.owned_tempdir("celery"))
+    try:
+        assert not stale.exists() and alive.exists() and made.exists()
+        assert made.name.startswith(f"runner-celery-{os.getpid()}-")
+    finally:
+        for path in (stale, alive, made):
+            shutil.rmtree(path, ignore_errors=True)
