@@ -23,6 +23,7 @@ from typing import Any
 from workers import lifeline
 from workers.errors import ServiceError
 from workers.options import Option
+from workers.scratch import scratch_dir
 
 POOLS = ("prefork", "threads", "gevent")  # what ``--celery-pool`` accepts: the executor's choices
 # The Celery executor's own options (``CeleryExecutor.options``), here so that reading them imports no Celery.
@@ -84,7 +85,7 @@ class LocalNodes:
         self._stopped = False
 
     def start(self, spec: NodeSpec, count: int) -> None:
-        self._logdir = self._logdir or lifeline.owned_tempdir("celery")
+        self._logdir = self._logdir or scratch_dir("celery")  # removed by the next run if this one is killed
         for i in range(count):
             with open(Path(self._logdir) / f"w{len(self.procs)}.log", "wb") as log:
                 self.procs.append(

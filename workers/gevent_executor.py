@@ -25,6 +25,7 @@ from workers import lifeline
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.errors import JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job
+from workers.scratch import scratch_dir
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 _SHOWN = 60  # characters of a bad line quoted in the error
@@ -47,7 +48,7 @@ class GeventExecutor(Executor):
         self._log: Any = None
 
     async def start(self) -> None:
-        self._logdir = lifeline.owned_tempdir("gevent")
+        self._logdir = scratch_dir("gevent")  # removed by the next run if this one is killed
         self._log = open(Path(self._logdir) / "worker.log", "wb")  # noqa: SIM115 -- lives as long as the worker
         await self._spawn()
 

@@ -8,29 +8,26 @@ its children, so each child watches its own parent instead:
   re-parented) it kills the child -- its whole process group when it leads one, so a Celery node
   takes its prefork children along. A poll, not ``PR_SET_PDEATHSIG``: that signal fires when the
   *thread* that forked exits, which would kill children spawned from a short-lived thread.
-- ``die_with_parent`` for a child that runs no Python of ours (redis-server): pass it as
-  ``preexec_fn``; on Linux it sets ``PR_SET_PDEATHSIG`` to SIGKILL. Spawn from a thread that lives
-  as long as the child (the main thread), for the reason above.
+- ``die_with_parent`` for a child that runs no Python of ours (redis-server, used by
+  ``runner.engine.services``): pass it as ``preexec_fn``; on Linux it sets ``PR_SET_PDEATHSIG`` to
+  SIGKILL, then closes the race where the parent died between fork and prctl. Spawn from a thread
+  that lives as long as the child (the main thread), for the reason above. Elsewhere than Linux it
+  does nothing.
 
 ``child_env()`` marks a child's environment so that code shared with the coordinator (the Celery app
 module) knows it runs as runner's child: ``hold_if_child()`` holds only then.
 
-A killed coordinator cannot remove its temporary files either: ``owned_tempdir`` names each one
-after the process that made it, and removes those of processes that no longer exist.
+Temporary files of a killed run are ``workers.scratch``'s business.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
-import shutil
 import signal
 import sys
-import tempfile
 from _thread import start_new_thread  # bound at import: the gevent worker imports this before patching
 from collections.abc import Callable
-from pathlib import Path
 from time import sleep
 from typing import Any
 
@@ -70,9 +67,13 @@ def hold_if_child() -> None:
 
 def die_with_parent() -> None:
     """``preexec_fn`` for a child that runs none of our code: SIGKILL when its parent thread ends."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent is already gone: we were handed to init
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _real_threads() -> tuple[Callable[..., Any], Callable[[float], None]]:
@@ -97,29 +98,3 @@ def _die() -> None:
             os.killpg(os.getpid(), signal.SIGKILL)
     finally:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def owned_tempdir(kind: str) -> str:
-    """A new ``runner-KIND-PID-*`` directory in the temporary folder, after removing those that
-    processes which no longer exist left behind (a coordinator killed before its cleanup)."""
-    sweep_stale(kind)
-    return tempfile.mkdtemp(prefix=f"runner-{kind}-{os.getpid()}-")
-
-
-def sweep_stale(kind: str) -> None:
-    prefix = f"runner-{kind}-"
-    for path in Path(tempfile.gettempdir()).glob(prefix + "*"):
-        pid = path.name[len(prefix) :].split("-", 1)[0]
-        if pid.isdigit() and not _exists(int(pid)):
-            with contextlib.suppress(OSError):  # another user's, or removed meanwhile: not ours to fix
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True

@@ -56,6 +56,9 @@ from workers.errors import InputError, RunStopped
     type=click.Path(path_type=Path, file_okay=False),
     help="Where results.json, report.md, report.html and summary.csv go. [default: reports/bench-TIME]",
 )
+@click.option("--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line per run elsewhere).")
+@click.option("--metrics-port", type=int, help="Serve Prometheus/OpenMetrics metrics of the runs on this port.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server listens on.")
 def bench(
     quick: bool,
     modes: str | None,
@@ -63,9 +66,13 @@ def bench(
     sweep_file: Path | None,
     presets: tuple[str, ...],
     out_dir: Path | None,
+    quiet: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     **flags: Any,
 ) -> None:
     """Sweep executors x workload mixes, repeat each cell, and write results and a report."""
+    from runner.cli.live import LiveView, fan_out, live_metrics
     from runner.extras import require
 
     require("report")
@@ -86,13 +93,15 @@ def bench(
     if presets:
         from runner.experiments.presets import run_presets
 
-        with _Steps(console) as steps:
-            doc = run_presets(presets, quick=quick, step=steps.step)
+        with LiveView(console, quiet=quiet) as live:
+            doc = run_presets(presets, quick=quick, step=live.step)
     else:
         sweep = build_sweep(overrides, quick=quick, sweep_file=sweep_file)
-        with _Steps(console) as steps:
+        with LiveView(console, quiet=quiet) as live, live_metrics(metrics_port, metrics_host) as exporter:
             try:
-                doc = run_sweep(sweep, step=steps.step)
+                doc = run_sweep(
+                    sweep, step=live.step, progress=fan_out(live.update, exporter.update if exporter else None)
+                )
             except RunStopped as exc:  # Ctrl-C or SIGTERM: write what was measured, then exit 130/143
                 if exc.result is None:
                     raise
@@ -105,38 +114,6 @@ def bench(
     console.print(f"wrote {out_dir / 'results.json'}, " + ", ".join(str(p) for p in written))
     if stopped is not None:
         raise stopped
-
-
-class _Steps:
-    """Live progress on stderr: which run, how many are left, and an estimate of the time left."""
-
-    def __init__(self, console: Any) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._console = console
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        )
-        self._task = self._progress.add_task("starting executors", total=None)
-
-    def __enter__(self) -> _Steps:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def step(self, done: int, total: int, label: str) -> None:
-        self._progress.update(self._task, completed=done, total=total, description=label)
-        if not self._console.is_terminal and done < total:
-            self._console.print(f"[{done + 1}/{total}] {label}", highlight=False)
 
 
 @click.command()

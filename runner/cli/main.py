@@ -15,11 +15,23 @@ from typing import Any, TypeVar
 
 import click
 
-from runner.engine.spec import DEFAULTS, EXECUTOR_OPTIONS, SPEC_KEYS, WorkloadSpec, load_spec_file
+from runner.engine.spec import ARRIVALS, DEFAULTS, EXECUTOR_OPTIONS, SPEC_KEYS, WorkloadSpec, load_spec_file
 from workers.errors import InputError, RunnerError, RunStopped
 from workers.jobs import KINDS
 
-_SPEC_OPTIONS = ("jobs", "mix", "io_ms", "cpu_ms", "concurrency", "workers", "timeout", "batch", *EXECUTOR_OPTIONS)
+_SPEC_OPTIONS = (
+    "jobs",
+    "mix",
+    "io_ms",
+    "cpu_ms",
+    "concurrency",
+    "workers",
+    "timeout",
+    "batch",
+    "rate",
+    "arrivals",
+    *EXECUTOR_OPTIONS,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,6 +122,17 @@ def _default(name: str) -> str:
 )
 @click.option("--timeout", type=float, help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
 @click.option(
+    "--rate",
+    type=float,
+    help="Open loop: start jobs on a schedule at this many per second, whether or not the executor keeps up, "
+    "and measure latency from each job's intended start. 0 = closed loop: a new job when one ends. [default: 0]",
+)
+@click.option(
+    "--arrivals",
+    type=click.Choice(ARRIVALS),
+    help="Open loop: evenly spaced starts, or a Poisson process (seeded). [default: constant]",
+)
+@click.option(
     "--spec",
     "spec_file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -122,11 +145,31 @@ def _default(name: str) -> str:
     help="Write result.json and ledger.jsonl here (one folder per mode when several).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (one line per mode).")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line every 10 s elsewhere)."
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    help="Serve Prometheus/OpenMetrics metrics of the run on this port while it goes (jobs by outcome, in "
+    "flight, latency histogram, loop lag).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server listens on.")
 @click.pass_context
 def submit(
-    ctx: click.Context, /, mode: str, spec_file: Path | None, out_dir: Path | None, as_json: bool, **flags: Any
+    ctx: click.Context,
+    /,
+    mode: str,
+    spec_file: Path | None,
+    out_dir: Path | None,
+    as_json: bool,
+    quiet: bool,
+    metrics_port: int | None,
+    metrics_host: str,
+    **flags: Any,
 ) -> None:
     """Run a workload through one or more executors and report how each did."""
+    from runner.cli.live import LiveView, fan_out, live_metrics
     from runner.engine.coordinator import check_modes, run_mode
     from runner.report.terminal import print_comparison, print_run, stderr_console
     from workers.calibration import calibrate
@@ -143,25 +186,26 @@ def submit(
     console = stderr_console()
     calibration = calibrate()
     results = []
-    for name in modes:
-        target = out_dir / name if out_dir and len(modes) > 1 else out_dir
-        stopped: RunStopped | None = None
-        with _progress_bar(console, name, spec.jobs) as progress:
+    with LiveView(console, quiet=quiet) as live, live_metrics(metrics_port, metrics_host) as exporter:
+        progress = fan_out(live.update, exporter.update if exporter else None)
+        for name in modes:
+            target = out_dir / name if out_dir and len(modes) > 1 else out_dir
+            stopped: RunStopped | None = None
             try:
                 result = run_mode(spec, name, out_dir=target, progress=progress, calibration=calibration)
             except RunStopped as exc:  # Ctrl-C, SIGTERM, a lost broker: keep what was measured
                 if exc.result is None:
                     raise
                 stopped, result = exc, exc.result
-        results.append(result)
-        if target is not None:
-            (target / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-        if as_json:
-            click.echo(json.dumps(result))
-        else:
-            print_run(console, result)
-        if stopped is not None:
-            raise stopped
+            results.append(result)
+            if target is not None:
+                (target / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+            if as_json:
+                click.echo(json.dumps(result))
+            else:
+                print_run(console, result)
+            if stopped is not None:
+                raise stopped
     if len(results) > 1 and not as_json:
         print_comparison(console, results)
     if any(r["jobs"]["lost"] for r in results):
@@ -196,36 +240,6 @@ def _parse_modes(text: str) -> tuple[str, ...]:
     for name in modes:
         executor_class(name)  # raises InputError naming the valid choices
     return modes
-
-
-class _progress_bar:
-    """A live progress bar on stderr when it is a terminal; a no-op otherwise."""
-
-    def __init__(self, console: Any, mode: str, total: int) -> None:
-        self._bar = None
-        if console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(
-                TextColumn(f"[bold]{mode}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            )
-            self._task = self._bar.add_task(mode, total=total)
-
-    def __enter__(self) -> Any:
-        if self._bar is None:
-            return None
-        self._bar.start()
-        bar, task = self._bar, self._task
-        return lambda ledger: bar.update(task, completed=ledger.finished)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 @cli.command()

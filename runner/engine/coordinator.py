@@ -3,14 +3,24 @@
 Jobs are generated lazily and pulled by a fixed set of ``concurrency`` driver coroutines, so at
 most ``concurrency`` jobs are ever in flight and no list of all jobs (or results) is held. Each job
 gets the per-job timeout, and every job ends in the ledger as done, failed (with a reason) or
-timed out. Latency is measured here, from hand-off to result; the executor reports how long the
-job itself ran, and the difference is the time it waited in a queue.
+timed out.
+
+Two load models. Closed loop (the default): a driver hands out its next job when its last one
+ended, after yielding once so that every driver gets its turn even when jobs never yield (a CPU
+job inline on the loop); latency runs from hand-off to result. Open loop (``--rate``): each job
+has an intended start on a schedule that does not care how the executor keeps up, and latency
+runs from that intended start -- so time a job spent waiting for a free driver, behind a blocked
+loop or a full pool, is counted (no coordinated omission); that part is reported apart as
+``coordinator_wait_ms``. The executor reports how long the job itself ran (``service_ms``); the
+rest of the time after hand-off is ``queue_wait_ms``. Failed and timed-out jobs get latency
+histograms of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
@@ -22,10 +32,11 @@ import uvloop
 from runner import __version__
 from runner.engine import interrupt
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
-from runner.engine.machine import describe_machine
+from runner.engine.machine import describe_machine, machine_state
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
+from runner.engine.timeline import RunStatus, Timeline
 from workers.base import Executor, ExecutorConfig
 from workers.calibration import Calibration, calibrate
 from workers.errors import JobFailed, RunStopped, ServiceError
@@ -35,7 +46,7 @@ from workers.registry import executor_class
 SCHEMA_VERSION = 1
 _GRACE_S = 2.0  # after a stop request, how long in-flight jobs may still finish
 
-Progress = Callable[[Ledger], None]
+Progress = Callable[[RunStatus], None]  # called a few times a second, and once at the end
 
 
 def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServices) -> Iterator[Job]:
@@ -131,6 +142,7 @@ async def measure(
     ``instrument=False`` turns latency recording and resource sampling off, only to measure what
     they cost (benchmarks/overhead.py); the ledger always runs."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    state = machine_state()  # before the run adds its own load
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(spec.jobs, out_dir / "ledger.jsonl" if out_dir else None)
@@ -154,7 +166,7 @@ async def measure(
         "by_worker": dict(sorted(ledger.by_worker.items())),
         "calibration": calibration.to_dict(),
         "started_at": started_at,
-        "machine": describe_machine(),
+        "machine": describe_machine(state),
     }
     if halted is not None:
         # Partial, but every dispatched job is accounted for; the rest were never submitted.
@@ -204,13 +216,29 @@ async def _drive(
     if not instrument:
         record_total = record_service = _ignore
 
+    record_wait = latencies.record_wait if instrument else _ignore
+    record_failed = latencies.failed.record if instrument else _ignore
+    record_timed_out = latencies.timed_out.record if instrument else _ignore
+    work: Iterator[tuple[Job, float]] = (
+        zip(jobs, spec.arrival_offsets(), strict=True) if spec.open_loop else _unscheduled(jobs)
+    )
+    start = [0.0]  # when the schedule begins: set just before the drivers start
+
     async def driver(slot: int) -> None:
         run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
-        for job in jobs:
+        sleep, paced = asyncio.sleep, spec.open_loop
+        for job, offset in work:
+            if paced:
+                due = start[0] + offset
+                if (ahead := due - clock()) > 0:
+                    await sleep(ahead)
+            else:
+                await sleep(0)  # let every other driver take a job before this one takes another
             if halt.is_set():
                 return  # this job (and the rest) is never submitted
             submit(job.id)
             began = began_at[slot] = clock()
+            since = due if paced else began  # latency counts from the intended start in open loop
             try:
                 report = await run(job)
             except asyncio.CancelledError:
@@ -218,25 +246,30 @@ async def _drive(
                 if expired[slot]:  # our own timeout, not a stop: account and go on
                     expired[slot] = False
                     drivers[slot].uncancel()
-                    finish(job.id, TIMED_OUT, job.kind, clock() - began, reason=timed_out)
+                    record_timed_out(clock() - since)
+                    finish(job.id, TIMED_OUT, job.kind, clock() - since, reason=timed_out)
                     continue
                 # Cancelled only after a stop request and its grace period: account, then end.
                 reason = f"interrupted by {why[0]} before it finished" if why else "cancelled"
-                finish(job.id, FAILED, job.kind, clock() - began, reason=reason)
+                finish(job.id, FAILED, job.kind, clock() - since, reason=reason)
                 raise
             except ServiceError as exc:  # the executor cannot go on (e.g. its broker is gone)
                 began_at[slot] = 0.0
-                finish(job.id, FAILED, job.kind, clock() - began, reason=_reason(exc))
+                record_failed(clock() - since)
+                finish(job.id, FAILED, job.kind, clock() - since, reason=_reason(exc))
                 halt_with(str(exc))
             except Exception as exc:  # any job error is data for the ledger, never fatal to the run
                 began_at[slot] = 0.0
-                finish(job.id, FAILED, job.kind, clock() - began, reason=_reason(exc))
+                record_failed(clock() - since)
+                finish(job.id, FAILED, job.kind, clock() - since, reason=_reason(exc))
             else:
                 began_at[slot] = 0.0
-                elapsed = clock() - began
-                record_total(elapsed)
+                ended = clock()
+                record_total(ended - since)
                 record_service(report.service_s)
-                finish(job.id, DONE, job.kind, elapsed, worker=report.worker)
+                if paced:
+                    record_wait(began - since)
+                finish(job.id, DONE, job.kind, ended - since, worker=report.worker)
 
     async def watchdog() -> None:
         tick = max(0.005, min(timeout / 20, 0.5))
@@ -247,17 +280,23 @@ async def _drive(
                 if 0.0 < began < limit and not expired[slot]:
                     expired[slot] = True
                     drivers[slot].cancel()
-            latencies.flush()  # keeps the buffers small on long runs
 
     loop = asyncio.get_running_loop()
     lag = LoopLag()
     reporter: asyncio.Task[None] | None = None
+    ticker: asyncio.Task[None] | None = None
     try:
         sampler = ResourceSampler(executor.worker_pids(), enabled=instrument)
         sampler.start()
         lag.start()
-        reporter = asyncio.create_task(_report_progress(ledger, progress)) if progress else None
-        began = time.perf_counter()
+        timeline = Timeline(latencies, ledger, lag, sampler)
+        began = start[0] = time.perf_counter()
+        timeline.begin(began)
+        status = functools.partial(timeline.status, executor.name, spec.jobs)
+        reporter = asyncio.create_task(_report_progress(status, progress)) if progress else None
+        # The timeline also moves latencies into the histograms, once per bucket, which keeps the
+        # buffers small on long runs; uninstrumented runs record none.
+        ticker = asyncio.create_task(timeline.run(), name="timeline") if instrument else None
         with stop.on_signal(lambda: loop.call_soon_threadsafe(on_signal)):
             if stop.requested:
                 on_signal()
@@ -269,15 +308,22 @@ async def _drive(
                 guard.cancel()
                 await asyncio.gather(guard, return_exceptions=True)
         wall_s = time.perf_counter() - began
+        if ticker is not None:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            timeline.close_bucket()
         await lag.stop()
         if reporter is not None:
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
-            progress(ledger)  # type: ignore[misc]  # reporter exists only when progress is set
+            progress(status(finished=True))  # type: ignore[misc]  # reporter exists only when progress is set
         resources = sampler.stop()
         ledger.add_extra_runs(executor.extra_runs())
     finally:
         await lag.stop()
+        if ticker is not None and not ticker.done():
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
         if reporter is not None and not reporter.done():
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
@@ -286,9 +332,11 @@ async def _drive(
         "wall_s": round(wall_s, 4),
         "throughput_jobs_per_s": round(done / wall_s, 2) if wall_s > 0 else 0.0,
         "peak_in_flight": ledger.peak_in_flight,
+        "load": _load_model(spec),
         **latencies.summary(),
         "loop_lag_ms": lag.latency.summary(),
         "histograms_us": latencies.encode(),
+        "timeseries": timeline.buckets,
         "resources": resources | {"cpu_utilisation": _utilisation(resources["cpu_s"], wall_s)},
     }
     return measured, (why[0] if why else None)
@@ -319,11 +367,26 @@ async def _until_done_or_halted(drivers: list[asyncio.Task[None]], halt: asyncio
             raise outcome
 
 
-async def _report_progress(ledger: Ledger, progress: Progress | None) -> None:
+async def _report_progress(status: Callable[[], RunStatus], progress: Progress | None) -> None:
     assert progress is not None
     while True:
-        progress(ledger)
+        progress(status())
         await asyncio.sleep(0.2)
+
+
+def _unscheduled(jobs: Iterator[Job]) -> Iterator[tuple[Job, float]]:
+    return ((job, 0.0) for job in jobs)
+
+
+def _load_model(spec: WorkloadSpec) -> dict[str, Any]:
+    if spec.open_loop:
+        return {
+            "model": "open",
+            "rate_per_s": spec.rate,
+            "arrivals": spec.arrivals,
+            "latency_from": "intended start",
+        }
+    return {"model": "closed", "concurrency": spec.concurrency, "latency_from": "hand-off"}
 
 
 def _utilisation(cpu_s: float, wall_s: float) -> float:

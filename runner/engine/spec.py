@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -33,8 +34,11 @@ DEFAULTS: dict[str, Any] = {
     "workers": None,  # CPU count, resolved in WorkloadSpec.build
     "timeout": 60.0,
     "batch": 0,  # 0: sized from measured job cost
+    "rate": 0.0,  # jobs/s on a schedule (open loop); 0: a new job whenever one ends (closed loop)
+    "arrivals": "constant",  # open loop: evenly spaced, or a Poisson process (seeded, reproducible)
     **{name: option.default for name, option in EXECUTOR_OPTIONS.items()},  # None: same as workers
 }
+ARRIVALS = ("constant", "poisson")
 
 # field -> (type, minimum, maximum); bounds keep a typo from asking for a week-long run.
 _NUMBERS: dict[str, tuple[type, float, float]] = {
@@ -45,6 +49,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "workers": (int, 0, 1024),
     "timeout": (float, 0.001, 86_400),
     "batch": (int, 0, 100_000),
+    "rate": (float, 0, 10_000_000),
     **{name: (int, *option.bounds) for name, option in EXECUTOR_OPTIONS.items() if option.bounds},
 }
 SPEC_KEYS = ("mode", *DEFAULTS)
@@ -60,6 +65,8 @@ class WorkloadSpec:
     workers: int
     timeout: float
     batch: int = 0
+    rate: float = 0.0
+    arrivals: str = "constant"
     modes: tuple[str, ...] = field(default=("async",))
     options: dict[str, OptionValue] = field(default_factory=dict)  # the executors' own, by name
 
@@ -86,6 +93,8 @@ class WorkloadSpec:
             workers=int(num["workers"]),
             timeout=float(num["timeout"]),
             batch=int(num["batch"]),
+            rate=float(num["rate"]),
+            arrivals=_choice("arrivals", merged["arrivals"], ARRIVALS),
             modes=modes,
             options=options,
         )
@@ -111,6 +120,25 @@ class WorkloadSpec:
             chosen = max(credit, key=credit.__getitem__)
             credit[chosen] -= 1.0
             yield chosen
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate > 0
+
+    def arrival_offsets(self) -> Iterator[float]:
+        """Open loop: when each job is meant to start, in seconds from the start of the run --
+        every 1/rate s, or exponential gaps of mean 1/rate (seed 0: every mode of a comparison
+        gets the same arrivals). Lazy, like ``kinds``."""
+        if self.arrivals == "poisson":
+            draw = random.Random(0).expovariate
+            at = 0.0
+            for _ in range(self.jobs):
+                yield at
+                at += draw(self.rate)
+        else:
+            period = 1.0 / self.rate
+            for i in range(self.jobs):
+                yield i * period
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -1,5 +1,6 @@
 """Statistics for repeated measurements: means with confidence intervals, ratios with their
-uncertainty, Welch's t-test, and the best throughput an executor could reach on a mix.
+uncertainty (Welch's t-test on log ratios: one rule for the interval and the decision), Holm's
+correction for many comparisons, and the best throughput an executor could reach on a mix.
 
 scipy supplies the t distribution; the rest is a few lines of arithmetic kept here so the report,
 the verdicts and ``runner compare`` all use the same definitions.
@@ -78,6 +79,58 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
         from scipy import stats as scipy_stats
 
     return float(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """a / b as a ratio of geometric means, with its 95 % interval and the p-value of "no
+    difference" -- both from one Welch t-test on the logarithms, so the interval excludes 1
+    exactly when p < 0.05. Computed on log ratios, the interval is asymmetric and never crosses
+    zero however wide it is (a first-order "675 +/- 600" cannot happen)."""
+
+    value: float
+    low: float
+    high: float
+    p_value: float
+    df: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ratio": self.value, "ci95": [self.low, self.high], "p_value": self.p_value, "df": self.df}
+
+
+def log_ratio(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Ratio:
+    """Ratio of a's to b's geometric mean, e.g. throughput samples of two executors."""
+    if not a or not b or min(a) <= 0 or min(b) <= 0:
+        return Ratio(math.nan, math.nan, math.nan, 1.0, 0.0)
+    la, lb = [math.log(x) for x in a], [math.log(x) for x in b]
+    diff = statistics.fmean(la) - statistics.fmean(lb)
+    value = math.exp(diff)
+    if len(a) < 2 or len(b) < 2:
+        return Ratio(value, 0.0, math.inf, 1.0, 0.0)
+    va, vb = statistics.variance(la) / len(a), statistics.variance(lb) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Ratio(value, value, value, 0.0 if diff else 1.0, math.inf)
+    # Welch-Satterthwaite degrees of freedom
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    with needs_extra("report"):
+        from scipy import stats as scipy_stats
+
+    t = float(scipy_stats.t.ppf(0.5 + confidence / 2, df))
+    p = float(2 * scipy_stats.t.sf(abs(diff) / se, df))
+    return Ratio(value, math.exp(diff - t * se), math.exp(diff + t * se), p, df)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values: compare each with 0.05 to keep the chance of any false
+    "wins" among all the comparisons of a sweep (or of ``compare``) at 5 %."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def cpu_share(mix: Mapping[str, float]) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +28,7 @@ import uvloop
 
 from runner import __version__
 from runner.engine import interrupt
-from runner.engine.coordinator import check_modes, executor_config, measure
+from runner.engine.coordinator import Progress, check_modes, executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency
 from runner.engine.services import LocalServices
@@ -183,7 +184,7 @@ def _mix_entry(entry: Any, path: Path) -> Mix:
     return Mix(entry["name"], parse_mix(entry["mix"]))
 
 
-def run_sweep(sweep: Sweep, step: Step | None = None) -> dict[str, Any]:
+def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Run the whole sweep; return the results document (see README, "Results file")."""
     check_modes(WorkloadSpec.build({"workers": sweep.workers, **sweep.options}, sweep.modes))
     calibration = calibrate()
@@ -196,7 +197,9 @@ def run_sweep(sweep: Sweep, step: Step | None = None) -> dict[str, Any]:
         LocalServices() as services,
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):
-        warmup, cells, stopped = runner.run(_sweep(sweep, calibration, services, step or (lambda *_: None), stop))
+        warmup, cells, stopped = runner.run(
+            _sweep(sweep, calibration, services, step or (lambda *_: None), stop, progress)
+        )
     doc: dict[str, Any] = {
         "schema_version": BENCH_SCHEMA_VERSION,
         "kind": "runner-bench",
@@ -217,7 +220,12 @@ def run_sweep(sweep: Sweep, step: Step | None = None) -> dict[str, Any]:
 
 
 async def _sweep(
-    sweep: Sweep, calibration: Calibration, services: LocalServices, step: Step, stop: interrupt.StopRequest
+    sweep: Sweep,
+    calibration: Calibration,
+    services: LocalServices,
+    step: Step,
+    stop: interrupt.StopRequest,
+    progress: Progress | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], RunStopped | None]:
     cores = usable_cpus()
     executors: dict[str, Executor] = {}
@@ -250,7 +258,9 @@ async def _sweep(
                     raise RunStopped(f"interrupted by {stop.name}", stop.exit_code)
                 step(len(sweep.modes) + i, total, f"{mode} x {mix.name} (repeat {r + 1}/{sweep.repeats})")
                 spec = sweep.workload(mix, sizes[(mode, mix.name)], mode)
-                runs[(mode, mix.name)].append(_lean(await measure(executors[mode], spec, calibration, services)))
+                cell_progress = _labelled(progress, f"{mode} x {mix.name}")
+                run = await measure(executors[mode], spec, calibration, services, progress=cell_progress)
+                runs[(mode, mix.name)].append(_lean(run))
         except RunStopped as exc:  # a run cut short is not a measurement: only whole runs are kept
             stopped = exc
         step(total, total, "done")
@@ -263,6 +273,13 @@ async def _sweep(
         if runs.get((mode, mix.name))
     ]
     return warmup, cells, stopped
+
+
+def _labelled(progress: Progress | None, label: str) -> Progress | None:
+    """The live view shows one row per cell: the runs of a cell update the same row."""
+    if progress is None:
+        return None
+    return lambda status: progress(dataclasses.replace(status, mode=label))
 
 
 def _jobs_for(sweep: Sweep, mix: Mix, executor: Executor, cores: int) -> int:

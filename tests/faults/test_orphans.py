@@ -1,82 +1,126 @@
-"""Issue 10.2: a coordinator killed without cleaning up (SIGKILL) leaves no process behind. Every
-process it started -- pool processes and multiprocessing's resource tracker, Celery nodes and their
-prefork children, the gevent worker -- dies within 5 s of it (``workers.lifeline``); the temporary
-folders it left are removed by the next run."""
+"""Nothing outlives the coordinator: a closed terminal (SIGHUP) or SIGQUIT is a stop like SIGTERM;
+after a SIGKILL, which nothing can catch, the services it started (embedded Redis, the HTTP target)
+die within 5 s through their parent-death signal; and the scratch folders of such a run are removed
+at the next start."""
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.faults.helpers import ROOT, RestartableRedis
-from workers import lifeline
+from tests.faults.helpers import ROOT
+from workers.scratch import remove_stale
+
+_SUBMIT = [sys.executable, "-m", "runner", "submit"]
 
 
-def _alive(proc: psutil.Process) -> bool:
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TARGET_URL")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _wait_for_ledger(proc: subprocess.Popen[bytes], ledger: Path, size: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not ledger.exists() or ledger.stat().st_size < size):
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        time.sleep(0.05)
+    assert ledger.exists() and ledger.stat().st_size >= size, "the run did not get going"
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    left = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                left.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return left
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT])
+def test_hangup_and_quit_stop_the_run_like_sigterm(tmp_path: Path, sig: signal.Signals) -> None:
+    cmd = [*_SUBMIT, "--mode", "thread", "--jobs", "1000000", "--mix", "sleep=1", "--io-ms", "5"]
+    cmd += ["--concurrency", "8", "--json", "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), start_new_session=True)
     try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-@pytest.mark.parametrize("mode", ["process", "celery", "gevent", "hybrid"])
-def test_children_die_with_a_killed_coordinator(tmp_path: Path, mode: str, restartable_redis: RestartableRedis) -> None:
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "runner", "submit", "--mode", mode, "--jobs", "1000000", "--mix", "sleep=1,cpu=1"]
-    cmd += ["--io-ms", "20", "--cpu-ms", "1", "--concurrency", "8", "--workers", "2", "--out", str(out)]
-    # Celery runs on a Redis of the test's own: the embedded one is the coordinator's service, not a worker.
-    env = dict(os.environ, PYTHONPATH=str(ROOT), REDIS_URL=restartable_redis.url)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
-    started: list[psutil.Process] = []
-    try:
-        ledger = out / "ledger.jsonl"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and (not ledger.exists() or ledger.stat().st_size < 5_000):
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            time.sleep(0.05)  # jobs have been finishing for a while: mid-run
-        started = psutil.Process(proc.pid).children(recursive=True)
-        assert started, "the run should have started worker processes"
-        if mode == "celery":
-            assert len(started) > 2, "two nodes and their prefork children"
-        proc.kill()  # the coordinator only, as the OOM killer would: no cleanup runs
-        proc.wait()
-        killed_at = time.monotonic()
-        while time.monotonic() < killed_at + 5 and any(_alive(p) for p in started):
-            time.sleep(0.05)
-        left = [" ".join(p.cmdline()[:6]) for p in started if _alive(p)]
-        assert not left, f"still alive 5 s after the coordinator died: {left}"
+        _wait_for_ledger(proc, tmp_path / "ledger.jsonl", 5_000)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=60)
     finally:
-        for child in started:
-            if _alive(child):
-                child.kill()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+    assert proc.returncode == 128 + sig, stderr.decode()
+    assert stderr.decode().strip().splitlines() == [stderr.decode().strip()]
+    assert stderr.decode().startswith(f"runner: error: interrupted by {sig.name}")
+    result = json.loads(stdout)
+    jobs = result["jobs"]
+    assert result["stopped"]["reason"] == sig.name and jobs["lost"] == 0
+    assert jobs["submitted"] == jobs["done"] + jobs["failed"] + jobs["timed_out"] > 0
 
 
-def test_temporary_folders_of_dead_runs_are_removed_at_the_next_start() -> None:
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()  # its pid now names no process
-    tmp = Path(tempfile.gettempdir())
-    stale = tmp / f"runner-celery-{dead.pid}-left"
-    stale.mkdir()
-    (stale / "w0.log").write_text("a node's log")
-    alive = Path(tempfile.mkdtemp(prefix=f"runner-celery-{os.getpid()}-"))  # a live run's: kept
-    made = Path(lifeline.owned_tempdir("celery"))
+def test_services_die_within_5_s_of_a_sigkilled_coordinator(tmp_path: Path) -> None:
+    cmd = [*_SUBMIT, "--mode", "thread", "--jobs", "1000000", "--mix", "http=1,redis=1", "--io-ms", "5"]
+    cmd += ["--concurrency", "8", "--json", "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), start_new_session=True)
     try:
-        assert not stale.exists() and alive.exists() and made.exists()
-        assert made.name.startswith(f"runner-celery-{os.getpid()}-")
+        _wait_for_ledger(proc, tmp_path / "ledger.jsonl", 5_000)
+        started = psutil.Process(proc.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in started)
+        assert "redis-server" in names and "runner target" in names, names
+        proc.kill()  # only the coordinator: its children get no signal from us
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while _alive(started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = _alive(started)
+        assert not left, [" ".join(p.cmdline()) for p in left]
     finally:
-        for path in (stale, alive, made):
-            shutil.rmtree(path, ignore_errors=True)
+        for child in psutil.Process().children(recursive=True):
+            if child.pid != os.getpid() and "runner" in " ".join(child.cmdline()):
+                child.kill()
+
+
+def test_scratch_of_dead_runs_is_removed_at_the_next_start(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    stale_dir = tmp_path / f"runner-redis-{gone.pid}-abc123"
+    stale_dir.mkdir()
+    (stale_dir / "redis.conf").write_text("requirepass x\n")
+    stale_file = tmp_path / f"runner-gevent-{gone.pid}-abc123.log"
+    stale_file.write_text("log")
+    ours = tmp_path / f"runner-celery-{os.getpid()}-abc123"  # a live run's: kept
+    ours.mkdir()
+    unrelated = tmp_path / "runner-notes.txt"
+    unrelated.write_text("kept")
+
+    removed = remove_stale(str(tmp_path))
+
+    assert sorted(removed) == sorted([stale_dir, stale_file])
+    assert not stale_dir.exists() and not stale_file.exists() and ours.exists() and unrelated.exists()
+
+
+def test_a_run_removes_stale_scratch_in_the_temp_dir(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f"runner-redis-{gone.pid}-zz9"
+    stale.mkdir()
+    env = dict(_env(), TMPDIR=str(tmp_path))
+    done = subprocess.run(
+        [*_SUBMIT, "--mode", "async", "--jobs", "10", "--mix", "sleep=1", "--io-ms", "1", "--json"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert not stale.exists()
