@@ -12,6 +12,7 @@ import pytest
 from runner.engine.coordinator import run_mode
 from runner.engine.spec import WorkloadSpec
 from workers.celery_app import make_app
+from workers.clients import redact
 
 
 def test_uses_already_running_workers_when_workers_is_zero(redis_url: str, cluster_worker: object) -> None:
@@ -22,7 +23,7 @@ def test_uses_already_running_workers_when_workers_is_zero(redis_url: str, clust
     assert result["jobs"]["done"] == 50 and result["jobs"]["lost"] == 0
     assert list(result["by_worker"]) == [next(iter(result["by_worker"]))]
     assert next(iter(result["by_worker"])).startswith("cluster-test@")
-    assert result["executor"]["broker"] == redis_url
+    assert result["executor"]["broker"] == redact(redis_url)  # the embedded Redis has a password now
 
 
 @pytest.mark.parametrize(
