@@ -280,21 +280,23 @@ class CeleryExecutor(Executor):
         return dict(self._extra)
 
     async def stop(self) -> None:
-        if self._outage is not None:
-            await self._outage.stop()
-        if self._reader is not None:
-            await self._reader.stop()
-            self._reader = None
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
-        if self._local is not None:
-            await asyncio.to_thread(self._local.stop)
+        try:  # the reading side first; the nodes are stopped whatever happens to it
+            if self._outage is not None:
+                await self._outage.stop()
+            if self._reader is not None:
+                reader, self._reader = self._reader, None
+                await reader.stop()
+            if self._redis is not None:
+                client, self._redis = self._redis, None
+                await client.aclose()
+        finally:
+            if self._local is not None:
+                await asyncio.to_thread(self._local.stop)
+                if self._app is not None:
+                    await asyncio.to_thread(self._drop_queue)
             if self._app is not None:
-                await asyncio.to_thread(self._drop_queue)
-        if self._app is not None:
-            self._app.close()
-            self._app = None
+                self._app.close()
+                self._app = None
 
     def _drop_queue(self) -> None:
         """Delete this run's own queue and its kombu bindings (never a cluster's shared queue):
