@@ -142,10 +142,18 @@ class ProcessExecutor(Executor):
 
     async def start(self) -> None:
         self._pool, self._table = self._new_pool()
+        try:
+            await self._warm_up()
+        except BrokenProcessPool:  # a process died while starting (killed from outside): once more
+            await self._rebuild(self._generation)
+            await self._warm_up()
+        self._watchdog = asyncio.create_task(self._watch_abandoned(), name="process-watchdog")
+
+    async def _warm_up(self) -> None:
+        """Start every process now, before timing starts, and learn their pids."""
         loop = asyncio.get_running_loop()
         warm = [loop.run_in_executor(self._pool, _warm_up, 0.05) for _ in range(self.config.workers)]
         self._pids.update(await asyncio.gather(*warm))
-        self._watchdog = asyncio.create_task(self._watch_abandoned(), name="process-watchdog")
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
