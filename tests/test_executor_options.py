@@ -72,3 +72,15 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_spec_help_lists_every_key_a_spec_file_may_hold() -> None:
+    from click.testing import CliRunner
+
+    from runner.cli.main import cli
+    from runner.engine.spec import SPEC_KEYS
+
+    text = " ".join(CliRunner().invoke(cli, ["submit", "--help"]).output.split())
+    start = text.index("--spec FILE") if "--spec FILE" in text else text.index("--spec")
+    for key in SPEC_KEYS:
+        assert key in text[start : start + 400], key
