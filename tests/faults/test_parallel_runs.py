@@ -49,12 +49,12 @@ def test_two_runs_share_one_external_redis(restartable_redis: RestartableRedis) 
 
 
 def test_a_run_leaves_nothing_in_an_external_redis(restartable_redis: RestartableRedis) -> None:
-    client = redis.Redis.from_url(restartable_redis.url)
+    client = redis.Redis.from_url(restartable_redis.url, decode_responses=True)
     try:
         before = set(client.keys("*"))
         spec = WorkloadSpec.build({"jobs": 100, "mix": "redis=1,sleep=1", "io_ms": 5, "celery_workers": 1}, ("celery",))
         assert run_mode(spec, "celery")["jobs"]["done"] == 100
-        left = sorted(key.decode() for key in set(client.keys("*")) - before if b"runner" in key)
+        left = sorted(str(key) for key in set(client.keys("*")) - before if "runner" in str(key))
         assert not left, f"left in the user's Redis: {left}"
     finally:
         client.close()

@@ -60,12 +60,12 @@ def _ends_with_one_line(proc: subprocess.Popen[bytes], *needles: str) -> str:
 def test_malformed_celery_reply_stops_the_run(
     tmp_path: Path, restartable_redis: RestartableRedis, reply: bytes, cause: str
 ) -> None:
-    client = redis.Redis.from_url(restartable_redis.url)
+    client = redis.Redis.from_url(restartable_redis.url, decode_responses=True)
     proc = _submit("celery", tmp_path / "out", dict(os.environ, REDIS_URL=restartable_redis.url))
     try:
         _wait_mid_run(proc, tmp_path / "out")
         # The run's own queue is bound as runner.<run id>; its first workload replies to runner:replies:<run id>:1.
-        bindings = [key.decode() for key in client.keys("_kombu.binding.runner.*")]
+        bindings = [str(key) for key in client.keys("_kombu.binding.runner.*")]
         assert len(bindings) == 1, bindings
         run_id = bindings[0].rsplit(".", 1)[1]
         client.rpush(f"runner:replies:{run_id}:1", reply)
