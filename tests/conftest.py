@@ -3,7 +3,6 @@ leaves a process behind."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator

@@ -102,7 +102,7 @@ class Sweep:
         out["mixes"] = [{"name": m.name, "mix": m.weights} for m in self.mixes]
         out["modes"] = list(self.modes)
         options = out.pop("options")
-        return {**out, **{name: options.get(name) for name in EXECUTOR_OPTIONS}}
+        return {**out, **{name: options.get(name, option.default) for name, option in EXECUTOR_OPTIONS.items()}}
 
 
 QUICK = {

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 from runner.engine.preset_results import BlockingFigure, BlockingMode, RequestsFigure, SpawnFigure
 from runner.engine.results import BenchResults, Cell
 from runner.engine.stats import Interval
-from runner.report.verdicts import cpu_series
 from runner.extras import needs_extra
+from runner.report.verdicts import cpu_series
 
 _COLOURS = {
     "async": "#1f77b4",

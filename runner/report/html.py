@@ -6,9 +6,9 @@ from __future__ import annotations
 import base64
 
 from runner.engine.results import BenchResults
+from runner.extras import needs_extra
 from runner.report.charts import Chart
 from runner.report.markdown import markdown_report
-from runner.extras import needs_extra
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
