@@ -53,7 +53,7 @@ def test_a_run_leaves_nothing_in_an_external_redis(restartable_redis: Restartabl
     try:
         before = set(client.keys("*"))
         spec = WorkloadSpec.build({"jobs": 100, "mix": "redis=1,sleep=1", "io_ms": 5, "celery_workers": 1}, ("celery",))
-        assert run_mode(spec, "celery")["jobs"]["done"] == 100
+        assert run_mode(spec, "celery").jobs.done == 100
         left = sorted(str(key) for key in set(client.keys("*")) - before if "runner" in str(key))
         assert not left, f"left in the user's Redis: {left}"
     finally:
