@@ -73,12 +73,15 @@ class GeventExecutor(Executor):
         except TimeoutError:
             first = b""
         if not first.startswith(b'{"ready"'):
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
             raise ServiceError(f"the gevent worker did not start: {self._log_tail()}")
         self._reader = asyncio.create_task(self._read(proc), name="gevent-replies")
 
     def _log_tail(self) -> str:
         text = Path(self._log.name).read_text(errors="replace").strip().splitlines()
-        return " | ".join(text[-3:]) or "no output (is gevent installed?)"
+        return text[-1].strip() if text else "no output (is gevent installed?)"  # the error, not its traceback
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
         try:

@@ -27,8 +27,9 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import codec, interrupt
+from runner.engine import codec, interrupt, preflight
 from runner.engine.coordinator import Progress, check_modes, executor_config, measure
+from runner.engine.inputs import number
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency
 from runner.engine.results import (
@@ -46,7 +47,7 @@ from runner.engine.results import (
     SweepPlan,
 )
 from runner.engine.services import LocalServices
-from runner.engine.spec import EXECUTOR_OPTIONS, WorkloadSpec, parse_mix, read_toml
+from runner.engine.spec import BOUNDS, EXECUTOR_OPTIONS, WorkloadSpec, parse_mix, read_toml
 from runner.engine.stats import Interval, bound, cpu_share, estimate
 from workers.base import Executor
 from workers.calibration import Calibration, calibrate
@@ -132,6 +133,16 @@ _SWEEP_KEYS = {
 }
 
 
+# sweep-only numbers -> (whole?, lowest, highest); the workload's own are checked by WorkloadSpec
+_SWEEP_NUMBERS: dict[str, tuple[bool, float, float]] = {
+    "repeats": (True, 1, 1000),
+    "min_jobs": (True, 1, BOUNDS["jobs"][2]),
+    "max_jobs": (True, 1, BOUNDS["jobs"][2]),
+    "run_s": (False, 0.001, 3600),
+    "seed": (True, 0, 2**63 - 1),
+}
+
+
 def parse_named_mix(text: str) -> Mix:
     """``io:sleep=1`` -> Mix("io", ...); an unnamed ``sleep=1,cpu=1`` is named after itself."""
     name, sep, weights = text.partition(":")
@@ -159,17 +170,15 @@ def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path |
     mixes = tuple(values.get("mixes") or DEFAULT_MIXES)
     if len({m.name for m in mixes}) != len(mixes):
         raise InputError("--mix: two mixes share a name; name them NAME:KIND=W,...")
+    for name, (whole, low, high) in _SWEEP_NUMBERS.items():
+        if name in values:
+            values[name] = number("--" + name.replace("_", "-"), values[name], whole, low, high)
     options = {name: values.pop(name) for name in EXECUTOR_OPTIONS if name in values}
     sweep = Sweep(**{**values, "modes": modes, "mixes": mixes, "options": options})
-    for name, low in (("repeats", 1), ("min_jobs", 1), ("max_jobs", 1)):
-        value = getattr(sweep, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InputError(f"--{name.replace('_', '-')}: expected a whole number >= {low}, got {value!r}")
     if sweep.min_jobs > sweep.max_jobs:
         raise InputError("--min-jobs: must not exceed --max-jobs")
-    if not isinstance(sweep.run_s, int | float) or not 0 < sweep.run_s <= 3600:
-        raise InputError(f"--run-s: expected seconds between 0 and 3600, got {sweep.run_s!r}")
-    sweep.workload(mixes[0], sweep.min_jobs, modes[0])  # validates the shared workload values
+    for mix in mixes:  # validates the shared workload values, and each mix with them (http's delay cap)
+        sweep.workload(mix, sweep.min_jobs, modes[0])
     return sweep
 
 
@@ -199,7 +208,8 @@ def _mix_entry(entry: Any, path: Path) -> Mix:
 def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None = None) -> BenchResults:
     """Run the whole sweep; return the results document (see README, "Results file"). Verdicts are
     the report's to draw (``runner.report.verdicts``): measuring does not judge."""
-    check_modes(WorkloadSpec.build({"workers": sweep.workers, **sweep.options}, sweep.modes))
+    preflight.check_environment(sweep.modes, {kind for mix in sweep.mixes for kind in mix.weights})
+    check_modes(WorkloadSpec.build({"workers": sweep.workers, "concurrency": sweep.concurrency, **sweep.options}, sweep.modes))
     calibration = calibrate()
     began = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -258,6 +268,13 @@ async def _sweep(
         total = len(plan) + len(sweep.modes)
         capacities = {mode: ex.capacity(cores) for mode, ex in executors.items()}
         warm_mix = Mix("warm-up", {"sleep": 1.0, "cpu": 1.0})
+        kinds = {kind for mix in sweep.mixes for kind in mix.weights}
+        preflight.check_services(  # a wrong TARGET_URL/REDIS_URL fails the sweep before its first run
+            {
+                "http": services.target_url() if "http" in kinds else "",
+                "redis": services.redis_url() if "redis" in kinds else "",
+            }
+        )
         runs = {key: [] for key in sizes}
         try:
             for i, mode in enumerate(sweep.modes):
