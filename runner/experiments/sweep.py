@@ -209,7 +209,9 @@ def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None 
     """Run the whole sweep; return the results document (see README, "Results file"). Verdicts are
     the report's to draw (``runner.report.verdicts``): measuring does not judge."""
     preflight.check_environment(sweep.modes, {kind for mix in sweep.mixes for kind in mix.weights})
-    check_modes(WorkloadSpec.build({"workers": sweep.workers, "concurrency": sweep.concurrency, **sweep.options}, sweep.modes))
+    check_modes(
+        WorkloadSpec.build({"workers": sweep.workers, "concurrency": sweep.concurrency, **sweep.options}, sweep.modes)
+    )
     calibration = calibrate()
     began = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
