@@ -1,14 +1,18 @@
-"""``runner bench``: sweep executors x workload mixes and summarise every cell.
+"""``runner bench``: sweep executors x workload mixes (x workers x concurrency x rate) and summarise
+every cell.
 
-All executors of the sweep are started once and stay up (so Celery's and the process pool's start-up
-is paid once, not per run); one warm-up run per executor is kept apart; then every (executor, mix,
-repeat) run happens in a shuffled order, so drift on the machine spreads over all cells instead of
-biasing one.
+Executors whose configuration differs are separate instances (a pool of 2 processes is not a pool
+of 4), so the sweep runs group by group: for each (workers, concurrency) combination it starts the
+executors of every mode once (so Celery's and the process pool's start-up is paid once per group,
+not per run), keeps one warm-up run per executor apart, runs the group's (executor, mix, rate,
+repeat) plan in a shuffled order -- so drift on the machine spreads over the group's cells instead
+of biasing one -- and stops them before the next group starts. A sweep without axes is one group.
 
-Each run is sized from the cell's bound (what the executor could do at best on that mix): about
-``run_s`` seconds of work, between ``min_jobs`` and ``max_jobs`` jobs. Without this, a job count
-that keeps the process pool busy for a second is over in milliseconds on the event loop, and a
-count that gives the event loop a fair run keeps the pool busy for minutes.
+Each closed-loop run is sized from the cell's bound (what the executor could do at best on that
+mix): about ``run_s`` seconds of work, between ``min_jobs`` and ``max_jobs`` jobs. Without this, a
+job count that keeps the process pool busy for a second is over in milliseconds on the event loop,
+and a count that gives the event loop a fair run keeps the pool busy for minutes. An open-loop run
+(a rate on the rate axis; 0 there means closed loop) is sized from rate x ``run_s``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -92,10 +97,33 @@ class Sweep:
     max_jobs: int = 50_000
     seed: int = 1
     quick: bool = False
+    # Sweep axes: empty means the single value above (rates: closed loop only).
+    workers_axis: tuple[int, ...] = ()
+    concurrency_axis: tuple[int, ...] = ()
+    rates: tuple[float, ...] = ()
+    slo_p99_ms: float | None = None
 
-    def workload(self, mix: Mix, jobs: int, mode: str) -> WorkloadSpec:
-        values = {k: getattr(self, k) for k in ("io_ms", "cpu_ms", "concurrency", "workers", "timeout")}
-        values["celery_workers"] = self.celery_workers
+    def worker_counts(self) -> tuple[int, ...]:
+        return self.workers_axis or (self.workers,)
+
+    def concurrencies(self) -> tuple[int, ...]:
+        return self.concurrency_axis or (self.concurrency,)
+
+    def rate_values(self) -> tuple[float, ...]:
+        return self.rates or (0.0,)
+
+    def groups(self) -> list[tuple[int, int]]:
+        """The (workers, concurrency) combinations: one set of executor instances each."""
+        return [(w, c) for w in self.worker_counts() for c in self.concurrencies()]
+
+    def workload(
+        self, mix: Mix, jobs: int, mode: str, at: tuple[int, int] | None = None, rate: float = 0.0
+    ) -> WorkloadSpec:
+        workers, concurrency = at or (self.workers, self.concurrency)
+        values: dict[str, Any] = {k: getattr(self, k) for k in ("io_ms", "cpu_ms", "timeout")}
+        values.update(workers=workers, concurrency=concurrency, rate=rate)
+        # Local Celery nodes follow the workers axis unless pinned (0: a cluster's nodes).
+        values["celery_workers"] = self.celery_workers if self.celery_workers is not None else workers
         values["celery_pool"] = self.celery_pool
         return WorkloadSpec.build({**values, "jobs": jobs, "mix": dict(mix.weights)}, (mode,))
 
@@ -103,6 +131,8 @@ class Sweep:
         out = asdict(self)
         out["mixes"] = [{"name": m.name, "mix": m.weights} for m in self.mixes]
         out["modes"] = list(self.modes)
+        for axis in ("workers_axis", "concurrency_axis", "rates"):
+            out[axis] = list(out[axis]) or None
         return out
 
 
@@ -131,7 +161,48 @@ _SWEEP_KEYS = {
     "min_jobs",
     "max_jobs",
     "seed",
+    "rate",
+    "slo_p99_ms",
 }
+_AXES = {"workers": "workers_axis", "concurrency": "concurrency_axis"}
+
+
+def parse_axis(text: str, name: str, kind: type[int] | type[float] = int) -> tuple[Any, ...]:
+    """``1,2,4`` -> (1, 2, 4): the values of one sweep axis, as ``--workers``/``--concurrency``/``--rate``."""
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(kind(part.strip()))
+        except ValueError:
+            raise InputError(f"--{name}: {part.strip()!r} is not a number; write e.g. 1,2,4") from None
+    return tuple(values)
+
+
+def _resolve_axes(values: dict[str, Any]) -> None:
+    """Lists of workers or concurrency become an axis (a single value stays the plain setting);
+    rates always form the rate axis, 0 meaning closed loop."""
+    for key, axis in _AXES.items():
+        value = values.get(key)
+        if isinstance(value, list | tuple):
+            items = tuple(value)
+            if not items or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in items):
+                raise InputError(f"--{key}: expected whole numbers >= 1, got {value!r}")
+            if len(set(items)) != len(items):
+                raise InputError(f"--{key}: each value may appear once")
+            values[key] = items[0]
+            if len(items) > 1:
+                values[axis] = items
+    rate = values.pop("rate", None)
+    if rate is not None:
+        items = tuple(rate) if isinstance(rate, list | tuple) else (rate,)
+        if not items or any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in items):
+            raise InputError(f"--rate: expected jobs/s >= 0 (0: closed loop), got {rate!r}")
+        if len(set(items)) != len(items):
+            raise InputError("--rate: each value may appear once")
+        values["rates"] = tuple(float(v) for v in items) if items != (0,) else ()
+    slo = values.get("slo_p99_ms")
+    if slo is not None and (isinstance(slo, bool) or not isinstance(slo, int | float) or slo <= 0):
+        raise InputError(f"--slo-p99-ms: expected milliseconds > 0, got {slo!r}")
 
 
 def parse_named_mix(text: str) -> Mix:
@@ -151,6 +222,7 @@ def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path |
     if sweep_file is not None:
         values.update(_load_sweep_file(sweep_file))
     values.update({k: v for k, v in overrides.items() if v is not None})
+    _resolve_axes(values)
     modes = tuple(values.get("modes") or CLASSIC_MODES)
     if modes == ("all",):
         modes = MODES
@@ -170,7 +242,11 @@ def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path |
         raise InputError("--min-jobs: must not exceed --max-jobs")
     if not isinstance(sweep.run_s, int | float) or not 0 < sweep.run_s <= 3600:
         raise InputError(f"--run-s: expected seconds between 0 and 3600, got {sweep.run_s!r}")
-    sweep.workload(mixes[0], sweep.min_jobs, modes[0])  # validates the shared workload values
+    if sweep.slo_p99_ms is not None and not any(sweep.rate_values()):
+        raise InputError("--slo-p99-ms: needs a rate axis (--rate R1,R2,...) to find the highest rate meeting it")
+    for at in sweep.groups():  # validates the shared workload values at every point of the axes
+        for rate in sweep.rate_values():
+            sweep.workload(mixes[0], sweep.min_jobs, modes[0], at, rate)
     return sweep
 
 
@@ -200,9 +276,10 @@ def _mix_entry(entry: Any, path: Path) -> Mix:
 def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None = None) -> BenchResults:
     """Run the whole sweep; return the results document (see README, "Results file"). Verdicts are
     the report's to draw (``runner.report.verdicts``): measuring does not judge."""
-    probe = WorkloadSpec.build({"workers": sweep.workers, "celery_workers": sweep.celery_workers}, sweep.modes)
-    for mode in sweep.modes:
-        executor_class(mode).validate(executor_config(probe), LocalServices.redis_from_environment())
+    for at in sweep.groups():
+        probe = sweep.workload(sweep.mixes[0], sweep.min_jobs, sweep.modes[0], at)
+        for mode in sweep.modes:
+            executor_class(mode).validate(executor_config(probe), LocalServices.redis_from_environment())
     calibration = calibrate()
     began = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -233,6 +310,9 @@ def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None 
     return doc
 
 
+_Key = tuple[str, str, int, int, float]  # mode, mix, workers, concurrency, rate
+
+
 async def _sweep(
     sweep: Sweep,
     calibration: Calibration,
@@ -242,55 +322,111 @@ async def _sweep(
     progress: Progress | None = None,
 ) -> tuple[list[RunResult], list[Cell], RunStopped | None]:
     cores = usable_cpus()
-    executors: dict[str, Executor] = {}
-    runs: dict[tuple[str, str], list[RunResult]] = {}
+    runs: dict[_Key, list[RunResult]] = {}
+    bounds: dict[_Key, dict[str, Any]] = {}
+    busy: dict[_Key, int] = {}
     warmup: list[RunResult] = []
-    capacities: dict[str, Any] = {}
+    per_group = len(sweep.modes) * (1 + len(sweep.mixes) * len(sweep.rate_values()) * sweep.repeats)
+    counter = _Counter(step, per_group * len(sweep.groups()))
     stopped: RunStopped | None = None
     try:
+        for at in sweep.groups():
+            await _group(sweep, at, calibration, services, counter, stop, progress, (runs, bounds, busy, warmup), cores)
+    except RunStopped as exc:  # a run cut short is not a measurement: only whole runs are kept
+        stopped = exc
+    counter.finish()
+    cells = [
+        summarize_cell(key[0], mix, runs[key], bounds[key], at=key[2:], busy_runs=busy.get(key, 0))
+        for mix in sweep.mixes
+        for key in runs
+        if key[1] == mix.name and runs[key]
+    ]
+    return warmup, cells, stopped
+
+
+class _Counter:
+    """Counts runs across groups for the progress line."""
+
+    def __init__(self, step: Step, total: int) -> None:
+        self.done, self.total, self._step = 0, total, step
+
+    def next(self, label: str) -> None:
+        self._step(self.done, self.total, label)
+        self.done += 1
+
+    def finish(self) -> None:
+        self._step(self.total, self.total, "done")
+
+
+async def _group(
+    sweep: Sweep,
+    at: tuple[int, int],
+    calibration: Calibration,
+    services: LocalServices,
+    counter: _Counter,
+    stop: interrupt.StopRequest,
+    progress: Progress | None,
+    into: tuple[dict[_Key, list[RunResult]], dict[_Key, dict[str, Any]], dict[_Key, int], list[RunResult]],
+    cores: int,
+) -> None:
+    """One (workers, concurrency) combination: its executors started, warmed up, its shuffled plan
+    run, and the executors stopped (also when a run fails or a signal stops the sweep)."""
+    runs, bounds, busy, warmup = into
+    where = _where(sweep, at)
+    executors: dict[str, Executor] = {}
+    try:
         for mode in sweep.modes:
-            spec = sweep.workload(sweep.mixes[0], sweep.min_jobs, mode)
+            spec = sweep.workload(sweep.mixes[0], sweep.min_jobs, mode, at)
             executors[mode] = executor_class(mode)(executor_config(spec), services)
             await executors[mode].start()
-        sizes = {
-            (mode, mix.name): _jobs_for(sweep, mix, executors[mode], cores)
+        plan = [
+            (mode, mix, rate, r)
             for mode in sweep.modes
             for mix in sweep.mixes
-        }
-        plan = [(mode, mix, r) for mode in sweep.modes for mix in sweep.mixes for r in range(sweep.repeats)]
+            for rate in sweep.rate_values()
+            for r in range(sweep.repeats)
+        ]
         random.Random(sweep.seed).shuffle(plan)
-        total = len(plan) + len(sweep.modes)
-        capacities = {mode: ex.capacity(cores) for mode, ex in executors.items()}
+        for mode, ex in executors.items():
+            cap = ex.capacity(cores)
+            for mix in sweep.mixes:
+                for rate in sweep.rate_values():
+                    key = (mode, mix.name, *at, rate)
+                    runs[key] = []
+                    bounds[key] = bound(mix.weights, sweep.io_ms, sweep.cpu_ms, cap, cores)
         warm_mix = Mix("warm-up", {"sleep": 1.0, "cpu": 1.0})
-        runs = {key: [] for key in sizes}
-        try:
-            for i, mode in enumerate(sweep.modes):
-                step(i, total, f"warm-up {mode}")
-                spec = sweep.workload(warm_mix, min(sweep.max_jobs, max(sweep.min_jobs, 4 * len(sweep.modes))), mode)
-                warmup.append(_lean(await measure(executors[mode], spec, calibration, services)))
-            for i, (mode, mix, r) in enumerate(plan):
-                if stop.requested:  # a signal between two runs
-                    raise RunStopped(f"interrupted by {stop.name}", stop.exit_code)
-                step(len(sweep.modes) + i, total, f"{mode} x {mix.name} (repeat {r + 1}/{sweep.repeats})")
-                spec = sweep.workload(mix, sizes[(mode, mix.name)], mode)
-                cell_progress = _labelled(progress, f"{mode} x {mix.name}")
-                run = await measure(executors[mode], spec, calibration, services, progress=cell_progress)
-                runs[(mode, mix.name)].append(_lean(run))
-        except RunStopped as exc:  # a run cut short is not a measurement: only whole runs are kept
-            stopped = exc
-        step(total, total, "done")
+        for mode in sweep.modes:
+            counter.next(f"warm-up {mode}{where}")
+            jobs = min(sweep.max_jobs, max(sweep.min_jobs, 4 * len(sweep.modes)))
+            warm = await measure(executors[mode], sweep.workload(warm_mix, jobs, mode, at), calibration, services)
+            warmup.append(_lean(warm))
+        for mode, mix, rate, r in plan:
+            if stop.requested:  # a signal between two runs
+                raise RunStopped(f"interrupted by {stop.name}", stop.exit_code)
+            label = f"{mode} x {mix.name}{where}{_rate_label(rate)}"
+            counter.next(f"{label} (repeat {r + 1}/{sweep.repeats})")
+            key = (mode, mix.name, *at, rate)
+            spec = sweep.workload(mix, _jobs_for(sweep, bounds[key], rate), mode, at, rate)
+            run = await measure(executors[mode], spec, calibration, services, progress=_labelled(progress, label))
+            if run.machine is not None and run.machine.busy:
+                busy[key] = busy.get(key, 0) + 1
+            runs[key].append(_lean(run))
     finally:
         for ex in executors.values():
             await ex.stop()
-    cells = [
-        summarize_cell(
-            mode, mix, runs[(mode, mix.name)], bound(mix.weights, sweep.io_ms, sweep.cpu_ms, capacities[mode], cores)
-        )
-        for mix in sweep.mixes
-        for mode in sweep.modes
-        if runs.get((mode, mix.name))
-    ]
-    return warmup, cells, stopped
+
+
+def _where(sweep: Sweep, at: tuple[int, int]) -> str:
+    parts = []
+    if sweep.workers_axis:
+        parts.append(f"{at[0]} workers")
+    if sweep.concurrency_axis:
+        parts.append(f"concurrency {at[1]}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _rate_label(rate: float) -> str:
+    return f" at {rate:g}/s" if rate else ""
 
 
 def _labelled(progress: Progress | None, label: str) -> Progress | None:
@@ -300,9 +436,10 @@ def _labelled(progress: Progress | None, label: str) -> Progress | None:
     return lambda status: progress(dataclasses.replace(status, mode=label))
 
 
-def _jobs_for(sweep: Sweep, mix: Mix, executor: Executor, cores: int) -> int:
-    best = bound(mix.weights, sweep.io_ms, sweep.cpu_ms, executor.capacity(cores), cores)["jobs_per_s"]
-    wanted = sweep.max_jobs if best is None else round(best * sweep.run_s)
+def _jobs_for(sweep: Sweep, best: dict[str, Any], rate: float) -> int:
+    """Closed loop: about run_s at the bound; open loop: rate x run_s (the schedule's length)."""
+    rate_s = rate or best["jobs_per_s"]
+    wanted = sweep.max_jobs if rate_s is None else round(rate_s * sweep.run_s)
     return max(sweep.min_jobs, min(sweep.max_jobs, wanted))
 
 
@@ -311,8 +448,19 @@ def _lean(run: RunResult) -> RunResult:
     return replace(run, machine=None, calibration=None)
 
 
-def summarize_cell(mode: str, mix: Mix, runs: list[RunResult], best: dict[str, Any]) -> Cell:
-    throughput = estimate([r.throughput_jobs_per_s for r in runs])
+def summarize_cell(
+    mode: str,
+    mix: Mix,
+    runs: list[RunResult],
+    best: dict[str, Any],
+    *,
+    at: tuple[int, int, float] | None = None,
+    busy_runs: int = 0,
+) -> Cell:
+    samples = [r.throughput_jobs_per_s for r in runs]
+    throughput = estimate(samples)
+    mean = statistics.fmean(samples)
+    cv = statistics.stdev(samples) / mean if len(samples) > 1 and mean > 0 else None
     hists = {
         name: Percentiles(**Latency.merged([getattr(r.histograms_us, name) for r in runs]).summary())
         for name in ("latency", "queue_wait", "service")
@@ -333,6 +481,9 @@ def summarize_cell(mode: str, mix: Mix, runs: list[RunResult], best: dict[str, A
         mix=mix.weights,
         cpu_share=round(cpu_share(mix.weights), 4),
         jobs_per_run=runs[0].jobs.submitted,
+        workers=at[0] if at else None,
+        concurrency=at[1] if at else None,
+        rate_per_s=at[2] if at else None,
         summary=CellSummary(
             throughput=Interval.of(throughput),
             latency_ms=hists["latency"],
@@ -345,6 +496,9 @@ def summarize_cell(mode: str, mix: Mix, runs: list[RunResult], best: dict[str, A
             jobs=jobs,
             bound=Bound(jobs_per_s=best_rate, limited_by=best["limited_by"], limits=best["limits"]),
             efficiency=round(throughput.mean / best_rate, 3) if best_rate else None,
+            cv=round(cv, 4) if cv is not None else None,
+            busy_runs=busy_runs,
+            peak_in_flight=max(r.peak_in_flight for r in runs),
         ),
         repeats=runs,
     )

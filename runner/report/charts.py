@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from runner.engine.preset_results import BlockingFigure, BlockingMode, RequestsFigure, SpawnFigure
 from runner.engine.results import BenchResults, Cell
 from runner.engine.stats import Interval
-from runner.report.verdicts import cpu_series
+from runner.report.verdicts import cpu_series, main_slice
 
 _COLOURS = {
     "async": "#1f77b4",
@@ -52,12 +52,12 @@ def png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _colour(mode: str) -> str:
+def colour(mode: str) -> str:
     return _COLOURS.get(mode, "#7f7f7f")
 
 
 def crossover(doc: BenchResults) -> Chart | None:
-    series = cpu_series(doc.cells)
+    series = cpu_series(main_slice(doc.cells))
     if not series:
         return None
     plt = pyplot()
@@ -66,7 +66,7 @@ def crossover(doc: BenchResults) -> Chart | None:
         x = [100 * c.cpu_share for c in cells]
         y = [c.summary.throughput.mean for c in cells]
         err = [min(c.summary.throughput.half_width, y_i * 0.999) for c, y_i in zip(cells, y, strict=True)]
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=mode, color=_colour(mode))
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=mode, color=colour(mode))
     ax.set_yscale("log")
     ax.set_xlabel("CPU-bound share of jobs (%)")
     ax.set_ylabel("throughput (jobs/s, log scale)")
@@ -77,7 +77,7 @@ def crossover(doc: BenchResults) -> Chart | None:
 
 
 def _grouped_bars(doc: BenchResults, value: Callable[[Cell], float | None], ylabel: str, title: str, log: bool) -> Any:
-    cells = doc.cells
+    cells = main_slice(doc.cells)
     mixes = list(dict.fromkeys(c.mix_name for c in cells))
     modes = list(dict.fromkeys(c.mode for c in cells))
     table = {(c.mode, c.mix_name): c for c in cells}
@@ -92,7 +92,7 @@ def _grouped_bars(doc: BenchResults, value: Callable[[Cell], float | None], ylab
             if v is not None:
                 xs.append(j + (i - (len(modes) - 1) / 2) * width)
                 ys.append(v)
-        ax.bar(xs, ys, width=width, label=mode, color=_colour(mode))
+        ax.bar(xs, ys, width=width, label=mode, color=colour(mode))
     ax.set_xticks(range(len(mixes)), mixes, rotation=20)
     if log:
         ax.set_yscale("log")
@@ -132,7 +132,7 @@ def _log_lines(ax: Any, series: dict[str, list[Cell]], value: Callable[[Cell], f
             [value(c) for c in cells],
             marker="o",
             label=mode,
-            color=_colour(mode),
+            color=colour(mode),
         )
     ax.set_yscale("log")
     ax.set_xlabel("CPU-bound share of jobs (%)")
@@ -140,7 +140,7 @@ def _log_lines(ax: Any, series: dict[str, list[Cell]], value: Callable[[Cell], f
 
 
 def latency(doc: BenchResults) -> Chart | None:
-    series = cpu_series(doc.cells)
+    series = cpu_series(main_slice(doc.cells))
     if not series:
         return None
     plt = pyplot()
@@ -162,7 +162,7 @@ def _latency_at(pct: str) -> Callable[[Cell], float]:
 
 
 def loop_lag(doc: BenchResults) -> Chart | None:
-    series = cpu_series(doc.cells)
+    series = cpu_series(main_slice(doc.cells))
     if not series:
         return None
     plt = pyplot()
@@ -176,11 +176,13 @@ def loop_lag(doc: BenchResults) -> Chart | None:
 
 def charts(doc: BenchResults) -> list[Chart]:
     """Every chart the document has figures for: the sweep's, then one per preset."""
+    from runner.report.curves import curve_charts
+
     made = (crossover(doc), throughput_bars(doc), latency(doc), efficiency(doc), loop_lag(doc))
-    return [chart for chart in made if chart is not None] + preset_charts(doc)
+    return [chart for chart in made if chart is not None] + curve_charts(doc) + preset_charts(doc)
 
 
-# --- presets: our figures beside the seed article's ----------------------------------------------
+# --- presets: our figures beside the article's ----------------------------------------------
 
 _UNIT_LABELS = {
     "process": "process\n(fork)",

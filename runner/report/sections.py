@@ -1,0 +1,140 @@
+"""Markdown sections of the curves (scaling, concurrency, capacity, runs over time) and the whole
+comparison table of "Asynchronous Programming" (Tai Le, 2023) with what this document measured."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from runner.engine.results import BenchResults, Cell
+from runner.report import format as fmt
+from runner.report import scaling as sc
+from runner.report.verdicts import main_slice
+
+
+def _image(images: dict[str, str], name: str, title: str) -> list[str]:
+    return [f"![{title}]({images[name]})\n"] if name in images else []
+
+
+def curve_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
+    from runner.report.curves import fits, slug
+
+    out: list[str] = []
+    found = fits(doc)
+    if found:
+        out += [
+            "## Scaling with workers\n",
+            "Throughput against the number of workers, per executor: the ideal line grows linearly from the "
+            "fewest workers measured, the bound is what the calibrated job costs allow, and the Universal "
+            "Scalability Law, X(N) = lambda N / (1 + sigma (N-1) + kappa N (N-1)), is fitted where there are at "
+            f"least {sc.MIN_POINTS} worker counts (contention sigma: work that serialises; coherency kappa: the "
+            "cost of keeping workers in step, which bends throughput down past a peak).\n",
+        ]
+        by_chart: dict[str, list[str]] = defaultdict(list)
+        for s in found:
+            name = f"scaling_{slug(s.mix_name)}" + (f"_c{s.concurrency}" if s.concurrency else "")
+            name += f"_r{s.rate_per_s:g}" if s.rate_per_s else ""
+            by_chart[name].append(sc.usl_words(s))
+        for name, words in by_chart.items():
+            out += _image(images, name, "Throughput vs workers")
+            out.append("\n".join(f"- {w}" for w in words) + "\n")
+    series = sc.concurrency_series(doc.cells)
+    if series:
+        out += [
+            "## Throughput and latency vs concurrency (closed loop)\n",
+            "Where p99 starts to climb while throughput stops growing, more jobs in flight only queue: the knee.\n",
+        ]
+        for (mix, workers, _rate), modes in series.items():
+            out += _image(images, f"concurrency_{slug(mix)}" + (f"_w{workers}" if workers else ""), "Concurrency")
+            where = f", {workers} workers" if workers else ""
+            out.append("\n".join(f"- {mode} on {mix}{where}: {sc.knee(cells)}" for mode, cells in modes.items()) + "\n")
+    capacity = [v for v in doc.verdicts if v.kind == "capacity"]
+    if capacity:
+        out += [
+            "## Capacity at the p99 target (open loop)\n",
+            "Jobs offered on a schedule; a rate is sustained when every job is done, throughput keeps within 10 % "
+            "of the rate and p99 (from each job's intended start) meets the target.\n",
+            "\n".join(f"- {v.text}" for v in capacity) + "\n",
+        ]
+    timelines = [name for name in images if name.startswith("timeseries_")]
+    if timelines:
+        out += ["## Runs over time\n", "Jobs/s and p99 in each slice of a run: a warm-up transient or a stall shows.\n"]
+        for name in timelines:
+            out += _image(images, name, "Runs over time")
+    return out
+
+
+_CLAIMS = {
+    "race": (
+        "less likely (the loop runs tasks in turn), but happens when memory is shared",
+        "very likely (context switches)",
+        "don't happen (no shared memory)",
+    ),
+    "creation": ("fastest (7 s for 1,000,000)", "slow (44 s)", "slowest (379 s)"),
+    "memory": ("1,112 MB for 1,000,000", "2,660 MB", "unable to calculate"),
+    "ease": ("easy (shared memory, few races)", "hard (locks)", "hard (no shared memory)"),
+    "scheduling": ("by the application", "by the OS", "by the OS"),
+    "capacity": ("low-medium (the loop uses 1 CPU)", "low-medium (the GIL)", "medium-high (many CPUs)"),
+}
+_ROWS = (
+    ("race", "Race conditions"),
+    ("creation", "Creation speed"),
+    ("memory", "Memory overhead"),
+    ("ease", "Ease of use and debug"),
+    ("scheduling", "Scheduling"),
+    ("capacity", "Computational capacity (CPU-bound)"),
+)
+_COLUMNS = ("coroutine", "thread", "process")
+_NOT_MEASURED = {
+    "ease": "a judgement, not a measurement",
+    "scheduling": "a design fact, not a measurement",
+}
+_WHERE = {
+    "race": "`runner bench --preset race`",
+    "creation": "`runner bench --preset spawn`",
+    "memory": "`runner bench --preset spawn`",
+    "capacity": "`runner bench` (its CPU mixes)",
+}
+
+
+def _measured(doc: BenchResults, row: str) -> list[str] | None:
+    p = doc.presets
+    if row == "race" and p is not None and p.race is not None:
+        best: dict[str, float] = {}
+        for v in p.race.variants:  # the worst case of each strategy: what can happen
+            best[v.strategy] = max(best.get(v.strategy, 0.0), v.lost_per_million)
+        return [f"up to {fmt.num(best.get(c))} lost per million" for c in _COLUMNS]
+    if row in ("creation", "memory") and p is not None and p.spawn is not None:
+        kinds = p.spawn.kinds
+        if row == "creation":
+            return [fmt.duration_us(kinds[c].time_per_unit_us.mean) + " each" for c in _COLUMNS if c in kinds]
+        return [fmt.size_kib(kinds[c].memory_per_unit_kib.mean) + " each" for c in _COLUMNS if c in kinds]
+    if row == "capacity":
+        cpu = [c for c in main_slice(doc.cells) if c.cpu_share == 1 and set(c.mix) <= {"cpu"}]
+        by = {c.mode: c for c in cpu}
+        if {"async", "thread", "process"} <= by.keys():
+            return [_jobs(by[m]) for m in ("async", "thread", "process")]
+    return None
+
+
+def _jobs(cell: Cell) -> str:
+    return f"{fmt.num(cell.summary.throughput.mean)} jobs/s on {cell.mix_name}"
+
+
+def article_table(doc: BenchResults) -> str:
+    from runner.report.markdown import table
+
+    rows = []
+    for key, title in _ROWS:
+        claims = _CLAIMS[key]
+        measured = _measured(doc, key) if key not in _NOT_MEASURED else None
+        if key in _NOT_MEASURED:
+            here = [_NOT_MEASURED[key]] * 3
+        elif measured is None or len(measured) != 3:
+            here = [f"not in this document: {_WHERE[key]}"] * 3
+        else:
+            here = measured
+        rows.append([title] + [f"{claims[i]} -- here: {here[i]}" for i in range(3)])
+    return (
+        'The comparison table of "Asynchronous Programming" (Tai Le, 2023), row by row: the article\'s words, '
+        "then what this document measured (or the command that measures it).\n\n" + table(["", *_COLUMNS], rows)
+    )
