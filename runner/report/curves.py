@@ -71,7 +71,10 @@ def _scaling_panel(ax: Any, s: Scaling) -> None:
     ax.set_title(s.mode, fontsize=10)
     ax.set_xlabel("workers")
     ax.set_ylabel("jobs/s")
-    ax.set_ylim(bottom=0, top=max(x) * 1.6)
+    top = max(x) * 1.3
+    if bounds:  # the bound when it is near enough to the points to share their scale
+        top = max(top, min(max(b[1] for b in bounds), 3 * max(x)) * 1.1)
+    ax.set_ylim(bottom=0, top=top)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
 

@@ -90,7 +90,7 @@ def ratio_range(value: float, low: float, high: float) -> str:
 def small_pct(share: float) -> str:
     """A small share as a percentage with the digits it needs: 0.04 -> 4 %, 0.0002 -> 0.02 %."""
     value = 100 * share
-    if value == 0:
+    if value < 0.0001:
         return "0 %"
     digits = 0 if value >= 10 else 1 if value >= 1 else 2 if value >= 0.01 else 4
     return f"{value:.{digits}f} %"

@@ -87,8 +87,9 @@ def _sweep_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
         out.append(
             f"{len(sweep.modes)} executors x {len(sweep.mixes)} mixes, {sweep.repeats} measured repeats per cell "
             f"in shuffled order after one warm-up run per executor (kept apart). Jobs wait {sweep.io_ms:g} ms of I/O "
-            f"and/or burn {sweep.cpu_ms:g} ms of CPU; {sweep.concurrency} in flight; {sweep.workers} process-pool "
-            f"workers; each run sized to about {sweep.run_s:g} s at the executor's bound "
+            f"and/or burn {sweep.cpu_ms:g} ms of CPU; {_setting(sweep.concurrency, sweep.concurrency_axis)} in flight; "
+            f"{_setting(sweep.workers, sweep.workers_axis)} process-pool workers; each run sized to about "
+            f"{sweep.run_s:g} s at the executor's bound "
             f"({sweep.min_jobs}..{sweep.max_jobs} jobs). Intervals are 95 % confidence intervals of the mean.\n"
         )
         out.append(_axes_line(sweep))
@@ -140,6 +141,10 @@ def _sweep_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
     out += _accounting(cells)
     out += _workers(doc)
     return out
+
+
+def _setting(value: int, axis: list[int] | None) -> str:
+    return "per the axis below" if axis else str(value)
 
 
 def _axes_line(sweep: SweepPlan) -> str:

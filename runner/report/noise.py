@@ -22,20 +22,25 @@ def cell_name(cell: Cell, cells: list[Cell]) -> str:
     return f"{cell.mode} x {cell.mix_name}" + (f" ({where})" if where else "")
 
 
+def cell_warnings(cell: Cell) -> list[str]:
+    s, out = cell.summary, []
+    if s.cv is not None and s.cv > MAX_CV:
+        out.append(f"its repeats scatter (coefficient of variation {fmt.small_pct(s.cv)}, over {fmt.pct(MAX_CV)})")
+    if s.busy_runs:
+        out.append(f"{s.busy_runs} of its {len(cell.repeats)} runs began on a busy machine")
+    if over_bound(cell):
+        out.append(
+            f"measured above its bound ({fmt.pct(s.efficiency or 0)}): the bound or the calibration is wrong here, "
+            "so this efficiency is a measurement problem, not a result"
+        )
+    return out
+
+
 def noise_warnings(doc: BenchResults) -> list[str]:
+    """One line per cell that needs care: rerun it with more repeats on a quieter machine."""
     out = []
     for cell in doc.cells:
-        s, name = cell.summary, cell_name(cell, doc.cells)
-        if s.cv is not None and s.cv > MAX_CV:
-            out.append(
-                f"{name}: its repeats scatter, coefficient of variation {fmt.small_pct(s.cv)} (over "
-                f"{fmt.pct(MAX_CV)}): read its figures with care, or rerun with more repeats on a quieter machine"
-            )
-        if s.busy_runs:
-            out.append(f"{name}: {s.busy_runs} of its {len(cell.repeats)} runs began on a busy machine")
-        if over_bound(cell):
-            out.append(
-                f"{name}: measured above its bound ({fmt.pct(s.efficiency or 0)}): the bound or the calibration "
-                "is wrong here, so this efficiency is a measurement problem, not a result"
-            )
+        found = cell_warnings(cell)
+        if found:
+            out.append(f"{cell_name(cell, doc.cells)}: {'; '.join(found)}")
     return out

@@ -37,7 +37,7 @@ def fit_usl(workers: Sequence[float], jobs_per_s: Sequence[float]) -> Usl | None
     lam0 = float(max(x[np.argmin(n)] / n.min(), 1e-9))
     try:
         (lam, sigma, kappa), _ = curve_fit(
-            usl_model, n, x, p0=[lam0, 0.05, 0.001], bounds=([0.0, 0.0, 0.0], [np.inf, np.inf, np.inf]), maxfev=20_000
+            usl_model, n, x, p0=[lam0, 0.05, 0.001], bounds=([0.0, 0.0, 0.0], [np.inf, 1.0, np.inf]), maxfev=20_000
         )
     except (RuntimeError, ValueError):
         return None
@@ -78,7 +78,10 @@ def scaling(cells: list[Cell]) -> list[Scaling]:
             for c in group
         ]
         usl, note = None, None
-        if len(points) < MIN_POINTS:
+        settings = [c.repeats[0].executor.settings if c.repeats else {} for c in group]
+        if all(s == settings[0] for s in settings):
+            note = "its configuration does not change with workers (the same executor at every count): no model"
+        elif len(points) < MIN_POINTS:
             note = f"{len(points)} worker counts: a scalability model needs at least {MIN_POINTS}"
         else:
             usl = fit_usl([p.workers for p in points], [p.jobs_per_s for p in points])
@@ -95,11 +98,11 @@ def good_fit(s: Scaling) -> bool:
     return s.usl is not None and s.usl.r2 >= MIN_R2 and len(s.points) >= MIN_POINTS
 
 
-def usl_words(s: Scaling) -> str:
+def usl_words(s: Scaling, axes: bool = False) -> str:
     """ "celery on cpu 100 %: contention 4 %, coherency 0.02 %, predicted peak at 38 workers, 3,100
     jobs/s" -- or why there is no model."""
     head = f"{s.mode} on {s.mix_name}"
-    if s.concurrency is not None:
+    if axes and s.concurrency is not None:
         offered = f", {fmt.num(s.rate_per_s)} jobs/s offered" if s.rate_per_s else ""
         head += f" (concurrency {s.concurrency}{offered})"
     if not good_fit(s) or s.usl is None:

@@ -30,10 +30,11 @@ def curve_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
             "cost of keeping workers in step, which bends throughput down past a peak).\n",
         ]
         by_chart: dict[str, list[str]] = defaultdict(list)
+        axes = len({(s.concurrency, s.rate_per_s) for s in found}) > 1
         for s in found:
             name = f"scaling_{slug(s.mix_name)}" + (f"_c{s.concurrency}" if s.concurrency else "")
             name += f"_r{s.rate_per_s:g}" if s.rate_per_s else ""
-            by_chart[name].append(sc.usl_words(s))
+            by_chart[name].append(sc.usl_words(s, axes))
         for name, words in by_chart.items():
             out += _image(images, name, "Throughput vs workers")
             out.append("\n".join(f"- {w}" for w in words) + "\n")

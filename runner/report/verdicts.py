@@ -51,7 +51,7 @@ def axes_label(cell: Cell, cells: list[Cell]) -> str:
     labels every cell as open loop (at its rate) or closed loop."""
     parts = []
     if len({c.workers for c in cells}) > 1:
-        parts.append(f"{cell.workers} workers")
+        parts.append(f"{cell.workers} worker{'s' if cell.workers != 1 else ''}")
     if len({c.concurrency for c in cells}) > 1:
         parts.append(f"concurrency {cell.concurrency}")
     if len({c.rate_per_s or 0.0 for c in cells}) > 1 or any(c.open_loop for c in cells):
@@ -61,7 +61,7 @@ def axes_label(cell: Cell, cells: list[Cell]) -> str:
 
 def _group_label(cell: Cell, cells: list[Cell]) -> str:
     where = axes_label(cell, cells)
-    return mix_label(cell) + (f" ({where})" if where else "")
+    return mix_label(cell) + (f", {where}" if where else "")
 
 
 def _mix_verdicts(groups: list[list[Cell]], cells: list[Cell]) -> list[Verdict]:
@@ -244,8 +244,11 @@ def sweep_verdicts(cells: list[Cell], slo_ms: float | None = None) -> list[Verdi
                 if len(slices(cells)) > 1:
                     extra = replace(extra, text=f"{extra.text} ({axes_label(point[0], cells)})")
                 out.append(extra)
-    for s in sc.scaling(cells):
-        out.append(Verdict(kind="scaling", text=sc.usl_words(s), figures={"mode": s.mode, "mix": s.mix_name}))
+    fits = sc.scaling(cells)
+    axes = len({(s.concurrency, s.rate_per_s) for s in fits}) > 1
+    for s in fits:
+        figures = {"mode": s.mode, "mix": s.mix_name, "concurrency": s.concurrency, "rate_per_s": s.rate_per_s}
+        out.append(Verdict(kind="scaling", text=sc.usl_words(s, axes), figures=figures))
     if slo_ms is not None:
         out += _capacity_verdicts(cells, slo_ms)
     return out
