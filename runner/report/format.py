@@ -84,6 +84,8 @@ def ratio_range(value: float, low: float, high: float) -> str:
     digits = 0 if value >= 20 else 1 if value >= 2 else 2
     if not math.isfinite(high) or high <= 0:
         return f"{value:.{digits}f}x (interval unknown)"
+    while digits < 3 and f"{low:.{digits}f}" == f"{high:.{digits}f}":  # a narrow interval still shows
+        digits += 1
     return f"{value:.{digits}f}x ({low:.{digits}f}-{high:.{digits}f})"
 
 
