@@ -174,3 +174,27 @@ def test_axes_parse_and_validate() -> None:
             build_sweep(bad, quick=True)
     with pytest.raises(InputError, match="--workers"):
         parse_axis("1,x", "workers")
+
+
+def test_race_preset_is_typed_and_reported_beside_the_article(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "race"
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "bench", "--preset", "race", "--quick", "--quiet", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = load_results(out / "results.json")
+    assert doc.presets is not None and doc.presets.race is not None
+    race = {v.variant: v for v in doc.presets.race.variants}
+    assert race["coroutines"].lost == 0 and race["threads-lock"].lost == 0 and race["processes-lock"].lost == 0
+    assert all(v.visible + v.lost == v.increments for v in race.values())
+    report = (out / "report.md").read_text()
+    assert "Preset `race`" in report and "| threads, plain read-modify-write | thread |" in report
+    assert "very likely (context switches)" in report and "up to " in report  # the article's table, measured row
+    assert "Asynchronous Programming" in report and "seed" not in report.lower()
+    assert any(v.preset == "race" and "per million" in v.text for v in doc.verdicts)
