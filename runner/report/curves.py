@@ -121,9 +121,9 @@ def timeseries_charts(doc: BenchResults) -> list[Chart]:
             where = axes_label(cell, doc.cells)
             label = cell.mix_name + (f" ({where})" if where else "")
             t = [b.t_s for b in series]
-            top.plot(t, [b.jobs_per_s for b in series], label=label)
+            top.plot(t, [b.jobs_per_s for b in series], marker=".", label=label)
             p99 = [(b.t_s, b.p99_ms) for b in series if b.p99_ms is not None]
-            bottom.plot([p[0] for p in p99], [max(p[1], 0.001) for p in p99])
+            bottom.plot([p[0] for p in p99], [max(p[1], 0.001) for p in p99], marker=".")
         top.set_ylabel("jobs/s")
         bottom.set_ylabel("p99 (ms, log)")
         bottom.set_yscale("log")
@@ -138,7 +138,37 @@ def timeseries_charts(doc: BenchResults) -> list[Chart]:
     return out
 
 
+def rate_charts(doc: BenchResults) -> list[Chart]:
+    """Per mix (and workers, concurrency) of an open-loop sweep: p99 from intended start against
+    the offered rate per executor, with the p99 target when one was set."""
+    groups: dict[tuple[str, int | None, int | None], dict[str, list[Cell]]] = defaultdict(lambda: defaultdict(list))
+    for cell in doc.cells:
+        if cell.open_loop:
+            groups[(cell.mix_name, cell.workers, cell.concurrency)][cell.mode].append(cell)
+    slo = doc.sweep.slo_p99_ms if doc.sweep is not None else None
+    out = []
+    for (mix, workers, concurrency), modes in groups.items():
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(7.5, 4))
+        for mode, cells in modes.items():
+            cells.sort(key=lambda c: c.rate_per_s or 0.0)
+            rates = [c.rate_per_s or 0.0 for c in cells]
+            p99 = [max(c.summary.latency_ms.p99, 0.001) for c in cells]
+            ax.plot(rates, p99, marker="o", color=colour(mode), label=mode)
+        if slo is not None:
+            ax.axhline(slo, color="black", linestyle="--", linewidth=0.8, label=f"p99 target {slo:g} ms")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered rate (jobs/s, open loop)")
+        ax.set_ylabel("p99 from intended start (ms, log)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title(f"Latency vs offered load on {mix}")
+        name = f"rate_{slug(mix)}" + (f"_w{workers}" if workers else "") + (f"_c{concurrency}" if concurrency else "")
+        out.append(Chart(name, f"p99 vs offered rate on {mix}", png(fig)))
+    return out
+
+
 def curve_charts(doc: BenchResults) -> list[Chart]:
     if not doc.cells:
         return []
-    return scaling_charts(doc) + concurrency_charts(doc) + timeseries_charts(doc)
+    return scaling_charts(doc) + concurrency_charts(doc) + rate_charts(doc) + timeseries_charts(doc)

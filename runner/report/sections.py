@@ -49,13 +49,17 @@ def curve_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
             where = f", {workers} worker{'s' if workers != 1 else ''}" if workers else ""
             out.append("\n".join(f"- {mode} on {mix}{where}: {sc.knee(cells)}" for mode, cells in modes.items()) + "\n")
     capacity = [v for v in doc.verdicts if v.kind == "capacity"]
-    if capacity:
+    rates = [name for name in images if name.startswith("rate_")]
+    if capacity or rates:
         out += [
-            "## Capacity at the p99 target (open loop)\n",
-            "Jobs offered on a schedule; a rate is sustained when every job is done, throughput keeps within 10 % "
-            "of the rate and p99 (from each job's intended start) meets the target.\n",
-            "\n".join(f"- {v.text}" for v in capacity) + "\n",
+            "## Latency vs offered load (open loop)\n",
+            "Jobs offered on a schedule, p99 counted from each job's intended start. With a p99 target, a rate is "
+            "sustained when every job is done, throughput keeps within 10 % of the rate and p99 meets the target.\n",
         ]
+        for name in rates:
+            out += _image(images, name, "p99 vs offered rate")
+        if capacity:
+            out.append("\n".join(f"- {v.text}" for v in capacity) + "\n")
     timelines = [name for name in images if name.startswith("timeseries_")]
     if timelines:
         out += ["## Runs over time\n", "Jobs/s and p99 in each slice of a run: a warm-up transient or a stall shows.\n"]

@@ -55,7 +55,7 @@ def axes_label(cell: Cell, cells: list[Cell]) -> str:
     if len({c.concurrency for c in cells}) > 1:
         parts.append(f"concurrency {cell.concurrency}")
     if len({c.rate_per_s or 0.0 for c in cells}) > 1 or any(c.open_loop for c in cells):
-        parts.append(f"open loop at {fmt.num(cell.rate_per_s)} jobs/s" if cell.open_loop else "closed loop")
+        parts.append(f"open loop at {cell.rate_per_s or 0:g} jobs/s" if cell.open_loop else "closed loop")
     return ", ".join(parts)
 
 
@@ -212,7 +212,10 @@ def _capacity_verdicts(cells: list[Cell], slo_ms: float) -> list[Verdict]:
         order = sorted(best, key=lambda m: best[m] or -1.0, reverse=True)
         met = [m for m in order if best[m] is not None]
         none = [m for m in order if best[m] is None]
-        axes = (f"{workers} workers" if workers else "", f"concurrency {concurrency}" if concurrency else "")
+        axes = (
+            f"{workers} workers" if len({c.workers for c in cells}) > 1 else "",
+            f"concurrency {concurrency}" if len({c.concurrency for c in cells}) > 1 else "",
+        )
         where = ", ".join(x for x in axes if x)
         text = f"At p99 <= {fmt.num(slo_ms)} ms on {mix}" + (f" ({where})" if where else "") + ": "
         if met:
