@@ -101,7 +101,7 @@ def test_slo_verdict_names_each_executors_highest_rate_meeting_p99() -> None:
     cells += [_cell("thread", [r] * 3, rate=r, p99=p99) for r, p99 in ((200.0, 30.0), (400.0, 99.0), (640.0, 300.0))]
     cells += [_cell("async", [r * 0.5] * 3, rate=r, p99=50.0) for r in (200.0, 400.0)]  # never keeps up
     (verdict,) = [v for v in sweep_verdicts(cells, slo_ms=100.0) if v.kind == "capacity"]
-    assert verdict.text.startswith("At p99 <= 100 ms on cpu (concurrency 10): hybrid sustains 640 jobs/s, thread 400")
+    assert verdict.text.startswith("At p99 <= 100 ms on cpu: hybrid sustains 640 jobs/s, thread 400")
     assert "async meets it at none of the rates tried (200, 400, 640, 800 jobs/s)" in verdict.text
     assert verdict.figures["sustained"] == {"hybrid": 640.0, "thread": 400.0, "async": None}
 
@@ -121,6 +121,24 @@ def test_verdicts_use_log_ratios_with_holm_across_the_sweep() -> None:
     assert io["significant"] and io["ci95"][0] > 1 and "2.00x (" in both["io"].text
 
 
+def test_crossover_is_named_as_interpolated_with_its_range() -> None:
+    def series(mode: str, by_share: dict[float, float]) -> list[Cell]:
+        out = []
+        for share, rate in by_share.items():
+            cell = _cell(mode, [rate * 0.98, rate, rate * 1.02], mix=f"cpu {share:.0%}")
+            mix = {"sleep": 1 - share, "cpu": share} if share < 1 else {"cpu": 1.0}
+            out.append(dataclasses.replace(cell, cpu_share=share, mix={k: v for k, v in mix.items() if v}))
+        return out
+
+    cells = series("async", {0.0: 1000.0, 0.5: 100.0, 1.0: 50.0})
+    cells += series("process", {0.0: 100.0, 0.5: 200.0, 1.0: 90.0})
+    (verdict,) = [v for v in sweep_verdicts(cells) if v.kind == "crossover"]
+    assert verdict.figures["between"] == [0.0, 0.5] and verdict.figures["interpolated"] is True
+    low, high = verdict.figures["range"]
+    assert 0.0 <= low <= verdict.figures["estimate"] <= high <= 0.5
+    assert "interpolated" in verdict.text and "95 % range" in verdict.text
+
+
 def test_noise_warnings_for_scatter_busy_runs_and_efficiency_above_the_bound() -> None:
     doc, _ = _template()
     steady = _cell("async", [100, 101, 99])
@@ -136,7 +154,9 @@ def test_noise_warnings_for_scatter_busy_runs_and_efficiency_above_the_bound() -
 
 def test_compare_warns_when_machines_or_calibrations_differ() -> None:
     doc = load_results(DATA / "v1-sweep-results.json")
-    assert compare_results(doc, doc, []).warnings == []
+    same = compare_results(doc, doc, [])
+    assert same.warnings == []
+    assert all(f.p_holm is not None and not f.significant for c in same.cells for f in c.metrics.values())
     other = dataclasses.replace(
         doc,
         machine=dataclasses.replace(doc.machine, cpus=doc.machine.cpus + 6, python="3.12.1"),

@@ -113,11 +113,13 @@ def throughput_bars(doc: BenchResults) -> Chart | None:
 def efficiency(doc: BenchResults) -> Chart | None:
     if not any(c.summary.efficiency is not None for c in doc.cells):
         return None
+    from runner.report.noise import over_bound
+
     fig = _grouped_bars(
         doc,
-        lambda c: c.summary.efficiency,
+        lambda c: None if over_bound(c) else c.summary.efficiency,  # not a figure: a calibration/bound problem
         "measured / bound",
-        "Efficiency: how close each executor gets to its own limit",
+        "Efficiency: how close each executor gets to its own limit\n(cells above 105 % of their bound left out)",
         log=False,
     )
     fig.axes[0].axhline(1.0, color="black", linewidth=0.8, linestyle="--")
