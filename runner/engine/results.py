@@ -321,7 +321,7 @@ class SweepPlan(Typed):
 
 @dataclass(frozen=True, kw_only=True)
 class Verdict(Typed):
-    """A conclusion in words; ``kind`` is mix, crossover, loop or preset. The figures behind it
+    """A conclusion in words; ``kind`` is mix, crossover, loop, scaling, capacity or preset. The figures behind it
     (winner, ratios, p-values, ...) differ per kind and are kept beside the text."""
 
     kind: str

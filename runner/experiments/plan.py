@@ -133,6 +133,15 @@ def parse_axis(text: str, name: str, kind: type[int] | type[float] = int) -> tup
     return tuple(values)
 
 
+def _show(value: Any) -> str:
+    """An axis as the user wrote it: ``1,2,4``."""
+    return (
+        ",".join(f"{v:g}" if isinstance(v, float) else repr(v) for v in value)
+        if isinstance(value, list | tuple)
+        else repr(value)
+    )
+
+
 def _resolve_axes(values: dict[str, Any]) -> None:
     """Lists of workers or concurrency become an axis (a single value stays the plain setting);
     rates always form the rate axis, 0 meaning closed loop."""
@@ -141,7 +150,7 @@ def _resolve_axes(values: dict[str, Any]) -> None:
         if isinstance(value, list | tuple):
             items = tuple(value)
             if not items or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in items):
-                raise InputError(f"--{key}: expected whole numbers >= 1, got {value!r}")
+                raise InputError(f"--{key}: expected whole numbers >= 1, got {_show(value)}")
             if len(set(items)) != len(items):
                 raise InputError(f"--{key}: each value may appear once")
             values[key] = items[0]
@@ -151,7 +160,7 @@ def _resolve_axes(values: dict[str, Any]) -> None:
     if rate is not None:
         items = tuple(rate) if isinstance(rate, list | tuple) else (rate,)
         if not items or any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in items):
-            raise InputError(f"--rate: expected jobs/s >= 0 (0: closed loop), got {rate!r}")
+            raise InputError(f"--rate: expected jobs/s >= 0 (0: closed loop), got {_show(rate)}")
         if len(set(items)) != len(items):
             raise InputError("--rate: each value may appear once")
         values["rates"] = tuple(float(v) for v in items) if items != (0,) else ()
