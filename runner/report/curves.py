@@ -90,6 +90,10 @@ def concurrency_charts(doc: BenchResults) -> list[Chart]:
             c = [cell.concurrency for cell in cells]
             left.plot(c, [cell.summary.throughput.mean for cell in cells], marker="o", color=colour(mode), label=mode)
             right.plot(c, [max(cell.summary.latency_ms.p99, 0.001) for cell in cells], marker="o", color=colour(mode))
+            found = sc.knee_step(cells)
+            if found is not None:  # the knee, where the words beside the chart put it
+                for ax in (left, right):
+                    ax.axvline(found[0].concurrency or 1, color=colour(mode), linestyle=":", linewidth=1)
         for ax, label in ((left, "throughput (jobs/s)"), (right, "latency p99 (ms, log)")):
             ax.set_xscale("log")
             ax.set_xlabel("jobs in flight (concurrency, log)")

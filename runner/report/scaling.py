@@ -22,6 +22,7 @@ from runner.report import format as fmt
 
 MIN_POINTS = 4
 MIN_R2 = 0.9
+UNCHANGED = "its configuration does not change with workers (the same executor at every count): no model"
 
 
 def usl_model(n: float, lam: float, sigma: float, kappa: float) -> float:
@@ -80,7 +81,7 @@ def scaling(cells: list[Cell]) -> list[Scaling]:
         usl, note = None, None
         settings = [c.repeats[0].executor.settings if c.repeats else {} for c in group]
         if all(s == settings[0] for s in settings):
-            note = "its configuration does not change with workers (the same executor at every count): no model"
+            note = UNCHANGED
         elif len(points) < MIN_POINTS:
             note = f"{len(points)} worker counts: a scalability model needs at least {MIN_POINTS}"
         else:
@@ -119,21 +120,30 @@ def usl_words(s: Scaling, axes: bool = False) -> str:
     return f"{text}, predicted peak at {peak}{beyond}"
 
 
-def knee(cells: list[Cell]) -> str:
-    """Where latency starts to climb as concurrency grows, in words, for one executor's cells
-    (same mix, workers and rate) sorted by concurrency: the first step where throughput grows by
-    less than 10 % while p99 grows by more than half."""
+def knee_step(cells: list[Cell]) -> tuple[Cell, Cell, float] | None:
+    """The first step up in concurrency where throughput grows by less than 10 % while p99 grows by
+    more than half: (before, after, throughput gain); None when there is none."""
     cells = sorted(cells, key=lambda c: c.concurrency or 0)
     for prev, cur in itertools.pairwise(cells):
         gain = cur.summary.throughput.mean / prev.summary.throughput.mean if prev.summary.throughput.mean else math.inf
         climb = cur.summary.latency_ms.p99 / prev.summary.latency_ms.p99 if prev.summary.latency_ms.p99 else math.inf
         if gain < 1.1 and climb > 1.5:
-            return (
-                f"knee near concurrency {prev.concurrency}: from {prev.concurrency} to {cur.concurrency} in flight "
-                f"throughput changes {fmt.change((gain - 1) * 100)} while p99 climbs from "
-                f"{fmt.num(prev.summary.latency_ms.p99)} to {fmt.num(cur.summary.latency_ms.p99)} ms"
-            )
-    last = cells[-1]
+            return prev, cur, gain
+    return None
+
+
+def knee(cells: list[Cell]) -> str:
+    """Where latency starts to climb as concurrency grows, in words, for one executor's cells
+    (same mix, workers and rate)."""
+    found = knee_step(cells)
+    if found is not None:
+        prev, cur, gain = found
+        return (
+            f"knee near concurrency {prev.concurrency}: from {prev.concurrency} to {cur.concurrency} in flight "
+            f"throughput changes {fmt.change((gain - 1) * 100)} while p99 climbs from "
+            f"{fmt.num(prev.summary.latency_ms.p99)} to {fmt.num(cur.summary.latency_ms.p99)} ms"
+        )
+    last = max(cells, key=lambda c: c.concurrency or 0)
     return f"no knee up to concurrency {last.concurrency}: throughput still grows or p99 stays flat"
 
 

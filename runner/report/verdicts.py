@@ -250,6 +250,8 @@ def sweep_verdicts(cells: list[Cell], slo_ms: float | None = None) -> list[Verdi
     fits = sc.scaling(cells)
     axes = len({(s.concurrency, s.rate_per_s) for s in fits}) > 1
     for s in fits:
+        if s.note == sc.UNCHANGED:  # said in the report's scaling section; not a finding
+            continue
         figures = {"mode": s.mode, "mix": s.mix_name, "concurrency": s.concurrency, "rate_per_s": s.rate_per_s}
         out.append(Verdict(kind="scaling", text=sc.usl_words(s, axes), figures=figures))
     if slo_ms is not None:
