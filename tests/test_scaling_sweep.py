@@ -102,3 +102,27 @@ def test_scaling_report_opens_in_chromium_with_every_chart(scaling_dir: Path, tm
     assert len(page["images"]) == len(charts) >= 5
     for image in page["images"]:
         assert image["complete"] and image["width"] > 300 and image["height"] > 200, image
+
+
+def test_open_loop_capacity_through_the_cli(tmp_path: Path) -> None:
+    """A rate axis with a p99 target: each cell labelled closed or open loop, and the capacity verdict."""
+    args = [
+        *("--modes", "async,thread", "--mix", "io:sleep=1", "--io-ms", "5", "--concurrency", "20"),
+        *("--rate", "0,100,200", "--slo-p99-ms", "1000", "--repeats", "2", "--run-s", "0.3"),
+        *("--quiet", "--out", str(tmp_path)),
+    ]
+    proc = subprocess.run([sys.executable, "-m", "runner", "bench", *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = _doc(tmp_path)
+    assert sorted({c["rate_per_s"] for c in doc["cells"]}) == [0.0, 100.0, 200.0]
+    for cell in doc["cells"]:
+        load = cell["repeats"][0]["load"]
+        assert load["model"] == ("open" if cell["rate_per_s"] else "closed")
+    (capacity,) = [v for v in doc["verdicts"] if v["kind"] == "capacity"]
+    assert capacity["text"].startswith("At p99 <= 1,000 ms on io: ")
+    assert set(capacity["sustained"]) == {"async", "thread"}
+    report = (tmp_path / "report.md").read_text()
+    assert "io (closed loop)" in report and "io (open loop at 100 jobs/s)" in report
+    assert "closed loop, peak in flight" in report and "## Latency vs offered load (open loop)" in report
+    assert "![p99 vs offered rate](charts/rate_io" in report
+    assert capacity["text"][:40] in " ".join(proc.stderr.split())  # said in the terminal too
