@@ -126,99 +126,101 @@ async def _sweep(
     stop: interrupt.StopRequest,
     progress: Progress | None = None,
 ) -> tuple[list[RunResult], list[Cell], RunStopped | None]:
-    cores = usable_cpus()
-    runs: dict[_Key, list[RunResult]] = {}
-    bounds: dict[_Key, dict[str, Any]] = {}
-    busy: dict[_Key, int] = {}
-    warmup: list[RunResult] = []
-    per_group = len(sweep.modes) * (1 + len(sweep.mixes) * len(sweep.rate_values()) * sweep.repeats)
-    counter = _Counter(step, per_group * len(sweep.groups()))
+    state = _SweepRun(sweep, calibration, services, step, stop, progress)
     stopped: RunStopped | None = None
     try:
         for at in sweep.groups():
-            await _group(sweep, at, calibration, services, counter, stop, progress, (runs, bounds, busy, warmup), cores)
+            await state.group(at)
     except RunStopped as exc:  # a run cut short is not a measurement: only whole runs are kept
         stopped = exc
-    counter.finish()
-    cells = [
-        summarize_cell(key[0], mix, runs[key], bounds[key], at=key[2:], busy_runs=busy.get(key, 0))
-        for mix in sweep.mixes
-        for key in runs
-        if key[1] == mix.name and runs[key]
-    ]
-    return warmup, cells, stopped
+    step(state.total, state.total, "done")
+    return state.warmup, state.cells(), stopped
 
 
-class _Counter:
-    """Counts runs across groups for the progress line."""
+class _SweepRun:
+    """What a sweep has measured so far, group by group: runs, bounds and busy starts per cell key,
+    the warm-up runs, and the progress count across groups."""
 
-    def __init__(self, step: Step, total: int) -> None:
-        self.done, self.total, self._step = 0, total, step
+    def __init__(
+        self,
+        sweep: Sweep,
+        calibration: Calibration,
+        services: LocalServices,
+        step: Step,
+        stop: interrupt.StopRequest,
+        progress: Progress | None,
+    ) -> None:
+        self.sweep, self.calibration, self.services = sweep, calibration, services
+        self.step, self.stop, self.progress = step, stop, progress
+        self.cores = usable_cpus()
+        self.runs: dict[_Key, list[RunResult]] = {}
+        self.bounds: dict[_Key, dict[str, Any]] = {}
+        self.busy: dict[_Key, int] = {}
+        self.warmup: list[RunResult] = []
+        per_group = len(sweep.modes) * (1 + len(sweep.mixes) * len(sweep.rate_values()) * sweep.repeats)
+        self.done, self.total = 0, per_group * len(sweep.groups())
 
-    def next(self, label: str) -> None:
-        self._step(self.done, self.total, label)
+    def _next(self, label: str) -> None:
+        self.step(self.done, self.total, label)
         self.done += 1
 
-    def finish(self) -> None:
-        self._step(self.total, self.total, "done")
+    async def group(self, at: tuple[int, int]) -> None:
+        """One (workers, concurrency) combination: its executors started, warmed up, its shuffled
+        plan run, and the executors stopped (also when a run fails or a signal stops the sweep)."""
+        sweep, where = self.sweep, _where(self.sweep, at)
+        executors: dict[str, Executor] = {}
+        try:
+            for mode in sweep.modes:
+                spec = sweep.workload(sweep.mixes[0], sweep.min_jobs, mode, at)
+                executors[mode] = executor_class(mode)(executor_config(spec), self.services)
+                await executors[mode].start()
+            for mode, ex in executors.items():
+                cap = ex.capacity(self.cores)
+                for mix in sweep.mixes:
+                    for rate in sweep.rate_values():
+                        self.runs[(mode, mix.name, *at, rate)] = []
+                        self.bounds[(mode, mix.name, *at, rate)] = bound(
+                            mix.weights, sweep.io_ms, sweep.cpu_ms, cap, self.cores
+                        )
+            warm_mix = Mix("warm-up", {"sleep": 1.0, "cpu": 1.0})
+            for mode in sweep.modes:
+                self._next(f"warm-up {mode}{where}")
+                jobs = min(sweep.max_jobs, max(sweep.min_jobs, 4 * len(sweep.modes)))
+                spec = sweep.workload(warm_mix, jobs, mode, at)
+                self.warmup.append(_lean(await measure(executors[mode], spec, self.calibration, self.services)))
+            plan = [
+                (mode, mix, rate, r)
+                for mode in sweep.modes
+                for mix in sweep.mixes
+                for rate in sweep.rate_values()
+                for r in range(sweep.repeats)
+            ]
+            random.Random(sweep.seed).shuffle(plan)
+            for mode, mix, rate, r in plan:
+                if self.stop.requested:  # a signal between two runs
+                    raise RunStopped(f"interrupted by {self.stop.name}", self.stop.exit_code)
+                label = f"{mode} x {mix.name}{where}{_rate_label(rate)}"
+                self._next(f"{label} (repeat {r + 1}/{sweep.repeats})")
+                key = (mode, mix.name, *at, rate)
+                spec = sweep.workload(mix, _jobs_for(sweep, self.bounds[key], rate), mode, at, rate)
+                run = await measure(
+                    executors[mode], spec, self.calibration, self.services, progress=_labelled(self.progress, label)
+                )
+                if run.machine is not None and run.machine.busy:
+                    self.busy[key] = self.busy.get(key, 0) + 1
+                self.runs[key].append(_lean(run))
+        finally:
+            for ex in executors.values():
+                await ex.stop()
 
-
-async def _group(
-    sweep: Sweep,
-    at: tuple[int, int],
-    calibration: Calibration,
-    services: LocalServices,
-    counter: _Counter,
-    stop: interrupt.StopRequest,
-    progress: Progress | None,
-    into: tuple[dict[_Key, list[RunResult]], dict[_Key, dict[str, Any]], dict[_Key, int], list[RunResult]],
-    cores: int,
-) -> None:
-    """One (workers, concurrency) combination: its executors started, warmed up, its shuffled plan
-    run, and the executors stopped (also when a run fails or a signal stops the sweep)."""
-    runs, bounds, busy, warmup = into
-    where = _where(sweep, at)
-    executors: dict[str, Executor] = {}
-    try:
-        for mode in sweep.modes:
-            spec = sweep.workload(sweep.mixes[0], sweep.min_jobs, mode, at)
-            executors[mode] = executor_class(mode)(executor_config(spec), services)
-            await executors[mode].start()
-        plan = [
-            (mode, mix, rate, r)
-            for mode in sweep.modes
-            for mix in sweep.mixes
-            for rate in sweep.rate_values()
-            for r in range(sweep.repeats)
+    def cells(self) -> list[Cell]:
+        """A cell per key with whole runs, mix by mix in the sweep's order."""
+        return [
+            summarize_cell(key[0], mix, runs, self.bounds[key], at=key[2:], busy_runs=self.busy.get(key, 0))
+            for mix in self.sweep.mixes
+            for key, runs in self.runs.items()
+            if key[1] == mix.name and runs
         ]
-        random.Random(sweep.seed).shuffle(plan)
-        for mode, ex in executors.items():
-            cap = ex.capacity(cores)
-            for mix in sweep.mixes:
-                for rate in sweep.rate_values():
-                    key = (mode, mix.name, *at, rate)
-                    runs[key] = []
-                    bounds[key] = bound(mix.weights, sweep.io_ms, sweep.cpu_ms, cap, cores)
-        warm_mix = Mix("warm-up", {"sleep": 1.0, "cpu": 1.0})
-        for mode in sweep.modes:
-            counter.next(f"warm-up {mode}{where}")
-            jobs = min(sweep.max_jobs, max(sweep.min_jobs, 4 * len(sweep.modes)))
-            warm = await measure(executors[mode], sweep.workload(warm_mix, jobs, mode, at), calibration, services)
-            warmup.append(_lean(warm))
-        for mode, mix, rate, r in plan:
-            if stop.requested:  # a signal between two runs
-                raise RunStopped(f"interrupted by {stop.name}", stop.exit_code)
-            label = f"{mode} x {mix.name}{where}{_rate_label(rate)}"
-            counter.next(f"{label} (repeat {r + 1}/{sweep.repeats})")
-            key = (mode, mix.name, *at, rate)
-            spec = sweep.workload(mix, _jobs_for(sweep, bounds[key], rate), mode, at, rate)
-            run = await measure(executors[mode], spec, calibration, services, progress=_labelled(progress, label))
-            if run.machine is not None and run.machine.busy:
-                busy[key] = busy.get(key, 0) + 1
-            runs[key].append(_lean(run))
-    finally:
-        for ex in executors.values():
-            await ex.stop()
 
 
 def _where(sweep: Sweep, at: tuple[int, int]) -> str:
