@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from collections import defaultdict
 from dataclasses import replace
 from typing import Any
@@ -64,9 +65,14 @@ def _group_label(cell: Cell, cells: list[Cell]) -> str:
     return mix_label(cell) + (f", {where}" if where else "")
 
 
+def _geometric_mean(cell: Cell) -> float:
+    samples = [x for x in _samples(cell) if x > 0]
+    return statistics.geometric_mean(samples) if samples else 0.0
+
+
 def _mix_verdicts(groups: list[list[Cell]], cells: list[Cell]) -> list[Verdict]:
     """One verdict per group of cells (same mix and axes), every comparison Holm-adjusted together."""
-    ranked = [sorted(g, key=lambda c: c.summary.throughput.mean, reverse=True) for g in groups]
+    ranked = [sorted(g, key=_geometric_mean, reverse=True) for g in groups]  # what log_ratio compares
     pairs = [(r[0], other) for r in ranked for other in r[1:]]
     ratios: list[Ratio] = [log_ratio(_samples(w), _samples(o)) for w, o in pairs]
     adjusted = holm([r.p_value for r in ratios])
