@@ -94,8 +94,11 @@ def concurrency_charts(doc: BenchResults) -> list[Chart]:
             if found is not None:  # the knee, where the words beside the chart put it
                 for ax in (left, right):
                     ax.axvline(found[0].concurrency or 1, color=colour(mode), linestyle=":", linewidth=1)
+        ticks = sorted({cell.concurrency or 1 for cells in modes.values() for cell in cells})
         for ax, label in ((left, "throughput (jobs/s)"), (right, "latency p99 (ms, log)")):
             ax.set_xscale("log")
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
             ax.set_xlabel("jobs in flight (concurrency, log)")
             ax.set_ylabel(label)
             ax.grid(True, which="both", alpha=0.3)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from runner.engine.results import BenchResults, Cell
+from runner.engine.results import BenchResults
 from runner.report import format as fmt
 from runner.report import scaling as sc
+from runner.report.presets import PRIVATE
 from runner.report.verdicts import main_slice
 
 
@@ -101,28 +102,34 @@ _WHERE = {
 }
 
 
-def _measured(doc: BenchResults, row: str) -> list[str] | None:
+def _measured(doc: BenchResults, row: str) -> str | None:
     p = doc.presets
     if row == "race" and p is not None and p.race is not None:
-        best: dict[str, float] = {}
+        worst: dict[str, float] = {}
         for v in p.race.variants:  # the worst case of each strategy: what can happen
-            best[v.strategy] = max(best.get(v.strategy, 0.0), v.lost_per_million)
-        return [f"up to {fmt.num(best.get(c))} lost per million" for c in _COLUMNS]
+            if v.variant == PRIVATE:  # nothing shared, so nothing races (and nothing is seen)
+                continue
+            worst[v.strategy] = max(worst.get(v.strategy, 0.0), v.lost_per_million)
+        return "lost updates per million, worst variant: " + ", ".join(
+            f"{c} {fmt.num(worst[c])}" for c in _COLUMNS if c in worst
+        )
     if row in ("creation", "memory") and p is not None and p.spawn is not None:
         kinds = p.spawn.kinds
         if row == "creation":
-            return [fmt.duration_us(kinds[c].time_per_unit_us.mean) + " each" for c in _COLUMNS if c in kinds]
-        return [fmt.size_kib(kinds[c].memory_per_unit_kib.mean) + " each" for c in _COLUMNS if c in kinds]
+            return "per unit: " + ", ".join(
+                f"{c} {fmt.duration_us(kinds[c].time_per_unit_us.mean)}" for c in _COLUMNS if c in kinds
+            )
+        return "per unit: " + ", ".join(
+            f"{c} {fmt.size_kib(kinds[c].memory_per_unit_kib.mean)}" for c in _COLUMNS if c in kinds
+        )
     if row == "capacity":
         cpu = [c for c in main_slice(doc.cells) if c.cpu_share == 1 and set(c.mix) <= {"cpu"}]
-        by = {c.mode: c for c in cpu}
-        if {"async", "thread", "process"} <= by.keys():
-            return [_jobs(by[m]) for m in ("async", "thread", "process")]
+        if cpu:
+            best = sorted(cpu, key=lambda c: c.summary.throughput.mean, reverse=True)
+            return f"on {cpu[0].mix_name}: " + ", ".join(
+                f"{c.mode} {fmt.num(c.summary.throughput.mean)} jobs/s" for c in best
+            )
     return None
-
-
-def _jobs(cell: Cell) -> str:
-    return f"{fmt.num(cell.summary.throughput.mean)} jobs/s on {cell.mix_name}"
 
 
 def article_table(doc: BenchResults) -> str:
@@ -130,16 +137,13 @@ def article_table(doc: BenchResults) -> str:
 
     rows = []
     for key, title in _ROWS:
-        claims = _CLAIMS[key]
-        measured = _measured(doc, key) if key not in _NOT_MEASURED else None
         if key in _NOT_MEASURED:
-            here = [_NOT_MEASURED[key]] * 3
-        elif measured is None or len(measured) != 3:
-            here = [f"not in this document: {_WHERE[key]}"] * 3
+            here = _NOT_MEASURED[key]
         else:
-            here = measured
-        rows.append([title] + [f"{claims[i]} -- here: {here[i]}" for i in range(3)])
+            here = _measured(doc, key) or f"not in this document: {_WHERE[key]}"
+        rows.append([title, *_CLAIMS[key], here])
     return (
-        'The comparison table of "Asynchronous Programming" (Tai Le, 2023), row by row: the article\'s words, '
-        "then what this document measured (or the command that measures it).\n\n" + table(["", *_COLUMNS], rows)
+        'The comparison table of "Asynchronous Programming" (Tai Le, 2023), row by row: the article\'s words '
+        "per strategy, then what this document measured (or the command that measures it).\n\n"
+        + table(["", "coroutine (the article)", "thread (the article)", "process (the article)", "measured here"], rows)
     )
