@@ -52,6 +52,15 @@ def png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
+def at_point(doc: BenchResults) -> str:
+    """Charts across mixes show one point of the sweep axes; this names it when there are several."""
+    from runner.report.verdicts import axes_label, slices
+
+    if len(slices(doc.cells)) < 2:
+        return ""
+    return f"\n(at {axes_label(main_slice(doc.cells)[0], doc.cells)}; other points in the tables)"
+
+
 def colour(mode: str) -> str:
     return _COLOURS.get(mode, "#7f7f7f")
 
@@ -70,7 +79,7 @@ def crossover(doc: BenchResults) -> Chart | None:
     ax.set_yscale("log")
     ax.set_xlabel("CPU-bound share of jobs (%)")
     ax.set_ylabel("throughput (jobs/s, log scale)")
-    ax.set_title("Throughput vs CPU share: where the lines cross, the best strategy changes")
+    ax.set_title("Throughput vs CPU share: where the lines cross, the best strategy changes" + at_point(doc))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     return Chart("crossover", "Throughput vs CPU share (95 % CI)", png(fig))
@@ -97,7 +106,7 @@ def _grouped_bars(doc: BenchResults, value: Callable[[Cell], float | None], ylab
     if log:
         ax.set_yscale("log")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title + at_point(doc))
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend()
     return fig
@@ -149,7 +158,7 @@ def latency(doc: BenchResults) -> Chart | None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, pct in zip(axes, ("p50", "p99"), strict=True):
         _log_lines(ax, series, _latency_at(pct))
-        ax.set_title(f"latency {pct}")
+        ax.set_title(f"latency {pct}{at_point(doc)}")
     axes[0].set_ylabel("ms from hand-off to result (log scale)")
     axes[0].legend()
     return Chart("latency", "Latency percentiles vs CPU share", png(fig))
@@ -171,7 +180,7 @@ def loop_lag(doc: BenchResults) -> Chart | None:
     fig, ax = plt.subplots(figsize=(7.5, 4))
     _log_lines(ax, series, lambda c: max(c.summary.loop_lag_p99_ms.mean, 0.01))
     ax.set_ylabel("event-loop lag p99 (ms, log scale)")
-    ax.set_title("How late the coordinator's event loop runs (in async mode: the jobs' loop)")
+    ax.set_title("How late the coordinator's event loop runs (in async mode: the jobs' loop)" + at_point(doc))
     ax.legend()
     return Chart("loop_lag", "Event-loop lag p99 vs CPU share", png(fig))
 

@@ -188,9 +188,13 @@ def _loop_verdict(series: dict[str, list[Cell]]) -> Verdict | None:
 
 
 def main_slice(cells: list[Cell]) -> list[Cell]:
-    """The cells of the most populated point of the axes (the one charts across mixes show)."""
+    """The cells of the most populated point of the axes (the one charts across mixes show):
+    closed loop first, then the most workers and concurrency."""
     points = slices(cells)
-    return max(points.values(), key=len) if points else []
+    if not points:
+        return []
+    best = max(points, key=lambda p: (len(points[p]), p[2] == 0, p[0] or 0, p[1] or 0))
+    return points[best]
 
 
 def slices(cells: list[Cell]) -> dict[tuple[int | None, int | None, float], list[Cell]]:
