@@ -218,3 +218,13 @@ def test_race_preset_is_typed_and_reported_beside_the_article(tmp_path: Path) ->
     assert "very likely (context switches)" in report and "lost updates per million, worst variant: coroutine" in report
     assert "Asynchronous Programming" in report and "seed" not in report.lower()
     assert any(v.preset == "race" and "per million" in v.text for v in doc.verdicts)
+
+
+def test_compare_matches_cells_on_the_axes_that_vary_and_old_files_on_mode_and_mix() -> None:
+    old = load_results(DATA / "v1-sweep-results.json")
+    new = dataclasses.replace(old, cells=[dataclasses.replace(c, workers=2, concurrency=10) for c in old.cells])
+    assert {(c.mode, c.mix) for c in compare_results(old, new, []).cells} == {(c.mode, c.mix_name) for c in old.cells}
+    two = [dataclasses.replace(c, workers=w, concurrency=10) for c in old.cells for w in (1, 2)]
+    swept = dataclasses.replace(old, cells=two)
+    mixes = {c.mix for c in compare_results(swept, swept, []).cells}
+    assert mixes == {f"{c.mix_name} (workers {w})" for c in old.cells for w in (1, 2)}

@@ -123,23 +123,24 @@ def _compare_metric(base_runs: list[RunResult], new_runs: list[RunResult], metri
     )
 
 
-def _key(cell: Cell) -> tuple[str, str]:
-    """Executor, and the mix with the cell's point on the sweep axes (when it has one)."""
-    parts = [f"{cell.workers} workers" if cell.workers is not None else ""]
-    parts.append(f"concurrency {cell.concurrency}" if cell.concurrency is not None else "")
-    parts.append(f"{cell.rate_per_s:g} jobs/s offered" if cell.rate_per_s else "")
-    where = ", ".join(p for p in parts if p)
-    return cell.mode, cell.mix_name + (f" ({where})" if where and _has_axes(cell) else "")
-
-
-def _has_axes(cell: Cell) -> bool:
-    return cell.workers is not None
-
-
 def _matched(base: BenchResults, new: BenchResults) -> tuple[dict[tuple[str, str], Cell], dict[tuple[str, str], Cell]]:
-    """Cells keyed alike in both files; a file written before the axes matches on mode and mix."""
-    axes = all(_has_axes(c) for c in base.cells + new.cells)
-    key = _key if axes else (lambda c: (c.mode, c.mix_name))
+    """Cells keyed alike in both files: executor, and the mix with the cell's point on the axes
+    that vary in either file (so a sweep without axes reads as before, and a file written before
+    the axes existed matches on executor and mix)."""
+    everything = base.cells + new.cells
+    varying = [
+        axis
+        for axis in ("workers", "concurrency")
+        if all(getattr(c, axis) is not None for c in everything) and len({getattr(c, axis) for c in everything}) > 1
+    ]
+    rates = len({c.rate_per_s or 0.0 for c in everything}) > 1
+
+    def key(cell: Cell) -> tuple[str, str]:
+        parts = [f"{axis} {getattr(cell, axis)}" for axis in varying]
+        if rates:
+            parts.append(f"{cell.rate_per_s:g} jobs/s offered" if cell.open_loop else "closed loop")
+        return cell.mode, cell.mix_name + (f" ({', '.join(parts)})" if parts else "")
+
     return {key(c): c for c in base.cells}, {key(c): c for c in new.cells}
 
 
