@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from runner.cli.params import real, whole
 from workers.errors import InputError, RunStopped
 
 
@@ -26,9 +27,9 @@ from workers.errors import InputError, RunStopped
     metavar="[NAME:]KIND=W,...",
     help="A workload mix (repeatable); replaces the default CPU-share series, hash and http.",
 )
-@click.option("--repeats", type=int, help="Measured repeats per cell (at least 3 for a confidence interval).")
-@click.option("--io-ms", type=float, help="I/O wait per job, ms.")
-@click.option("--cpu-ms", type=float, help="CPU work per job, ms on this machine.")
+@click.option("--repeats", type=whole(), help="Measured repeats per cell (at least 3 for a confidence interval).")
+@click.option("--io-ms", type=real(), help="I/O wait per job, ms.")
+@click.option("--cpu-ms", type=real(), help="CPU work per job, ms on this machine.")
 @click.option(
     "--concurrency",
     metavar="C[,C...]",
@@ -48,14 +49,14 @@ from workers.errors import InputError, RunStopped
 )
 @click.option(
     "--slo-p99-ms",
-    type=float,
+    type=real(),
     help="With a rate axis: each executor's highest rate whose p99 stays within this target becomes a verdict.",
 )
-@click.option("--celery-workers", type=int, help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
+@click.option("--celery-workers", type=whole(), help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
 @click.option("--celery-pool", type=click.Choice(["prefork", "threads", "gevent"]), help="Pool of local Celery nodes.")
-@click.option("--timeout", type=float, help="Per-job timeout, seconds.")
-@click.option("--run-s", type=float, help="Target length of one measured run, seconds.")
-@click.option("--seed", type=int, help="Seed of the shuffled run order.")
+@click.option("--timeout", type=real(), help="Per-job timeout, seconds.")
+@click.option("--run-s", type=real(), help="Target length of one measured run, seconds.")
+@click.option("--seed", type=whole(), help="Seed of the shuffled run order.")
 @click.option(
     "--sweep",
     "sweep_file",
@@ -77,7 +78,9 @@ from workers.errors import InputError, RunStopped
     "replaced, others left alone; one run per folder at a time. [default: reports/bench-TIME]",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line per run elsewhere).")
-@click.option("--metrics-port", type=int, help="Serve Prometheus/OpenMetrics metrics of the runs on this port.")
+@click.option(
+    "--metrics-port", type=whole(0, 65535), help="Serve Prometheus/OpenMetrics metrics of the runs on this port."
+)
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server listens on.")
 def bench(
     quick: bool,

@@ -4,13 +4,15 @@ executors, mixes, and the axes (workers, concurrency, rate) whose every combinat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.engine.inputs import number
 from runner.engine.machine import usable_cpus
-from runner.engine.spec import WorkloadSpec, parse_mix, read_toml
+from runner.engine.spec import BOUNDS, WorkloadSpec, parse_mix, read_toml
 from workers.errors import InputError
 from workers.registry import MODES, executor_class
 
@@ -123,23 +125,20 @@ _AXES = {"workers": "workers_axis", "concurrency": "concurrency_axis"}
 
 
 def parse_axis(text: str, name: str, kind: type[int] | type[float] = int) -> tuple[Any, ...]:
-    """``1,2,4`` -> (1, 2, 4): the values of one sweep axis, as ``--workers``/``--concurrency``/``--rate``."""
-    values = []
-    for part in text.split(","):
-        try:
-            values.append(kind(part.strip()))
-        except ValueError:
-            raise InputError(f"--{name}: {part.strip()!r} is not a number; write e.g. 1,2,4") from None
-    return tuple(values)
+    """``1,2,4`` -> (1, 2, 4): the values of one sweep axis, as ``--workers``/``--concurrency``/``--rate``
+    give them (each number strict: plain ASCII digits)."""
+    return tuple(number(f"--{name}", part.strip(), kind is int, -math.inf, math.inf) for part in text.split(","))
 
 
-def _show(value: Any) -> str:
-    """An axis as the user wrote it: ``1,2,4``."""
-    return (
-        ",".join(f"{v:g}" if isinstance(v, float) else repr(v) for v in value)
-        if isinstance(value, list | tuple)
-        else repr(value)
-    )
+def _axis(key: str, value: Any, whole: bool, low: float) -> tuple[Any, ...]:
+    items = tuple(value) if isinstance(value, list | tuple) else (value,)
+    if not items:
+        raise InputError(f"--{key}: name at least one value")
+    high = BOUNDS["rate" if key == "rate" else key][2]
+    checked = tuple(number(f"--{key}", v, whole, low, high) for v in items)
+    if len(set(checked)) != len(checked):
+        raise InputError(f"--{key}: each value may appear once")
+    return checked
 
 
 def _resolve_axes(values: dict[str, Any]) -> None:
@@ -148,25 +147,26 @@ def _resolve_axes(values: dict[str, Any]) -> None:
     for key, axis in _AXES.items():
         value = values.get(key)
         if isinstance(value, list | tuple):
-            items = tuple(value)
-            if not items or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in items):
-                raise InputError(f"--{key}: expected whole numbers >= 1, got {_show(value)}")
-            if len(set(items)) != len(items):
-                raise InputError(f"--{key}: each value may appear once")
+            items = _axis(key, value, True, 1 if len(value) > 1 else BOUNDS[key][1])
             values[key] = items[0]
             if len(items) > 1:
                 values[axis] = items
     rate = values.pop("rate", None)
     if rate is not None:
-        items = tuple(rate) if isinstance(rate, list | tuple) else (rate,)
-        if not items or any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in items):
-            raise InputError(f"--rate: expected jobs/s >= 0 (0: closed loop), got {_show(rate)}")
-        if len(set(items)) != len(items):
-            raise InputError("--rate: each value may appear once")
-        values["rates"] = tuple(float(v) for v in items) if items != (0,) else ()
-    slo = values.get("slo_p99_ms")
-    if slo is not None and (isinstance(slo, bool) or not isinstance(slo, int | float) or slo <= 0):
-        raise InputError(f"--slo-p99-ms: expected milliseconds > 0, got {slo!r}")
+        items = tuple(float(v) for v in _axis("rate", rate, False, 0))
+        values["rates"] = items if items != (0.0,) else ()
+    if values.get("slo_p99_ms") is not None:
+        values["slo_p99_ms"] = number("--slo-p99-ms", values["slo_p99_ms"], False, 0.001, 86_400_000)
+
+
+# sweep-only numbers -> (whole?, lowest, highest); the workload's own are checked by WorkloadSpec
+_SWEEP_NUMBERS: dict[str, tuple[bool, float, float]] = {
+    "repeats": (True, 1, 1000),
+    "min_jobs": (True, 1, BOUNDS["jobs"][2]),
+    "max_jobs": (True, 1, BOUNDS["jobs"][2]),
+    "run_s": (False, 0.001, 3600),
+    "seed": (True, 0, 2**63 - 1),
+}
 
 
 def parse_named_mix(text: str) -> Mix:
@@ -197,20 +197,20 @@ def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path |
     mixes = tuple(values.get("mixes") or DEFAULT_MIXES)
     if len({m.name for m in mixes}) != len(mixes):
         raise InputError("--mix: two mixes share a name; name them NAME:KIND=W,...")
+    for name, (whole, low, high) in _SWEEP_NUMBERS.items():
+        if name in values:
+            values[name] = number("--" + name.replace("_", "-"), values[name], whole, low, high)
     sweep = Sweep(**{**values, "modes": modes, "mixes": mixes})
-    for name, low in (("repeats", 1), ("min_jobs", 1), ("max_jobs", 1)):
-        value = getattr(sweep, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InputError(f"--{name.replace('_', '-')}: expected a whole number >= {low}, got {value!r}")
     if sweep.min_jobs > sweep.max_jobs:
         raise InputError("--min-jobs: must not exceed --max-jobs")
-    if not isinstance(sweep.run_s, int | float) or not 0 < sweep.run_s <= 3600:
-        raise InputError(f"--run-s: expected seconds between 0 and 3600, got {sweep.run_s!r}")
     if sweep.slo_p99_ms is not None and not any(sweep.rate_values()):
         raise InputError("--slo-p99-ms: needs a rate axis (--rate R1,R2,...) to find the highest rate meeting it")
-    for at in sweep.groups():  # validates the shared workload values at every point of the axes
+    # validates the shared workload values at every point of the axes, and each mix with them
+    # (http's delay cap)
+    for at in sweep.groups():
         for rate in sweep.rate_values():
-            sweep.workload(mixes[0], sweep.min_jobs, modes[0], at, rate)
+            for mix in mixes:
+                sweep.workload(mix, sweep.min_jobs, modes[0], at, rate)
     return sweep
 
 

@@ -50,7 +50,7 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import codec
+from runner.engine import codec, preflight
 from runner.engine.coordinator import executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency, LoopLag
@@ -84,6 +84,7 @@ from workers.calibration import calibrate
 from workers.errors import InputError, RunnerError
 from workers.jobs import spin
 from workers.registry import executor_class
+from workers.urls import redact
 
 PRESETS = ("requests", "spawn", "blocking", "race")
 
@@ -155,7 +156,12 @@ def run_presets(names: Sequence[str], *, quick: bool, step: Callable[[int, int, 
     progress = _Progress(sum(steps[name] for name in chosen), step)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     began = time.perf_counter()
+    uses_target = any(name in ("requests", "blocking") for name in chosen)
+    if uses_target:
+        preflight.check_environment((), {"http"})
     with LocalServices() as services:
+        if uses_target:  # a wrong TARGET_URL fails here, not in every call of the demonstration
+            preflight.check_services({"http": services.target_url()})
         presets = Presets(
             requests=run_requests(req, services, progress) if "requests" in chosen else None,
             spawn=run_spawn(spawn, progress) if "spawn" in chosen else None,
@@ -259,7 +265,7 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
     return RequestsFigure(
         plan=plan,
         target=where,
-        target_url=target,
+        target_url=redact(target),
         variants=variants,
         ratios=ratios,
         article=codec.decode(RequestsArticle, ARTICLE["requests"]),

@@ -30,7 +30,7 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import codec, interrupt
+from runner.engine import codec, interrupt, preflight
 from runner.engine.coordinator import Progress, executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency
@@ -81,6 +81,7 @@ Step = Callable[[int, int, str], None]  # (runs done, runs in all, what runs nex
 def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None = None) -> BenchResults:
     """Run the whole sweep; return the results document (see README, "Results file"). Verdicts are
     the report's to draw (``runner.report.verdicts``): measuring does not judge."""
+    preflight.check_environment(sweep.modes, {kind for mix in sweep.mixes for kind in mix.weights})
     for at in sweep.groups():
         probe = sweep.workload(sweep.mixes[0], sweep.min_jobs, sweep.modes[0], at)
         for mode in sweep.modes:
@@ -126,6 +127,13 @@ async def _sweep(
     stop: interrupt.StopRequest,
     progress: Progress | None = None,
 ) -> tuple[list[RunResult], list[Cell], RunStopped | None]:
+    kinds = {kind for mix in sweep.mixes for kind in mix.weights}
+    preflight.check_services(  # a wrong TARGET_URL/REDIS_URL fails the sweep before its first run
+        {
+            "http": services.target_url() if "http" in kinds else "",
+            "redis": services.redis_url() if "redis" in kinds else "",
+        }
+    )
     state = _SweepRun(sweep, calibration, services, step, stop, progress)
     stopped: RunStopped | None = None
     try:

@@ -32,7 +32,7 @@ METRICS: dict[str, Callable[[RunResult], float]] = {
     "p95": lambda run: run.latency_ms.p95,
     "p99": lambda run: run.latency_ms.p99,
 }
-_RULE = re.compile(r"^(?P<metric>[a-z0-9_]+):(?P<pct>[+-]\d+(?:\.\d+)?)%?$")
+_RULE = re.compile(r"^(?P<metric>[a-z0-9_]+):(?P<pct>[+-][0-9]{1,6}(?:\.[0-9]{1,6})?)%?$", re.ASCII)
 
 
 class Rule(NamedTuple):
