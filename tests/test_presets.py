@@ -14,7 +14,7 @@ from runner.experiments.spawn_cost import measure_in_child
 from runner.report.charts import preset_charts
 from runner.report.presets import markdown
 from runner.report.verdicts import with_verdicts
-from workers.errors import InputError, RunnerError
+from workers.errors import InputError
 
 
 def _run(name: str) -> tuple[BenchResults, list[tuple[int, int, str]]]:
@@ -92,11 +92,11 @@ def test_blocking_inline_cpu_lags_the_loop_more_than_offloaded() -> None:
 
 
 def test_preset_names_expand_and_are_checked() -> None:
-    assert expand(["all"]) == ["requests", "spawn", "blocking"]
+    assert expand(["all"]) == ["requests", "spawn", "blocking", "race"]
     assert expand(["blocking", "requests", "blocking"]) == ["requests", "blocking"]
     with pytest.raises(InputError, match="unknown preset 'nope'"):
         expand(["nope"])
     with pytest.raises(InputError):
         expand([])
-    with pytest.raises(RunnerError, match="unknown unit kind"):
+    with pytest.raises(InputError, match="unknown unit kind"):
         measure_in_child("fiber", 1)

@@ -49,8 +49,8 @@ def test_defaults_and_bounds() -> None:
     spec = WorkloadSpec.build({}, ("async",))
     assert spec.jobs == 1000 and spec.timeout == 60 and spec.concurrency == 100 and spec.batch == 0
     assert spec.mix == {"sleep": 0.5, "cpu": 0.5} and spec.io_ms == 50 and spec.cpu_ms == 10
-    assert spec.workers == usable_cpus() and spec.celery_workers == spec.workers
-    assert spec.celery_pool == "prefork" and spec.modes == ("async",)
+    assert spec.workers == usable_cpus() and spec.options["celery_workers"] == spec.workers
+    assert spec.options["celery_pool"] == "prefork" and spec.modes == ("async",)
     with pytest.raises(InputError, match="--concurrency"):
         WorkloadSpec.build({"concurrency": 0}, ("async",))
     with pytest.raises(InputError, match="--jobs"):

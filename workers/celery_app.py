@@ -32,6 +32,7 @@ from typing import Any
 
 from celery import Celery, Task, signals
 
+from workers import lifeline
 from workers.clients import SyncClients
 from workers.errors import InputError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
@@ -133,6 +134,21 @@ def _worker_died_twice(sender: Any = None, exception: BaseException | None = Non
 
 
 signals.task_failure.connect(_worker_died_twice, weak=False)
+
+
+def _hold_node(**_: Any) -> None:
+    """A node that runner started dies with the coordinator (and takes its prefork children)."""
+    lifeline.hold_if_child()
+
+
+def _hold_child(**_: Any) -> None:
+    """A prefork child of such a node dies with the node."""
+    if os.environ.get(lifeline.ENV):
+        lifeline.hold()
+
+
+signals.worker_init.connect(_hold_node, weak=False)
+signals.worker_process_init.connect(_hold_child, weak=False)
 
 
 def settings_from_environment() -> dict[str, Any]:

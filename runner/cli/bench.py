@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from runner.cli.main import executor_flags
 from runner.cli.params import real, whole
 from workers.errors import InputError, RunStopped
 
@@ -30,10 +31,29 @@ from workers.errors import InputError, RunStopped
 @click.option("--repeats", type=whole(), help="Measured repeats per cell (at least 3 for a confidence interval).")
 @click.option("--io-ms", type=real(), help="I/O wait per job, ms.")
 @click.option("--cpu-ms", type=real(), help="CPU work per job, ms on this machine.")
-@click.option("--concurrency", type=whole(), help="Jobs in flight (threads in thread mode).")
-@click.option("--workers", type=whole(), help="Process-pool workers. [default: CPU count]")
-@click.option("--celery-workers", type=whole(), help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
-@click.option("--celery-pool", type=click.Choice(["prefork", "threads", "gevent"]), help="Pool of local Celery nodes.")
+@click.option(
+    "--concurrency",
+    metavar="C[,C...]",
+    help="Jobs in flight (threads in thread mode); a list (10,100,1000) is a sweep axis.",
+)
+@click.option(
+    "--workers",
+    metavar="W[,W...]",
+    help="Process-pool workers (and local Celery nodes); a list (1,2,4,8) is a sweep axis, and 4+ counts get "
+    "a fitted scaling model. [default: CPU count]",
+)
+@click.option(
+    "--rate",
+    metavar="R[,R...]",
+    help="Open loop: jobs/s on a schedule, latency from each job's intended start; a list is a sweep axis, "
+    "0 in it meaning closed loop. [default: 0, closed loop]",
+)
+@click.option(
+    "--slo-p99-ms",
+    type=real(),
+    help="With a rate axis: each executor's highest rate whose p99 stays within this target becomes a verdict.",
+)
+@executor_flags
 @click.option("--timeout", type=real(), help="Per-job timeout, seconds.")
 @click.option("--run-s", type=real(), help="Target length of one measured run, seconds.")
 @click.option("--seed", type=whole(), help="Seed of the shuffled run order.")
@@ -47,8 +67,8 @@ from workers.errors import InputError, RunStopped
     "--preset",
     "presets",
     multiple=True,
-    type=click.Choice(["requests", "spawn", "blocking", "all"]),
-    help="Run a seed-article demonstration instead of the sweep (repeatable).",
+    type=click.Choice(["requests", "spawn", "blocking", "race", "all"]),
+    help='Measure a claim of "Asynchronous Programming" (Tai Le, 2023) instead of the sweep (repeatable).',
 )
 @click.option(
     "--out",
@@ -78,12 +98,19 @@ def bench(
     from runner.cli.live import LiveView, fan_out, live_metrics
     from runner.engine import codec
     from runner.engine.outputs import OutLock, prepare_out_dir, write_or_save
-    from runner.experiments.sweep import build_sweep, parse_named_mix, run_sweep
+    from runner.experiments.sweep import build_sweep, parse_axis, parse_named_mix, run_sweep
+    from runner.extras import require
+
+    require("report")
     from runner.report.export import write_report
-    from runner.report.terminal import stderr_console
+    from runner.report.noise import noise_warnings
+    from runner.report.terminal import print_noise_warnings, stderr_console
     from runner.report.verdicts import with_verdicts
 
     overrides: dict[str, Any] = dict(flags)
+    for name, kind in (("workers", int), ("concurrency", int), ("rate", float)):
+        if overrides.get(name) is not None:
+            overrides[name] = parse_axis(overrides[name], name, kind)
     if modes is not None:
         overrides["modes"] = tuple(m.strip() for m in modes.split(",") if m.strip())
         if not overrides["modes"]:
@@ -118,6 +145,7 @@ def bench(
         written = write_report(doc, out_dir)
     for verdict in doc.verdicts:
         console.print(f"- {verdict.text}", soft_wrap=True)
+    print_noise_warnings(console, noise_warnings(doc))
     console.print(f"wrote {results}, " + ", ".join(str(p) for p in written))
     if stopped is not None:
         raise stopped

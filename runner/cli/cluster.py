@@ -30,6 +30,7 @@ from typing import Any
 import click
 
 from runner.cli.params import real
+from runner.extras import needs_extra
 from workers.errors import InputError, ServiceError
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -96,8 +97,9 @@ class ClusterSampler:
     """Follows the stats stream of every container of one compose project, one thread each."""
 
     def __init__(self, project: str) -> None:
-        import docker
-        import docker.errors
+        with needs_extra("cluster"):
+            import docker
+            import docker.errors
 
         try:
             self._client = docker.from_env(version="auto", timeout=30)

@@ -1,4 +1,5 @@
-"""``runner bench --preset NAME``: the seed article's claims, measured on this machine.
+"""``runner bench --preset NAME``: the claims of "Asynchronous Programming" (Tai Le, 2023), measured
+on this machine.
 
 Every figure is measured here; the article's own figures are carried beside ours (``article``)
 only so a report can show both. Estimates are ``{"mean", "ci95", "half_width", "n"}`` over
@@ -29,11 +30,17 @@ repeats (``runner.engine.stats.estimate``); ratios carry the half-width of their
   Each mode: estimates of ``loop_lag_p99_ms``, ``probe_p99_ms``, ``probe_p50_ms``,
   ``job_ms_p50`` (how long a CPU job took, as its caller saw it), ``jobs_per_s``, and the raw
   ``repeats``. ``ratios``: inline over offloaded for lag and probe p99.
+
+``race`` -- N read-modify-write increments of one shared counter by 4 coroutines, threads or
+  processes (``runner.experiments.race``: with and without an ``await`` or a lock between read and
+  write, processes on shared memory and on private copies): ``variants[]`` with ``lost`` and
+  ``lost_per_million``, beside the article's claim per strategy (``article``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -57,6 +64,7 @@ from runner.engine.preset_results import (
     Million,
     OrderHolds,
     Presets,
+    RaceFigure,
     RequestsArticle,
     RequestsFigure,
     RequestsPlan,
@@ -79,11 +87,11 @@ from workers.jobs import spin
 from workers.registry import executor_class
 from workers.urls import redact
 
-PRESETS = ("requests", "spawn", "blocking")
+PRESETS = ("requests", "spawn", "blocking", "race")
 
 Step = Callable[[int, int, str], None]
 
-# The seed article's figures, quoted so reports can put ours beside them.
+# The article's figures, quoted so reports can put ours beside them.
 ARTICLE: dict[str, dict[str, Any]] = {
     "requests": {
         "calls": 3,
@@ -108,6 +116,7 @@ QUICK_PLANS = (
     BlockingPlan(jobs=25, cpu_ms=20.0, repeats=3),
 )
 FULL_PLANS = (RequestsPlan(), SpawnPlan(), BlockingPlan())
+RACE_INCREMENTS = {True: 100_000, False: 1_000_000}  # per variant, by --quick
 
 
 def expand(names: Sequence[str]) -> list[str]:
@@ -143,6 +152,7 @@ def run_presets(names: Sequence[str], *, quick: bool, step: Callable[[int, int, 
         "requests": 1 + 3 * req.repeats,
         "spawn": len(spawn.counts()) * spawn.repeats,
         "blocking": 1 + 2 * block.repeats,
+        "race": 1,
     }
     progress = _Progress(sum(steps[name] for name in chosen), step)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -157,6 +167,7 @@ def run_presets(names: Sequence[str], *, quick: bool, step: Callable[[int, int, 
             requests=run_requests(req, services, progress) if "requests" in chosen else None,
             spawn=run_spawn(spawn, progress) if "spawn" in chosen else None,
             blocking=run_blocking(block, services, progress) if "blocking" in chosen else None,
+            race=run_race(RACE_INCREMENTS[quick], progress) if "race" in chosen else None,
         )
     step(progress.total, progress.total, "done")
     return BenchResults(
@@ -169,6 +180,17 @@ def run_presets(names: Sequence[str], *, quick: bool, step: Callable[[int, int, 
         cells=[],
         presets=presets,
     )
+
+
+# --- race --------------------------------------------------------------------------------------
+
+
+def run_race(increments: int, progress: _Progress) -> RaceFigure:
+    """The race-conditions row: every variant of ``runner.experiments.race`` once."""
+    from runner.experiments.race import measure_races
+
+    progress.next(f"race: {increments:,} increments per variant")
+    return RaceFigure.from_json(measure_races(increments, workers=4), "race")
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -198,11 +220,12 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
     async def go() -> dict[str, list[tuple[float, float]]]:  # per variant: (wall s, call ms p50) per repeat
         executors: dict[str, Executor] = {}
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in _REQUEST_VARIANTS}
-        try:
+        async with contextlib.AsyncExitStack() as started:  # stops every executor, even if one stop() raises
             for name, mode, in_flight, _ in _REQUEST_VARIANTS:
                 first = spec(in_flight, plan.call_ms, mode)
-                executors[name] = executor_class(mode)(executor_config(first), services)
-                await executors[name].start()
+                executors[name] = await started.enter_async_context(
+                    executor_class(mode)(executor_config(first), services)
+                )
             progress.next("requests: warm-up (connections opened, kept apart)")
             for name, mode, in_flight, _ in _REQUEST_VARIANTS:
                 await measure(executors[name], spec(in_flight, 1.0, mode), calibration, services)
@@ -215,9 +238,6 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
                         reasons = "; ".join(result.failures) or "timed out"
                         raise RunnerError(f"requests preset: {done} of {plan.calls} calls succeeded: {reasons}")
                     runs[name].append((result.wall_s, result.latency_ms.p50))
-        finally:
-            for ex in executors.values():
-                await ex.stop()
         return runs
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:

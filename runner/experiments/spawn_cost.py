@@ -5,7 +5,7 @@ leaves behind never shows in another kind's figures and every kind starts from t
 Inside the child, N units are created and kept alive until the memory is read:
 
 - ``coroutine``: N ``create_task`` calls on a uvloop loop; the tasks are pending (created, not yet
-  run) when memory is read, as in the seed article's measurement.
+  run) when memory is read, as in the article's measurement.
 - ``thread``: N ``threading.Thread(...).start()``; each thread waits on an event, so all N are
   alive when memory is read (``start`` returns once the thread runs).
 - ``process`` (fork, the article's default on Linux) and ``process-spawn`` (a fresh interpreter,
@@ -36,7 +36,7 @@ from typing import Any
 
 import psutil
 
-from workers.errors import RunnerError
+from workers.errors import InputError, RunnerError
 
 KINDS = ("coroutine", "thread", "process", "process-spawn")
 _CHILD_TIMEOUT_S = 300.0
@@ -45,7 +45,7 @@ _CHILD_TIMEOUT_S = 300.0
 def measure_in_child(kind: str, n: int) -> dict[str, Any]:
     """Create ``n`` units of ``kind`` in a fresh interpreter; return its figures (see module doc)."""
     if kind not in KINDS:
-        raise RunnerError(f"unknown unit kind {kind!r}; choose from: {', '.join(KINDS)}")
+        raise InputError(f"unknown unit kind {kind!r}; choose from: {', '.join(KINDS)}")
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     code = "import sys; from runner.experiments.spawn_cost import child_main; child_main(sys.argv[1], int(sys.argv[2]))"

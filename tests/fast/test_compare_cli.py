@@ -110,7 +110,8 @@ def test_every_metric_is_reported_and_rules_listed(tmp_path: Path) -> None:
     assert code == 0 and outcome["rules"] == ["throughput:-5%", "p99:+10%"] and outcome["missing"] == []
     metrics = outcome["cells"][0]["metrics"]
     assert set(metrics) == {"throughput", "p50", "p95", "p99"}
-    assert metrics["p95"] == {"base": 20.0, "new": 20.0, "change_pct": 0.0, "p_value": 1.0, "significant": False}
+    p95 = {key: metrics["p95"][key] for key in ("base", "new", "change_pct", "p_value", "significant", "ratio")}
+    assert p95 == {"base": 20.0, "new": 20.0, "change_pct": 0.0, "p_value": 1.0, "significant": False, "ratio": 1.0}
 
 
 def test_cells_in_one_file_only_are_listed(tmp_path: Path) -> None:
@@ -194,7 +195,7 @@ def test_the_table_as_a_user_reads_it(tmp_path: Path) -> None:
     result = invoke("compare", str(base), str(new), env={"COLUMNS": "120"})  # wide enough, whatever the CI's
     assert result.exit_code == 0
     assert [line.rstrip() for line in result.stderr.splitlines()] == [
-        "new vs base: change of the mean (p-value of Welch's t-test)",
+        "new vs base: change of the mean (Holm-adjusted p of Welch's test on log ratios)",
         "┏━━━━━━━━┳━━━━━┳━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━┓",
         "┃ mode   ┃ mix ┃      throughput ┃            p50 ┃            p95 ┃             p99 ┃",
         "┡━━━━━━━━╇━━━━━╇━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━┩",

@@ -14,6 +14,11 @@ from runner.engine.spec import SPEC_KEYS, WorkloadSpec, load_spec_file, parse_mi
 from workers.errors import InputError
 
 
+def _value(spec: WorkloadSpec, field: str) -> Any:
+    """A spec field, or an executor's own option (celery_workers, celery_pool)."""
+    return spec.options[field] if field in spec.options else getattr(spec, field)
+
+
 def _error(values: dict[str, Any]) -> str:
     with pytest.raises(InputError) as caught:
         WorkloadSpec.build(values, ("async",))
@@ -33,14 +38,14 @@ def _error(values: dict[str, Any]) -> str:
 def test_whole_numbers_hold_their_bounds(field: str, low: int, high: int) -> None:
     flag = "--" + field.replace("_", "-")
     for ok in (low, high, str(high)):
-        assert getattr(WorkloadSpec.build({field: ok}, ("async",)), field) == int(ok)
+        assert _value(WorkloadSpec.build({field: ok}, ("async",)), field) == int(ok)
     assert _error({field: low - 1}) == f"{flag}: {low - 1!r} is out of range ({low:g} to {high:g})"
     assert _error({field: high + 1}) == f"{flag}: {high + 1!r} is out of range ({low:g} to {high:g})"
     assert _error({field: 2.5}) == f"{flag}: expected a whole number in plain digits, got 2.5"
     assert _error({field: True}) == f"{flag}: expected a whole number in plain digits, got True"
     assert _error({field: "ten"}) == f"{flag}: expected a whole number in plain digits, got 'ten'"
     assert _error({field: [1]}) == f"{flag}: expected a whole number in plain digits, got [1]"
-    assert getattr(WorkloadSpec.build({field: 3.0}, ("async",)), field) == 3  # a whole float is fine
+    assert _value(WorkloadSpec.build({field: 3.0}, ("async",)), field) == 3  # a whole float is fine
 
 
 @pytest.mark.parametrize(
@@ -49,7 +54,7 @@ def test_whole_numbers_hold_their_bounds(field: str, low: int, high: int) -> Non
 def test_numbers_hold_their_bounds(field: str, low: float, high: float) -> None:
     flag = "--" + field.replace("_", "-")
     for ok in (low, high, str(high)):
-        assert getattr(WorkloadSpec.build({field: ok}, ("async",)), field) == float(ok)
+        assert _value(WorkloadSpec.build({field: ok}, ("async",)), field) == float(ok)
     below, above = low - 0.0005 if low else -1, high + 1
     assert _error({field: below}) == f"{flag}: {below!r} is out of range ({low:g} to {high:g})"
     assert _error({field: above}) == f"{flag}: {above!r} is out of range ({low:g} to {high:g})"
@@ -61,14 +66,14 @@ def test_numbers_hold_their_bounds(field: str, low: float, high: float) -> None:
 
 def test_values_not_given_take_the_defaults_and_none_means_not_given() -> None:
     spec = WorkloadSpec.build({"jobs": None, "workers": 3, "celery_workers": None}, ("thread", "async"))
-    assert spec.jobs == 1000 and spec.workers == 3 and spec.celery_workers == 3
+    assert spec.jobs == 1000 and spec.workers == 3 and spec.options["celery_workers"] == 3
     assert spec.modes == ("thread", "async")
     assert spec.to_dict()["modes"] == ["thread", "async"] and spec.to_dict()["mix"] == {"sleep": 0.5, "cpu": 0.5}
-    assert WorkloadSpec.build({"workers": 0}, ("async",)).celery_workers == 0
+    assert WorkloadSpec.build({"workers": 0}, ("async",)).options["celery_workers"] == 0
 
 
 def test_celery_pool_is_a_choice() -> None:
-    assert WorkloadSpec.build({"celery_pool": "gevent"}, ("async",)).celery_pool == "gevent"
+    assert WorkloadSpec.build({"celery_pool": "gevent"}, ("async",)).options["celery_pool"] == "gevent"
     assert _error({"celery_pool": "solo"}) == "--celery-pool: choose one of prefork, threads, gevent, got 'solo'"
 
 
