@@ -8,6 +8,7 @@ import time
 
 from runner.engine.coordinator import run_mode
 from runner.engine.spec import WorkloadSpec
+from workers.jobs import WORKER_DIED
 
 _ORIGINAL = (socket.socket, time.sleep, threading.Lock)
 
@@ -43,6 +44,6 @@ def test_a_crash_fails_every_job_in_flight_in_the_gevent_process_and_a_fresh_one
     jobs = result["jobs"]
     assert jobs["submitted"] == 30 and jobs["done"] + jobs["failed"] == 30 and jobs["lost"] == 0
     assert jobs["timed_out"] == 0 and jobs["failed"] >= 2  # the crash job and sleeps in flight with it
-    assert result["failures"] == {"worker died: the gevent process exited with code -9": jobs["failed"]}
+    assert result["failures"] == {WORKER_DIED: jobs["failed"]}  # the same reason as in every executor
     assert len(result["by_worker"]) == 2  # the first process, and the one respawned after the crash
     assert all(worker.startswith("gevent-pid-") for worker in result["by_worker"])
