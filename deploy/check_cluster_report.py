@@ -19,7 +19,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from runner.engine.results import BenchResults, load_results
+from runner.engine.bench_results import BenchResults, load_results
 from workers.errors import InputError
 
 MODES = ("async", "thread", "process", "celery")

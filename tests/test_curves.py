@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from runner.engine import codec
-from runner.engine.results import BenchResults, Cell, Percentiles, load_results
+from runner.engine.bench_results import BenchResults, Cell, load_results
+from runner.engine.results import Percentiles
 from runner.experiments.sweep import build_sweep, parse_axis
 from runner.report import scaling as sc
 from runner.report.compare import compare_results

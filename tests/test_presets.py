@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from runner import __version__
-from runner.engine.results import BenchResults
+from runner.engine.bench_results import BenchResults
 from runner.experiments.presets import expand, run_presets
 from runner.experiments.spawn_cost import measure_in_child
 from runner.report.charts import preset_charts

@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from runner.cli.main import cli
 from runner.engine import codec
-from runner.engine.results import BenchResults, RunResult, load_results
+from runner.engine.bench_results import BenchResults, load_results
+from runner.engine.results import RunResult
 from runner.engine.schema import SCHEMA_FILE, render
 
 ROOT = Path(__file__).resolve().parents[1]

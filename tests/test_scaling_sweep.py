@@ -75,7 +75,7 @@ def test_usl_is_stored_beside_the_points_and_said_in_words(scaling_dir: Path) ->
 
 
 def test_fitted_curve_is_drawn_through_the_points(scaling_dir: Path) -> None:
-    from runner.engine.results import load_results
+    from runner.engine.bench_results import load_results
     from runner.report.curves import scaling_charts
 
     doc = load_results(scaling_dir / "results.json")

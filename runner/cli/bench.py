@@ -161,8 +161,8 @@ def bench(
 )
 def report(results: Path, out_dir: Path | None) -> None:
     """Render the Markdown, HTML (charts inside) and CSV reports of a results file."""
+    from runner.engine.bench_results import load_results
     from runner.engine.outputs import OutLock, prepare_out_dir
-    from runner.engine.results import load_results
     from runner.report.export import write_report
 
     doc = load_results(results)
@@ -187,7 +187,7 @@ def report(results: Path, out_dir: Path | None) -> None:
 def compare(base: Path, new: Path, rules: tuple[str, ...], as_json: bool) -> None:
     """Compare two results files cell by cell; exit 1 on a significant regression."""
     from runner.engine import codec
-    from runner.engine.results import load_results
+    from runner.engine.bench_results import load_results
     from runner.report.compare import compare_results, parse_rule
     from runner.report.terminal import render_comparison, stderr_console
 

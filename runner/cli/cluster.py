@@ -184,8 +184,8 @@ def write_figures(out_dir: Path, project: str, rows: list[dict[str, Any]]) -> Pa
     from dataclasses import replace
 
     from runner.engine import codec
+    from runner.engine.bench_results import Container, load_results
     from runner.engine.outputs import atomic_write
-    from runner.engine.results import Container, load_results
 
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / "containers.json", json.dumps({"project": project, "containers": rows}, indent=2) + "\n")

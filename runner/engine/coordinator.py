@@ -227,7 +227,7 @@ async def _drive(
     record_failed = latencies.failed.record if instrument else _ignore
     record_timed_out = latencies.timed_out.record if instrument else _ignore
     work: Iterator[tuple[Job, float]] = (
-        zip(jobs, spec.arrival_offsets(), strict=True) if spec.open_loop else _unscheduled(jobs)
+        zip(jobs, spec.arrival_offsets(), strict=True) if spec.open_loop else ((j, 0.0) for j in jobs)
     )
     start = [0.0]  # when the schedule begins: set just before the drivers start
 
@@ -379,10 +379,6 @@ async def _report_progress(status: Callable[[], RunStatus], progress: Progress |
     while True:
         progress(status())
         await asyncio.sleep(0.2)
-
-
-def _unscheduled(jobs: Iterator[Job]) -> Iterator[tuple[Job, float]]:
-    return ((job, 0.0) for job in jobs)
 
 
 def _utilisation(cpu_s: float, wall_s: float) -> float:

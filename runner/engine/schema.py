@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.engine import codec
-from runner.engine.results import SCHEMA_VERSION, BenchResults, RunResult
+from runner.engine.bench_results import BenchResults
+from runner.engine.results import SCHEMA_VERSION, RunResult
 
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
 

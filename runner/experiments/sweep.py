@@ -32,23 +32,11 @@ import uvloop
 
 from runner import __version__
 from runner.engine import codec, interrupt, preflight
+from runner.engine.bench_results import BenchResults, BenchStopped, Bound, Cell, CellSummary, SweepPlan
 from runner.engine.coordinator import Progress, check_modes, executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency
-from runner.engine.results import (
-    SCHEMA_VERSION,
-    BenchResults,
-    BenchStopped,
-    Bound,
-    CalibrationFigures,
-    Cell,
-    CellSummary,
-    Jobs,
-    Machine,
-    Percentiles,
-    RunResult,
-    SweepPlan,
-)
+from runner.engine.results import SCHEMA_VERSION, CalibrationFigures, Jobs, Machine, Percentiles, RunResult
 from runner.engine.services import LocalServices
 from runner.engine.stats import Interval, bound, cpu_share, estimate
 from runner.experiments.plan import (

@@ -12,8 +12,8 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from runner.engine.bench_results import BenchResults, Cell
 from runner.engine.preset_results import BlockingFigure, BlockingMode, RequestsFigure, SpawnFigure
-from runner.engine.results import BenchResults, Cell
 from runner.engine.stats import Interval
 from runner.extras import needs_extra
 from runner.report.verdicts import cpu_series, main_slice

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+from runner.engine.bench_results import BenchResults, Cell
 from runner.engine.codec import Typed
-from runner.engine.results import BenchResults, Cell, RunResult
+from runner.engine.results import RunResult
 from runner.engine.stats import holm, log_ratio
 from workers.errors import InputError
 

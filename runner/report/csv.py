@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from runner.engine.results import BenchResults
+from runner.engine.bench_results import BenchResults
 from runner.report.charts import Chart
 
 CSV_FIELDS = [

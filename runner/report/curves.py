@@ -8,7 +8,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from runner.engine.results import BenchResults, Cell, Scaling
+from runner.engine.bench_results import BenchResults, Cell, Scaling
 from runner.report import scaling as sc
 from runner.report.charts import Chart, colour, png, pyplot
 from runner.report.verdicts import axes_label

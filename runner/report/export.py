@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from runner.engine.bench_results import BenchResults
 from runner.engine.outputs import atomic_write
-from runner.engine.results import BenchResults
 from runner.report.charts import Chart, charts
 
 

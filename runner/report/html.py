@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from runner.engine.results import BenchResults
+from runner.engine.bench_results import BenchResults
 from runner.extras import needs_extra
 from runner.report.charts import Chart
 from runner.report.markdown import markdown_report

@@ -7,7 +7,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from runner.engine import codec
-from runner.engine.results import BenchResults, Cell, Jobs, SweepPlan
+from runner.engine.bench_results import BenchResults, Cell, SweepPlan
+from runner.engine.results import Jobs
 from runner.report import format as fmt
 from runner.report.charts import Chart
 from runner.report.noise import noise_warnings, over_bound

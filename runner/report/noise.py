@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from runner.engine.results import BenchResults, Cell
+from runner.engine.bench_results import BenchResults, Cell
 from runner.report import format as fmt
 
 MAX_CV = 0.10

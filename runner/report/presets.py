@@ -7,8 +7,8 @@ figure beside them, and ends with the verdict. Works from the results document a
 
 from __future__ import annotations
 
+from runner.engine.bench_results import BenchResults
 from runner.engine.preset_results import BlockingFigure, RaceFigure, RequestsFigure, SpawnFigure
-from runner.engine.results import BenchResults
 from runner.report import format as fmt
 
 _TITLES = {

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from runner.engine.results import Cell, Scaling, ScalingPoint, Usl
+from runner.engine.bench_results import Cell, Scaling, ScalingPoint, Usl
 from runner.report import format as fmt
 
 MIN_POINTS = 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from runner.engine.results import BenchResults
+from runner.engine.bench_results import BenchResults
 from runner.report import format as fmt
 from runner.report import scaling as sc
 from runner.report.presets import PRIVATE

@@ -24,8 +24,8 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
+from runner.engine.bench_results import BenchResults, Cell, Verdict
 from runner.engine.preset_results import BlockingFigure, Presets, RequestsFigure, SpawnFigure
-from runner.engine.results import BenchResults, Cell, Verdict
 from runner.engine.stats import Ratio, holm, log_ratio
 from runner.report import format as fmt
 from runner.report import scaling as sc
