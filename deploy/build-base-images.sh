@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Build the two base images the cluster needs from Debian packages, for machines that can reach a
+# Build the base images the cluster needs from Debian packages, for machines that can reach a
 # Debian mirror but no image registry:
 #   runner-base/python:bookworm  -- Debian bookworm minbase + python3, python3-venv (for deploy/Dockerfile)
 #   runner-base/redis:bookworm   -- Debian bookworm minbase + redis-server, /data owned by user redis
+#   runner-base/prometheus:bookworm -- Debian bookworm minbase + prometheus (compose's monitoring
+#                                      profile), entry point and /prometheus as in the public image
 # Each is `debootstrap --variant=minbase` then `docker import`. An image that already exists is kept
-# (delete it with `docker rmi` to rebuild). Usage: deploy/build-base-images.sh [python] [redis]
+# (delete it with `docker rmi` to rebuild).
+# Usage: deploy/build-base-images.sh [python] [redis] [prometheus]; without arguments python and redis.
 # Environment: DEBIAN_MIRROR (default: the first deb URI in /etc/apt, else deb.debian.org).
 set -euo pipefail
 
 SUITE=bookworm
 PYTHON_IMAGE=${RUNNER_BASE_PYTHON_IMAGE:-runner-base/python:bookworm}
 REDIS_IMAGE=${RUNNER_BASE_REDIS_IMAGE:-runner-base/redis:bookworm}
+PROMETHEUS_IMAGE=${RUNNER_BASE_PROMETHEUS_IMAGE:-runner-base/prometheus:bookworm}
 
 mirror() {
     if [[ -n ${DEBIAN_MIRROR:-} ]]; then echo "$DEBIAN_MIRROR"; return; fi
@@ -68,6 +72,19 @@ build_redis() {
         'CMD ["redis-server", "--protected-mode", "no"]'
 }
 
+# Like prom/prometheus: the binary is the entry point, a command gives only its flags.
+build_prometheus() {
+    build prometheus "$PROMETHEUS_IMAGE" prometheus \
+        "mkdir -p /prometheus && chown prometheus:prometheus /prometheus" \
+        'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        'WORKDIR /prometheus' \
+        'VOLUME /prometheus' \
+        'EXPOSE 9090' \
+        'USER prometheus' \
+        'ENTRYPOINT ["/usr/bin/prometheus"]' \
+        'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
+}
+
 command -v debootstrap >/dev/null || { log "debootstrap is not installed (apt-get install debootstrap)"; exit 1; }
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(python redis)
@@ -76,7 +93,8 @@ for target in "${targets[@]}"; do
     case $target in
         python) build_python & pids+=($!) ;;
         redis) build_redis & pids+=($!) ;;
-        *) log "unknown image '$target' (python, redis)"; exit 2 ;;
+        prometheus) build_prometheus & pids+=($!) ;;
+        *) log "unknown image '$target' (python, redis, prometheus)"; exit 2 ;;
     esac
 done
 status=0
