@@ -16,6 +16,10 @@ duplicate:
   ``RUNNER_VISIBILITY_TIMEOUT`` and another node runs it (surviving nodes sweep every second).
 - the broker going away: workers reconnect for as long as it takes (the coordinator bounds it).
 
+Each node answers the remote-control command ``runner_node`` (``workers.node_stats``): its host,
+cores, pool, Python and CPU model, its visibility timeout, and the CPU seconds and peak RSS it used
+since the last call with ``reset`` -- so the coordinator measures nodes on any host.
+
 The task does not use Celery's result backend: it pushes a small JSON reply onto a Redis list the
 coordinator named, so the coordinator's ledger sees every run of every job, duplicates included.
 """
@@ -28,9 +32,11 @@ import socket
 from typing import Any
 
 from celery import Celery, Task, signals
+from celery.worker.control import control_command
 
 from workers.clients import SyncClients
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
+from workers.node_stats import NodeMeter, describe_node
 
 TASK_NAME = "runner.run_job"
 BATCH_TASK_NAME = "runner.run_batch"
@@ -127,6 +133,23 @@ def _worker_died_twice(sender: Any = None, exception: BaseException | None = Non
 
 
 signals.task_failure.connect(_worker_died_twice, weak=False)
+
+_meter: NodeMeter | None = None  # this node's, made on the first runner_node call
+
+
+@control_command(args=[("reset", bool)], signature="[reset=False]")  # type: ignore[untyped-decorator]
+def runner_node(state: Any, reset: bool = False) -> dict[str, Any]:
+    """Remote control, in the node's main process: what it is and what it used since a reset."""
+    global _meter
+    if _meter is None:
+        _meter = NodeMeter()
+        _meter.start()
+    consumer = state.consumer
+    pool = type(consumer.pool).__module__.rsplit(".", 1)[-1]  # celery.concurrency.<prefork|thread|...>
+    concurrency = int(getattr(consumer.controller, "concurrency", 0) or 1)
+    visibility = float(consumer.app.conf.broker_transport_options.get("visibility_timeout", 3600.0))
+    facts = describe_node(state.hostname, {"thread": "threads"}.get(pool, pool), concurrency, visibility)
+    return facts | _meter.reading(reset)
 
 
 app = make_app(
