@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from typing import Any
+
+from runner.engine.results import RunResult
 
 
-def submit(mode: str, args: list[str]) -> dict[str, Any]:
+def submit(mode: str, args: list[str]) -> RunResult:
     cmd = [sys.executable, "-m", "runner", "submit", "--mode", mode, "--json", *args]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    result: dict[str, Any] = json.loads(out.stdout)
-    jobs = result["jobs"]
-    assert jobs["done"] == jobs["submitted"] and jobs["lost"] == 0, jobs
+    result = RunResult.from_json(json.loads(out.stdout), "runner submit --json")
+    assert result.jobs.done == result.jobs.submitted and result.jobs.lost == 0, result.jobs
     return result

@@ -36,7 +36,7 @@ CASES = [
 
 
 def throughput(mode: str, args: list[str]) -> float:
-    return float(submit(mode, args)["throughput_jobs_per_s"])
+    return submit(mode, args).throughput_jobs_per_s
 
 
 def main() -> int:

@@ -18,6 +18,8 @@ from typing import Any
 
 from _submit import submit
 
+from runner.engine.results import RunResult
+
 MIXED = [
     "--mix",
     "mixed=1",
@@ -35,24 +37,24 @@ MIXED = [
 HTTP = ["--mix", "http=1", "--io-ms", "50", "--jobs", "2000", "--concurrency", "200"]
 
 
-def repeat(modes: list[str], args: list[str], repeats: int) -> dict[str, list[dict[str, Any]]]:
-    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+def repeat(modes: list[str], args: list[str], repeats: int) -> dict[str, list[RunResult]]:
+    runs: dict[str, list[RunResult]] = {m: [] for m in modes}
     for _ in range(repeats):
         for mode in modes:
             runs[mode].append(submit(mode, args))
     return runs
 
 
-def median(runs: list[dict[str, Any]], pick: Any) -> float:
+def median(runs: list[RunResult], pick: Any) -> float:
     return float(statistics.median(pick(r) for r in runs))
 
 
-def throughput(run: dict[str, Any]) -> float:
-    return float(run["throughput_jobs_per_s"])
+def throughput(run: RunResult) -> float:
+    return run.throughput_jobs_per_s
 
 
-def lag(run: dict[str, Any]) -> float:
-    return float(run["loop_lag_ms"]["p99"])
+def lag(run: RunResult) -> float:
+    return run.loop_lag_ms.p99
 
 
 def main() -> int:

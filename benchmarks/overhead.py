@@ -204,8 +204,8 @@ async def runner_rate(
     executor: Any, spec: WorkloadSpec, services: LocalServices, cal: Any, instrument: bool = True
 ) -> float:
     result = await measure(executor, spec, cal, services, instrument=instrument)
-    assert result["jobs"]["done"] == spec.jobs, result["jobs"]
-    return float(result["throughput_jobs_per_s"])
+    assert result.jobs.done == spec.jobs, result.jobs
+    return result.throughput_jobs_per_s
 
 
 async def compare(mode: str, args: argparse.Namespace, services: LocalServices, cal: Any) -> Pair:

@@ -15,43 +15,44 @@ container figures.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+
+from runner.engine.results import BenchResults, load_results
+from workers.errors import InputError
 
 MODES = ("async", "thread", "process", "celery")
 
 
-def check(doc: dict[str, Any], out_dir: Path, workers: int, hostnames: list[str]) -> list[str]:
+def check(doc: BenchResults, out_dir: Path, workers: int, hostnames: list[str]) -> list[str]:
     problems: list[str] = []
-    cells = doc.get("cells") or []
-    modes = {cell["mode"] for cell in cells}
+    cells = doc.cells
+    modes = {cell.mode for cell in cells}
     problems += [f"no cells for the {mode} executor" for mode in MODES if mode not in modes]
 
-    runs = [("warm-up", run) for run in doc.get("warmup", [])]
-    runs += [(f"{cell['mode']} x {cell['mix_name']}", run) for cell in cells for run in cell["repeats"]]
+    runs = [("warm-up", run) for run in doc.warmup or []]
+    runs += [(f"{cell.mode} x {cell.mix_name}", run) for cell in cells for run in cell.repeats]
     if not runs:
         problems.append("no runs in the results")
     for where, run in runs:
-        jobs = run["jobs"]
-        if jobs["submitted"] <= 0:
+        jobs = run.jobs
+        if jobs.submitted <= 0:
             problems.append(f"{where}: no jobs submitted")
-        if jobs["submitted"] != jobs["done"] + jobs["failed"] + jobs["timed_out"]:
+        if jobs.submitted != jobs.done + jobs.failed + jobs.timed_out:
             problems.append(f"{where}: jobs not accounted for: {jobs}")
-        if jobs["lost"] != 0:
-            problems.append(f"{where}: {jobs['lost']} jobs lost")
-        if (jobs["failed"] or jobs["timed_out"]) and "fail" not in run.get("kinds", {}):
-            problems.append(f"{where}: {jobs['failed']} failed, {jobs['timed_out']} timed out: {run.get('failures')}")
+        if jobs.lost != 0:
+            problems.append(f"{where}: {jobs.lost} jobs lost")
+        if (jobs.failed or jobs.timed_out) and "fail" not in run.kinds:
+            problems.append(f"{where}: {jobs.failed} failed, {jobs.timed_out} timed out: {run.failures}")
 
     per_node: Counter[str] = Counter()
     celery_done = 0
     for cell in cells:
-        if cell["mode"] == "celery":
-            for run in cell["repeats"]:
-                per_node.update(run.get("by_worker", {}))
-                celery_done += run["jobs"]["done"]
+        if cell.mode == "celery":
+            for run in cell.repeats:
+                per_node.update(run.by_worker)
+                celery_done += run.jobs.done
     if len(per_node) != workers or min(per_node.values(), default=0) <= 0:
         problems.append(f"Celery jobs ran on {len(per_node)} nodes, not on all {workers}: {dict(per_node)}")
     if sum(per_node.values()) != celery_done:
@@ -60,16 +61,16 @@ def check(doc: dict[str, Any], out_dir: Path, workers: int, hostnames: list[str]
     if expected and set(per_node) != expected:
         problems.append(f"Celery nodes {sorted(per_node)} are not the worker containers {sorted(expected)}")
 
-    containers = doc.get("containers")
+    containers = doc.containers
     if not containers:
         problems.append("no per-container figures (runner cluster sample did not merge any)")
     else:
-        services = Counter(c["service"] for c in containers)
+        services = Counter(c.service for c in containers)
         for service, count in (("redis", 1), ("target", 1), ("coordinator", 1), ("worker", workers)):
             if services[service] != count:
                 problems.append(f"figures for {services[service]} {service} containers, expected {count}")
-        problems += [f"{c['name']}: no samples" for c in containers if c["samples"] <= 0]
-        problems += [f"{c['name']}: no memory figure" for c in containers if c["mem_peak_mb"] <= 0]
+        problems += [f"{c.name}: no samples" for c in containers if c.samples <= 0]
+        problems += [f"{c.name}: no memory figure" for c in containers if c.mem_peak_mb <= 0]
 
     for name in ("report.md", "report.html", "summary.csv"):
         if not (out_dir / name).is_file():
@@ -81,11 +82,11 @@ def check(doc: dict[str, Any], out_dir: Path, workers: int, hostnames: list[str]
     print("Containers:")
     for c in containers or []:
         print(
-            f"  {c['name']:<28} {c['service']:<12} CPU mean {c['cpu_percent_mean']:6.1f} %  "
-            f"max {c['cpu_percent_max']:6.1f} %  memory peak {c['mem_peak_mb']:7.1f} MB  ({c['samples']} samples)"
+            f"  {c.name:<28} {c.service:<12} CPU mean {c.cpu_percent_mean:6.1f} %  "
+            f"max {c.cpu_percent_max:6.1f} %  memory peak {c.mem_peak_mb:7.1f} MB  ({c.samples} samples)"
         )
     print(
-        f"{len(runs)} runs, {sum(r['jobs']['submitted'] for _, r in runs):,} jobs, all accounted for"
+        f"{len(runs)} runs, {sum(r.jobs.submitted for _, r in runs):,} jobs, all accounted for"
         if not problems
         else f"{len(problems)} problems"
     )
@@ -99,9 +100,9 @@ def main() -> int:
     parser.add_argument("--worker-hostnames", default="", help="comma-separated hostnames of the worker containers")
     args = parser.parse_args()
     try:
-        doc = json.loads(args.results.read_text())
-    except (OSError, ValueError) as exc:
-        print(f"check_cluster_report: cannot read {args.results}: {exc}", file=sys.stderr)
+        doc = load_results(args.results)
+    except InputError as exc:
+        print(f"check_cluster_report: {exc}", file=sys.stderr)
         return 1
     hostnames = [h for h in args.worker_hostnames.split(",") if h]
     problems = check(doc, args.results.parent, args.workers, hostnames)

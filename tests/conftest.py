@@ -3,7 +3,6 @@ leaves a process behind."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,9 +13,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from runner.engine import codec
 from runner.engine.services import LocalServices
 from runner.experiments.sweep import Mix, build_sweep, run_sweep
-from runner.report.documents import write_report
+from runner.report.export import write_report
+from runner.report.verdicts import with_verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,8 +120,8 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         },
         quick=False,
     )
-    doc = run_sweep(sweep)
+    doc = with_verdicts(run_sweep(sweep))
     out = tmp_path_factory.mktemp("bench")
-    (out / "results.json").write_text(json.dumps(doc))
+    (out / "results.json").write_text(codec.dumps(doc))
     write_report(doc, out)
     yield out

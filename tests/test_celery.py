@@ -12,17 +12,18 @@ import pytest
 from runner.engine.coordinator import run_mode
 from runner.engine.spec import WorkloadSpec
 from workers.celery_app import make_app
+from workers.clients import redact
 
 
 def test_uses_already_running_workers_when_workers_is_zero(redis_url: str, cluster_worker: object) -> None:
     spec = WorkloadSpec.build(
         {"jobs": 50, "mix": "sleep=1,cpu=1", "io_ms": 5, "cpu_ms": 1, "celery_workers": 0}, ("celery",)
     )
-    result = run_mode(spec, "celery")
+    result = run_mode(spec, "celery").to_json()
     assert result["jobs"]["done"] == 50 and result["jobs"]["lost"] == 0
     assert list(result["by_worker"]) == [next(iter(result["by_worker"]))]
     assert next(iter(result["by_worker"])).startswith("cluster-test@")
-    assert result["executor"]["broker"] == redis_url
+    assert result["executor"]["broker"] == redact(redis_url)  # never the password, even in the result
 
 
 @pytest.mark.parametrize(
@@ -81,7 +82,7 @@ def test_celery_pool_choice(pool: str) -> None:
         },
         ("celery",),
     )
-    result = run_mode(spec, "celery")
+    result = run_mode(spec, "celery").to_json()
     assert result["jobs"]["done"] == 60 and result["jobs"]["lost"] == 0
     assert result["executor"]["pool"] == pool
     # One node with 30 threads or greenlets overlaps the 50 ms waits: far below 30 x 50 ms one at a time.
@@ -90,9 +91,9 @@ def test_celery_pool_choice(pool: str) -> None:
 
 def test_small_jobs_go_in_batches_and_each_is_still_accounted_for() -> None:
     values = {"jobs": 3000, "mix": "noop=1", "concurrency": 500, "celery_workers": 2}
-    batched = run_mode(WorkloadSpec.build(values, ("celery",)), "celery")
+    batched = run_mode(WorkloadSpec.build(values, ("celery",)), "celery").to_json()
     assert batched["jobs"]["done"] == 3000 and batched["jobs"]["lost"] == 0
     assert batched["executor"]["batching"]["jobs_per_task"] > 2
     assert sum(batched["by_worker"].values()) == 3000
-    one_by_one = run_mode(WorkloadSpec.build({**values, "jobs": 300, "batch": 1}, ("celery",)), "celery")
+    one_by_one = run_mode(WorkloadSpec.build({**values, "jobs": 300, "batch": 1}, ("celery",)), "celery").to_json()
     assert one_by_one["executor"]["batching"] == {"batch": 1, "tasks_sent": 300, "jobs_per_task": 1.0}

@@ -55,7 +55,10 @@ def test_figures_merge_into_results_json(tmp_path: Path) -> None:
     rows = [ContainerFigures("p_redis_1", "redis", "def456").to_dict()]
     assert write_figures(tmp_path, "p", rows) is None  # no sweep results yet: containers.json only
     assert json.loads((tmp_path / "containers.json").read_text()) == {"project": "p", "containers": rows}
-    (tmp_path / "results.json").write_text(json.dumps({"kind": "runner-bench", "cells": []}))
+    machine = {"cpus": 2, "cpu_model": "x", "memory_gb": 1.0, "os": "Linux", "python": "3.11"}
+    sweep = {"schema_version": 1, "kind": "runner-bench", "runner_version": "0", "started_at": "", "wall_s": 1.0}
+    sweep |= {"machine": machine, "cells": [], "verdicts": []}
+    (tmp_path / "results.json").write_text(json.dumps(sweep))
     assert write_figures(tmp_path, "p", rows) == tmp_path / "results.json"
     merged = json.loads((tmp_path / "results.json").read_text())
-    assert merged == {"kind": "runner-bench", "cells": [], "containers": rows}
+    assert merged["containers"] == rows and merged["cells"] == [] and merged["machine"]["cpus"] == 2

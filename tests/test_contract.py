@@ -15,7 +15,7 @@ pytestmark = pytest.mark.parametrize("mode", MODES)
 
 def _run(mode: str, **values: Any) -> dict[str, Any]:
     values.setdefault("workers", 2)
-    return run_mode(WorkloadSpec.build(values, (mode,)), mode)
+    return run_mode(WorkloadSpec.build(values, (mode,)), mode).to_json()
 
 
 def _adds_up(result: dict[str, Any]) -> dict[str, int]:

@@ -14,7 +14,7 @@ _ORIGINAL = (socket.socket, time.sleep, threading.Lock)
 
 def test_gevent_runs_io_cooperatively_without_patching_the_coordinator() -> None:
     spec = WorkloadSpec.build({"jobs": 200, "mix": "http=1,sleep=1", "io_ms": 50, "concurrency": 100}, ("gevent",))
-    result = run_mode(spec, "gevent")
+    result = run_mode(spec, "gevent").to_json()
     assert result["jobs"]["done"] == 200 and result["jobs"]["lost"] == 0
     # 200 jobs of 50 ms, 100 at a time: about 0.1 s if the greenlets overlap, 10 s if they did not.
     assert result["wall_s"] < 5
@@ -25,7 +25,7 @@ def test_gevent_runs_io_cooperatively_without_patching_the_coordinator() -> None
 
 def test_gevent_cpu_work_blocks_every_greenlet() -> None:
     spec = WorkloadSpec.build({"jobs": 40, "mix": "cpu=1", "cpu_ms": 10, "concurrency": 40}, ("gevent",))
-    result = run_mode(spec, "gevent")
+    result = run_mode(spec, "gevent").to_json()
     assert result["jobs"]["done"] == 40
     # One thread: the jobs' CPU phases run one after another whatever the concurrency, so the run
     # lasts at least the sum of their service times (measured, as the calibrated 10 ms drifts

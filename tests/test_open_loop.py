@@ -22,7 +22,7 @@ from workers.errors import InputError
 
 def _run(mode: str = "async", **values: Any) -> dict[str, Any]:
     values.setdefault("workers", 2)
-    return run_mode(WorkloadSpec.build(values, (mode,)), mode)
+    return run_mode(WorkloadSpec.build(values, (mode,)), mode).to_json()
 
 
 def test_arrivals_follow_the_rate_and_are_reproducible() -> None:

@@ -8,19 +8,23 @@ from typing import Any
 import pytest
 
 from runner import __version__
+from runner.engine.results import BenchResults
 from runner.experiments.presets import expand, run_presets
 from runner.experiments.spawn_cost import measure_in_child
-from runner.report.presets import charts, markdown
+from runner.report.charts import preset_charts
+from runner.report.presets import markdown
+from runner.report.verdicts import with_verdicts
 from workers.errors import InputError, RunnerError
 
 
-def _run(name: str) -> tuple[dict[str, Any], list[tuple[int, int, str]]]:
+def _run(name: str) -> tuple[BenchResults, list[tuple[int, int, str]]]:
     steps: list[tuple[int, int, str]] = []
     doc = run_presets([name], quick=True, step=lambda done, total, label: steps.append((done, total, label)))
-    return doc, steps
+    return with_verdicts(doc), steps
 
 
-def _check_document(doc: dict[str, Any], name: str, steps: list[tuple[int, int, str]]) -> dict[str, Any]:
+def _check_document(typed: BenchResults, name: str, steps: list[tuple[int, int, str]]) -> dict[str, Any]:
+    doc = typed.to_json()
     assert doc["schema_version"] == 1 and doc["kind"] == "runner-bench"
     assert doc["runner_version"] == __version__
     assert doc["cells"] == [] and list(doc["presets"]) == [name]
@@ -32,10 +36,10 @@ def _check_document(doc: dict[str, Any], name: str, steps: list[tuple[int, int, 
     totals = {total for _, total, _ in steps}
     assert len(totals) == 1 and [done for done, _, _ in steps] == list(range(len(steps)))
     assert steps[-1][0] == steps[-1][1]
-    text = markdown(doc)
+    text = markdown(typed)
     assert text.startswith("## ") and text.count("\n## ") == 0 and verdict["text"] in text and "| --- |" in text
-    (chart,) = charts(doc)
-    assert chart[0] and chart[1].startswith(b"\x89PNG") and len(chart[1]) > 5000
+    (chart,) = preset_charts(typed)
+    assert chart.title and chart.png.startswith(b"\x89PNG") and len(chart.png) > 5000
     fig: dict[str, Any] = doc["presets"][name]
     return fig
 

@@ -29,9 +29,10 @@ class ServiceError(RunnerError):
 
 class RunStopped(RunnerError):
     """A run stopped before its workload was done. ``result`` is the partial result document (every
-    dispatched job accounted for), or None when it stopped before any job was sent."""
+    dispatched job accounted for; runner's typed result, opaque here), or None when it stopped
+    before any job was sent."""
 
-    def __init__(self, message: str, exit_code: int, result: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, exit_code: int, result: Any = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
         self.result = result

@@ -3,7 +3,6 @@ regression checks between two results files."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,8 @@ from workers.errors import InputError, RunStopped
     "--out",
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where results.json, report.md, report.html and summary.csv go. [default: reports/bench-TIME]",
+    help="Where results.json, report.md, report.html and summary.csv go; runner's own files there are "
+    "replaced, others left alone; one run per folder at a time. [default: reports/bench-TIME]",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line per run elsewhere).")
 @click.option("--metrics-port", type=int, help="Serve Prometheus/OpenMetrics metrics of the runs on this port.")
@@ -73,9 +73,12 @@ def bench(
 ) -> None:
     """Sweep executors x workload mixes, repeat each cell, and write results and a report."""
     from runner.cli.live import LiveView, fan_out, live_metrics
+    from runner.engine import codec
+    from runner.engine.outputs import OutLock, prepare_out_dir, write_or_save
     from runner.experiments.sweep import build_sweep, parse_named_mix, run_sweep
-    from runner.report.documents import write_report
+    from runner.report.export import write_report
     from runner.report.terminal import stderr_console
+    from runner.report.verdicts import with_verdicts
 
     overrides: dict[str, Any] = dict(flags)
     if modes is not None:
@@ -87,28 +90,32 @@ def bench(
     console = stderr_console()
     stopped: RunStopped | None = None
     out_dir = out_dir or Path("reports") / datetime.now().strftime("bench-%Y%m%d-%H%M%S")
+    sweep = None if presets else build_sweep(overrides, quick=quick, sweep_file=sweep_file)
     if presets:
-        from runner.experiments.presets import run_presets
+        from runner.experiments.presets import expand, run_presets
 
-        with LiveView(console, quiet=quiet) as live:
-            doc = run_presets(presets, quick=quick, step=live.step)
-    else:
-        sweep = build_sweep(overrides, quick=quick, sweep_file=sweep_file)
-        with LiveView(console, quiet=quiet) as live, live_metrics(metrics_port, metrics_host) as exporter:
-            try:
-                doc = run_sweep(
-                    sweep, step=live.step, progress=fan_out(live.update, exporter.update if exporter else None)
-                )
-            except RunStopped as exc:  # Ctrl-C or SIGTERM: write what was measured, then exit 130/143
-                if exc.result is None:
-                    raise
-                stopped, doc = exc, exc.result
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
-    written = write_report(doc, out_dir)
-    for verdict in doc.get("verdicts", []):
-        console.print(f"- {verdict['text']}", soft_wrap=True)
-    console.print(f"wrote {out_dir / 'results.json'}, " + ", ".join(str(p) for p in written))
+        expand(presets)  # bad names fail before anything is created
+    prepare_out_dir(out_dir)  # before the sweep: a sweep of minutes must not end in "cannot write"
+    with OutLock(out_dir):
+        if sweep is None:
+            with LiveView(console, quiet=quiet) as live:
+                doc = run_presets(presets, quick=quick, step=live.step)
+        else:
+            with LiveView(console, quiet=quiet) as live, live_metrics(metrics_port, metrics_host) as exporter:
+                try:
+                    doc = run_sweep(
+                        sweep, step=live.step, progress=fan_out(live.update, exporter.update if exporter else None)
+                    )
+                except RunStopped as exc:  # Ctrl-C or SIGTERM: write what was measured, then exit 130/143
+                    if exc.result is None:
+                        raise
+                    stopped, doc = exc, exc.result
+        doc = with_verdicts(doc)
+        results = write_or_save(out_dir / "results.json", codec.dumps(doc, indent=1) + "\n", "results")
+        written = write_report(doc, out_dir)
+    for verdict in doc.verdicts:
+        console.print(f"- {verdict.text}", soft_wrap=True)
+    console.print(f"wrote {results}, " + ", ".join(str(p) for p in written))
     if stopped is not None:
         raise stopped
 
@@ -123,10 +130,15 @@ def bench(
 )
 def report(results: Path, out_dir: Path | None) -> None:
     """Render the Markdown, HTML (charts inside) and CSV reports of a results file."""
-    from runner.report.documents import load_results, write_report
+    from runner.engine.outputs import OutLock, prepare_out_dir
+    from runner.engine.results import load_results
+    from runner.report.export import write_report
 
     doc = load_results(results)
-    written = write_report(doc, out_dir or results.parent)
+    out = out_dir or results.parent
+    prepare_out_dir(out)
+    with OutLock(out):
+        written = write_report(doc, out)
     click.echo("wrote " + ", ".join(str(p) for p in written), err=True)
 
 
@@ -143,15 +155,16 @@ def report(results: Path, out_dir: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
 def compare(base: Path, new: Path, rules: tuple[str, ...], as_json: bool) -> None:
     """Compare two results files cell by cell; exit 1 on a significant regression."""
-    from runner.report.compare import compare_results, parse_rule, render_comparison
-    from runner.report.documents import load_results
-    from runner.report.terminal import stderr_console
+    from runner.engine import codec
+    from runner.engine.results import load_results
+    from runner.report.compare import compare_results, parse_rule
+    from runner.report.terminal import render_comparison, stderr_console
 
     parsed = [parse_rule(rule) for rule in rules]
     outcome = compare_results(load_results(base), load_results(new), parsed)
     if as_json:
-        click.echo(json.dumps(outcome))
+        click.echo(codec.dumps(outcome))
     else:
         render_comparison(stderr_console(), outcome)
-    if outcome["regressions"]:
+    if outcome.regressions:
         raise click.exceptions.Exit(1)

@@ -20,7 +20,6 @@ Docker socket mounted) keeps root access to the host out of the cluster.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 import time
@@ -31,7 +30,7 @@ from typing import Any
 
 import click
 
-from workers.errors import ServiceError
+from workers.errors import InputError, ServiceError
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -191,24 +190,24 @@ class ClusterSampler:
 
 def write_figures(out_dir: Path, project: str, rows: list[dict[str, Any]]) -> Path | None:
     """Write ``containers.json``; merge the rows into ``results.json`` when it exists (returned)."""
+    from dataclasses import replace
+
+    from runner.engine import codec
+    from runner.engine.outputs import atomic_write
+    from runner.engine.results import Container, load_results
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(out_dir / "containers.json", {"project": project, "containers": rows})
+    atomic_write(out_dir / "containers.json", json.dumps({"project": project, "containers": rows}, indent=2) + "\n")
     results = out_dir / "results.json"
     if not results.is_file():
         return None
     try:
-        document = json.loads(results.read_text())
-    except (OSError, ValueError) as exc:
+        document = load_results(results)
+    except InputError as exc:
         raise ServiceError(f"cannot merge container figures into {results}: {exc}") from exc
-    document["containers"] = rows
-    _write_json(results, document)
+    merged = replace(document, containers=[codec.decode(Container, row) for row in rows])
+    atomic_write(results, codec.dumps(merged, indent=1) + "\n")
     return results
-
-
-def _write_json(path: Path, document: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, indent=2) + "\n")
-    tmp.replace(path)
 
 
 @click.group()

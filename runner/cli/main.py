@@ -6,8 +6,7 @@ Errors reach the user as one line on stderr: bad input exits 2, a missing servic
 
 from __future__ import annotations
 
-import json
-import os
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -142,7 +141,8 @@ def _default(name: str) -> str:
     "--out",
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Write result.json and ledger.jsonl here (one folder per mode when several).",
+    help="Write result.json and ledger.jsonl here (one folder per mode when several); replaces runner's own "
+    "files there, leaves other files alone; one run per folder at a time.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (one line per mode).")
 @click.option(
@@ -170,7 +170,10 @@ def submit(
 ) -> None:
     """Run a workload through one or more executors and report how each did."""
     from runner.cli.live import LiveView, fan_out, live_metrics
+    from runner.engine import codec
     from runner.engine.coordinator import check_modes, run_mode
+    from runner.engine.outputs import OutLock, OutputError, prepare_out_dir, write_or_save
+    from runner.engine.results import RunResult
     from runner.report.terminal import print_comparison, print_run, stderr_console
     from workers.calibration import calibrate
 
@@ -182,46 +185,52 @@ def submit(
     modes = _parse_modes(mode)
     spec = WorkloadSpec.build(values, modes)
     check_modes(spec)
-    _check_out_dir(out_dir)
+    if out_dir is not None:
+        prepare_out_dir(out_dir)  # before the run, not after it
     console = stderr_console()
     calibration = calibrate()
-    results = []
-    with LiveView(console, quiet=quiet) as live, live_metrics(metrics_port, metrics_host) as exporter:
+    results: list[RunResult] = []
+    with (
+        OutLock(out_dir) if out_dir is not None else contextlib.nullcontext(),
+        LiveView(console, quiet=quiet) as live,
+        live_metrics(metrics_port, metrics_host) as exporter,
+    ):
         progress = fan_out(live.update, exporter.update if exporter else None)
         for name in modes:
             target = out_dir / name if out_dir and len(modes) > 1 else out_dir
             stopped: RunStopped | None = None
+            problems: list[str] = []  # outputs that failed; the result itself is never dropped
             try:
                 result = run_mode(spec, name, out_dir=target, progress=progress, calibration=calibration)
             except RunStopped as exc:  # Ctrl-C, SIGTERM, a lost broker: keep what was measured
                 if exc.result is None:
                     raise
                 stopped, result = exc, exc.result
+            except OutputError as exc:  # the ledger could not be written: the result stands
+                if exc.result is None:
+                    raise
+                problems.append(str(exc))
+                result = exc.result
             results.append(result)
             if target is not None:
-                (target / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+                try:
+                    write_or_save(target / "result.json", codec.dumps(result, indent=2) + "\n", "result", as_json)
+                except OutputError as exc:
+                    problems.append(str(exc))
             if as_json:
-                click.echo(json.dumps(result))
+                click.echo(codec.dumps(result))
             else:
                 print_run(console, result)
             if stopped is not None:
+                if problems:
+                    raise RunStopped("; ".join([str(stopped), *problems]), stopped.exit_code)
                 raise stopped
+            if problems:
+                raise OutputError("; ".join(problems))
     if len(results) > 1 and not as_json:
         print_comparison(console, results)
-    if any(r["jobs"]["lost"] for r in results):
+    if any(r.jobs.lost for r in results):
         raise click.exceptions.Exit(1)
-
-
-def _check_out_dir(out_dir: Path | None) -> None:
-    """Fail before the run, not after it, when results could not be written."""
-    if out_dir is None:
-        return
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out: cannot create {out_dir}: {exc.strerror or exc}") from None
-    if not os.access(out_dir, os.W_OK):
-        raise InputError(f"--out: {out_dir} is not writable")
 
 
 def _given(ctx: click.Context, name: str) -> bool:

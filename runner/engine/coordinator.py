@@ -22,6 +22,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,12 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import interrupt
+from runner.engine import codec, interrupt
+from runner.engine import results as rs
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
-from runner.engine.machine import describe_machine, machine_state
+from runner.engine.machine import describe_machine, machine_state, usable_cpus
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
+from runner.engine.outputs import OutputError
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
 from runner.engine.timeline import RunStatus, Timeline
@@ -42,7 +45,6 @@ from workers.errors import JobFailed, RunStopped, ServiceError
 from workers.jobs import Job
 from workers.registry import executor_class
 
-SCHEMA_VERSION = 1
 _GRACE_S = 2.0  # after a stop request, how long in-flight jobs may still finish
 
 Progress = Callable[[RunStatus], None]  # called a few times a second, and once at the end
@@ -85,7 +87,7 @@ def run_mode(
     out_dir: Path | None = None,
     progress: Progress | None = None,
     calibration: Calibration | None = None,
-) -> dict[str, Any]:
+) -> rs.RunResult:
     """Start one executor, run the whole workload through it, stop it; return the result document."""
     cls = executor_class(mode)
     config = executor_config(spec)
@@ -100,7 +102,7 @@ def run_mode(
     ):
         executor = cls(config, services)
 
-        async def start_measure_stop() -> dict[str, Any]:
+        async def start_measure_stop() -> rs.RunResult:
             try:
                 await _unless_stopped(executor.start(), stop, "while starting the executor")
                 return await measure(executor, spec, calibration, services, out_dir=out_dir, progress=progress)
@@ -138,7 +140,7 @@ async def measure(
     out_dir: Path | None = None,
     progress: Progress | None = None,
     instrument: bool = True,
-) -> dict[str, Any]:
+) -> rs.RunResult:
     """Run one workload through an executor that is already started (and stays started), and
     return the result document. A sweep calls this many times on the same executor.
     ``instrument=False`` turns latency recording and resource sampling off, only to measure what
@@ -155,24 +157,26 @@ async def measure(
             measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument)
     finally:
         ledger.close()
-    result = {
-        "schema_version": SCHEMA_VERSION,
-        "runner_version": __version__,
-        "mode": executor.name,
-        "executor": {"summary": executor.summary, **executor.describe()},
-        "spec": spec.to_dict() | {"modes": [executor.name]},
-        "kinds": spec.kind_counts(),
-        "jobs": ledger.summary(),
+    result = rs.RunResult(
+        schema_version=rs.SCHEMA_VERSION,
+        runner_version=__version__,
+        mode=executor.name,
+        executor=rs.ExecutorInfo(summary=executor.summary, settings=executor.describe()),
+        spec=codec.decode(rs.RunSpec, spec.to_dict() | {"modes": [executor.name]}),
+        kinds=spec.kind_counts(),
+        jobs=rs.Jobs(**ledger.summary()),
         **measured,
-        "failures": dict(ledger.reasons.most_common()),
-        "by_worker": dict(sorted(ledger.by_worker.items())),
-        "calibration": calibration.to_dict(),
-        "started_at": started_at,
-        "machine": describe_machine(state),
-    }
+        failures=dict(ledger.reasons.most_common()),
+        by_worker=dict(sorted(ledger.by_worker.items())),
+        calibration=rs.CalibrationFigures(**calibration.to_dict()),
+        started_at=started_at,
+        machine=codec.decode(rs.Machine, describe_machine(state)),
+    )
+    if ledger.write_error is not None and halted is None:  # all jobs ran and are counted: keep the result
+        raise OutputError(f"{ledger.write_error}; the run finished, but its ledger is incomplete", result)
     if halted is not None:
         # Partial, but every dispatched job is accounted for; the rest were never submitted.
-        result["stopped"] = {"reason": halted, "not_submitted": spec.jobs - ledger.submitted}
+        result = replace(result, stopped=rs.RunStoppedInfo(reason=halted, not_submitted=spec.jobs - ledger.submitted))
         exit_code = stop.exit_code if stop.requested else 1
         message = f"interrupted by {stop.name}" if stop.requested else f"run stopped: {halted}"
         done = ledger.counts[DONE]
@@ -330,16 +334,16 @@ async def _drive(
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
     done = ledger.counts[DONE]
-    measured = {
+    measured: dict[str, Any] = {
         "wall_s": round(wall_s, 4),
         "throughput_jobs_per_s": round(done / wall_s, 2) if wall_s > 0 else 0.0,
         "peak_in_flight": ledger.peak_in_flight,
-        "load": _load_model(spec),
-        **latencies.summary(),
-        "loop_lag_ms": lag.latency.summary(),
-        "histograms_us": latencies.encode(),
-        "timeseries": timeline.buckets,
-        "resources": resources | {"cpu_utilisation": _utilisation(resources["cpu_s"], wall_s)},
+        "load": rs.LoadModel.of(spec),
+        **rs.latency_fields(latencies.summary()),
+        "loop_lag_ms": rs.Percentiles(**lag.latency.summary()),
+        "histograms_us": rs.Histograms(**latencies.encode()),
+        "timeseries": [rs.Bucket(**bucket) for bucket in timeline.buckets],
+        "resources": rs.Resources(**resources, cpu_utilisation=_utilisation(resources["cpu_s"], wall_s)),
     }
     return measured, (why[0] if why else None)
 
@@ -380,20 +384,7 @@ def _unscheduled(jobs: Iterator[Job]) -> Iterator[tuple[Job, float]]:
     return ((job, 0.0) for job in jobs)
 
 
-def _load_model(spec: WorkloadSpec) -> dict[str, Any]:
-    if spec.open_loop:
-        return {
-            "model": "open",
-            "rate_per_s": spec.rate,
-            "arrivals": spec.arrivals,
-            "latency_from": "intended start",
-        }
-    return {"model": "closed", "concurrency": spec.concurrency, "latency_from": "hand-off"}
-
-
 def _utilisation(cpu_s: float, wall_s: float) -> float:
-    from runner.engine.machine import usable_cpus
-
     return round(cpu_s / (wall_s * usable_cpus()), 3) if wall_s > 0 else 0.0
 
 

@@ -4,14 +4,21 @@ One byte of state per job id (a million jobs cost a megabyte), counters, the dis
 reasons, who ran what, and -- with ``--out`` -- one JSON line per finished job on disk. Its
 counts are the run's truth: ``submitted == done + failed + timed_out + lost``; ``lost`` is any job
 that never reached a final state and must be zero.
+
+The file is never opened through a symbolic link. If it cannot be written on (a full disk), the
+ledger stops writing, keeps counting, and says why in ``write_error``: the run goes on, and the
+coordinator reports the incomplete file once the run is over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from pathlib import Path
 from typing import IO, Any
+
+from runner.engine.outputs import open_no_follow
 
 PENDING, IN_FLIGHT, DONE, FAILED, TIMED_OUT = range(5)
 _STATUS = {DONE: "done", FAILED: "failed", TIMED_OUT: "timed_out"}
@@ -28,7 +35,9 @@ class Ledger:
         self.duplicates = 0
         self.peak_in_flight = 0
         self._finished = 0
-        self._file: IO[str] | None = path.open("w", encoding="utf-8") if path else None
+        self.path = path
+        self.write_error: str | None = None
+        self._file: IO[str] | None = open_no_follow(path) if path else None
 
     def submit(self, job_id: int) -> None:
         self._state[job_id] = IN_FLIGHT
@@ -62,13 +71,20 @@ class Ledger:
                 record["worker"] = worker
             if reason:
                 record["reason"] = reason
-            self._file.write(json.dumps(record) + "\n")
+            self._write(json.dumps(record) + "\n")
 
     def add_extra_runs(self, extra: dict[int, int]) -> None:
         self.duplicates += sum(extra.values())
         if self._file is not None:
             for job_id, runs in sorted(extra.items()):
-                self._file.write(json.dumps({"id": job_id, "extra_runs": runs}) + "\n")
+                self._write(json.dumps({"id": job_id, "extra_runs": runs}) + "\n")
+
+    def _write(self, line: str) -> None:
+        assert self._file is not None
+        try:
+            self._file.write(line)
+        except OSError as exc:
+            self._failed(exc)
 
     @property
     def finished(self) -> int:
@@ -80,8 +96,19 @@ class Ledger:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:
+                self._failed(exc)
             self._file = None
+
+    def _failed(self, exc: OSError) -> None:
+        """Stop writing (every later line would fail too); the counts stay right."""
+        self.write_error = f"cannot write {self.path}: {exc.strerror or exc}"
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
 
     def summary(self) -> dict[str, int]:
         lost = self._state.count(IN_FLIGHT)

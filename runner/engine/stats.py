@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runner.engine.codec import Typed
 from workers.base import Capacity
 
 IO_MS_KINDS = frozenset({"sleep", "http", "mixed"})  # kinds whose I/O lasts --io-ms
@@ -37,8 +38,22 @@ class Estimate:
     def high(self) -> float:
         return self.mean + self.half_width
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean, "ci95": [self.low, self.high], "half_width": self.half_width, "n": self.n}
+
+@dataclass(frozen=True, kw_only=True)
+class Interval(Typed):
+    """An Estimate as results files keep it: mean, its 95 % interval, half-width and n."""
+
+    mean: float
+    ci95: list[float]
+    half_width: float
+    n: int
+
+    @classmethod
+    def of(cls, est: Estimate) -> Interval:
+        return cls(mean=est.mean, ci95=[est.low, est.high], half_width=est.half_width, n=est.n)
+
+    def estimate(self) -> Estimate:
+        return Estimate(self.mean, self.half_width, self.n)
 
 
 def t_critical(n: int, confidence: float = 0.95) -> float:

@@ -34,26 +34,44 @@ repeats (``runner.engine.stats.estimate``); ratios carry the half-width of their
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import uvloop
 
 from runner import __version__
+from runner.engine import codec
 from runner.engine.coordinator import executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency, LoopLag
+from runner.engine.preset_results import (
+    BlockingFigure,
+    BlockingMode,
+    BlockingPlan,
+    BlockingRun,
+    InlineVsOffloaded,
+    Million,
+    OrderHolds,
+    Presets,
+    RequestsArticle,
+    RequestsFigure,
+    RequestsPlan,
+    RequestsVariant,
+    SpawnArticle,
+    SpawnFigure,
+    SpawnKind,
+    SpawnPlan,
+    VsSequential,
+)
+from runner.engine.results import SCHEMA_VERSION, BenchResults, Machine
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
-from runner.engine.stats import Estimate, estimate, ratio
+from runner.engine.stats import Interval, estimate, ratio
 from runner.experiments.spawn_cost import measure_in_child
-from runner.report.presets import fmt_kib, fmt_mib, fmt_time_us
 from workers.base import Executor
 from workers.calibration import calibrate
 from workers.errors import InputError, RunnerError
@@ -61,7 +79,6 @@ from workers.jobs import spin
 from workers.registry import executor_class
 
 PRESETS = ("requests", "spawn", "blocking")
-SCHEMA_VERSION = 1
 
 Step = Callable[[int, int, str], None]
 
@@ -84,42 +101,9 @@ ARTICLE: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class RequestsPlan:
-    calls: int = 3
-    call_ms: float = 3000.0
-    repeats: int = 3
-
-
-@dataclass(frozen=True)
-class SpawnPlan:
-    coroutine: int = 100_000
-    thread: int = 2_000
-    process: int = 50
-    process_spawn: int = 10
-    repeats: int = 5
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "coroutine": self.coroutine,
-            "thread": self.thread,
-            "process": self.process,
-            "process-spawn": self.process_spawn,
-        }
-
-
-@dataclass(frozen=True)
-class BlockingPlan:
-    jobs: int = 40
-    cpu_ms: float = 50.0
-    probe_ms: float = 10.0
-    probes: int = 4
-    repeats: int = 5
-
-
 QUICK_PLANS = (
     RequestsPlan(call_ms=300.0, repeats=5),
-    SpawnPlan(20_000, 500, 10, 4, 5),
+    SpawnPlan(coroutine=20_000, thread=500, process=10, process_spawn=4, repeats=5),
     BlockingPlan(jobs=25, cpu_ms=20.0, repeats=3),
 )
 FULL_PLANS = (RequestsPlan(), SpawnPlan(), BlockingPlan())
@@ -149,8 +133,9 @@ class _Progress:
         self.done += 1
 
 
-def run_presets(names: Sequence[str], *, quick: bool, step: Callable[[int, int, str], None]) -> dict[str, Any]:
-    """Run the named presets; return the results document (see the module docstring)."""
+def run_presets(names: Sequence[str], *, quick: bool, step: Callable[[int, int, str], None]) -> BenchResults:
+    """Run the named presets; return the results document (see the module docstring). The verdicts
+    are drawn by the report (``runner.report.verdicts``) from these figures."""
     chosen = expand(names)
     req, spawn, block = QUICK_PLANS if quick else FULL_PLANS
     steps = {
@@ -161,28 +146,23 @@ def run_presets(names: Sequence[str], *, quick: bool, step: Callable[[int, int, 
     progress = _Progress(sum(steps[name] for name in chosen), step)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     began = time.perf_counter()
-    presets: dict[str, Any] = {}
     with LocalServices() as services:
-        for name in chosen:
-            if name == "requests":
-                presets[name] = run_requests(req, services, progress)
-            elif name == "spawn":
-                presets[name] = run_spawn(spawn, progress)
-            else:
-                presets[name] = run_blocking(block, services, progress)
+        presets = Presets(
+            requests=run_requests(req, services, progress) if "requests" in chosen else None,
+            spawn=run_spawn(spawn, progress) if "spawn" in chosen else None,
+            blocking=run_blocking(block, services, progress) if "blocking" in chosen else None,
+        )
     step(progress.total, progress.total, "done")
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "runner-bench",
-        "runner_version": __version__,
-        "started_at": started_at,
-        "wall_s": round(time.perf_counter() - began, 2),
-        "quick": quick,
-        "machine": describe_machine(),
-        "cells": [],
-        "presets": presets,
-        "verdicts": [{"kind": "preset", "preset": name, "text": VERDICTS[name](presets[name])} for name in chosen],
-    }
+    return BenchResults(
+        schema_version=SCHEMA_VERSION,
+        runner_version=__version__,
+        started_at=started_at,
+        wall_s=round(time.perf_counter() - began, 2),
+        quick=quick,
+        machine=codec.decode(Machine, describe_machine()),
+        cells=[],
+        presets=presets,
+    )
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -194,7 +174,7 @@ _REQUEST_VARIANTS = (  # name, executor, calls in flight (None: all at once), wh
 )
 
 
-def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progress) -> dict[str, Any]:
+def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progress) -> RequestsFigure:
     target = services.target_url()
     calibration = calibrate()  # measure() records it; http jobs burn no CPU units
 
@@ -209,9 +189,9 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
         }
         return WorkloadSpec.build(values, (mode,))
 
-    async def go() -> dict[str, list[dict[str, Any]]]:
+    async def go() -> dict[str, list[tuple[float, float]]]:  # per variant: (wall s, call ms p50) per repeat
         executors: dict[str, Executor] = {}
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in _REQUEST_VARIANTS}
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in _REQUEST_VARIANTS}
         try:
             for name, mode, in_flight, _ in _REQUEST_VARIANTS:
                 first = spec(in_flight, plan.call_ms, mode)
@@ -224,17 +204,11 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
                 for name, mode, in_flight, _ in _REQUEST_VARIANTS:
                     progress.next(f"requests: {name}, repeat {r + 1}/{plan.repeats}")
                     result = await measure(executors[name], spec(in_flight, plan.call_ms, mode), calibration, services)
-                    jobs = result["jobs"]
-                    if jobs["done"] != plan.calls:
-                        reasons = "; ".join(result["failures"]) or "timed out"
-                        raise RunnerError(f"requests preset: {jobs['done']} of {plan.calls} calls succeeded: {reasons}")
-                    runs[name].append(
-                        {
-                            "wall_s": result["wall_s"],
-                            "call_ms_p50": result["latency_ms"]["p50"],
-                            "call_ms_max": result["latency_ms"]["max"],
-                        }
-                    )
+                    done = result.jobs.done
+                    if done != plan.calls:
+                        reasons = "; ".join(result.failures) or "timed out"
+                        raise RunnerError(f"requests preset: {done} of {plan.calls} calls succeeded: {reasons}")
+                    runs[name].append((result.wall_s, result.latency_ms.p50))
         finally:
             for ex in executors.values():
                 await ex.stop()
@@ -243,53 +217,31 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:
         runs = loop.run(go())
     call_s = plan.call_ms / 1000
-    variants: dict[str, Any] = {}
+    variants: dict[str, RequestsVariant] = {}
     for name, mode, in_flight, what in _REQUEST_VARIANTS:
-        walls = [r["wall_s"] for r in runs[name]]
-        variants[name] = {
-            "what": what,
-            "executor": mode,
-            "in_flight": in_flight or plan.calls,
-            "wall_s": estimate(walls).to_dict(),
-            "samples": walls,
-            "ideal_s": call_s * (plan.calls if in_flight == 1 else 1),
-            "call_ms_p50": sorted(r["call_ms_p50"] for r in runs[name])[len(walls) // 2],
-        }
-    base = _est(variants["sequential"]["wall_s"])
+        walls = [wall for wall, _ in runs[name]]
+        variants[name] = RequestsVariant(
+            what=what,
+            executor=mode,
+            in_flight=in_flight or plan.calls,
+            wall_s=Interval.of(estimate(walls)),
+            samples=walls,
+            ideal_s=call_s * (plan.calls if in_flight == 1 else 1),
+            call_ms_p50=sorted(p50 for _, p50 in runs[name])[len(walls) // 2],
+        )
+    base = variants["sequential"].wall_s.estimate()
     ratios = {}
     for name in ("coroutines", "threads"):
-        value, half = ratio(_est(variants[name]["wall_s"]), base)
-        ratios[name] = {"vs_sequential": value, "half_width": half}
+        value, half = ratio(variants[name].wall_s.estimate(), base)
+        ratios[name] = VsSequential(vs_sequential=value, half_width=half)
     where = "TARGET_URL" if os.environ.get("TARGET_URL") else "runner target, started locally"
-    return {
-        "plan": asdict(plan),
-        "target": where,
-        "target_url": target,
-        "variants": variants,
-        "ratios": ratios,
-        "article": ARTICLE["requests"],
-    }
-
-
-def _est(d: dict[str, Any]) -> Estimate:
-    return Estimate(float(d["mean"]), float(d["half_width"]), int(d["n"]))
-
-
-def _pm(d: dict[str, Any], digits: int = 2, scale: float = 1.0) -> str:
-    half = d["half_width"]
-    spread = "?" if half is None or not math.isfinite(half) else f"{half * scale:.{digits}f}"
-    return f"{d['mean'] * scale:.{digits}f} +/- {spread}"
-
-
-def requests_verdict(fig: dict[str, Any]) -> str:
-    plan, v, r = fig["plan"], fig["variants"], fig["ratios"]
-    n, call_s = plan["calls"], plan["call_ms"] / 1000
-    rel = {name: f"{r[name]['vs_sequential']:.3f}x +/- {r[name]['half_width']:.3f}" for name in r}
-    return (
-        f"{n} HTTP calls of {call_s:g} s: one after another {_pm(v['sequential']['wall_s'], 3)} s, as coroutines "
-        f"{_pm(v['coroutines']['wall_s'], 3)} s ({rel['coroutines']} of sequential), as threads "
-        f"{_pm(v['threads']['wall_s'], 3)} s ({rel['threads']}); 95 % intervals over {plan['repeats']} repeats "
-        "(the article, 3 s calls to httpbin.org: 11.4 s one after another vs 4.1-4.9 s at once)"
+    return RequestsFigure(
+        plan=plan,
+        target=where,
+        target_url=target,
+        variants=variants,
+        ratios=ratios,
+        article=codec.decode(RequestsArticle, ARTICLE["requests"]),
     )
 
 
@@ -298,54 +250,32 @@ def requests_verdict(fig: dict[str, Any]) -> str:
 _ORDER = ("coroutine", "thread", "process")
 
 
-def run_spawn(plan: SpawnPlan, progress: _Progress) -> dict[str, Any]:
+def run_spawn(plan: SpawnPlan, progress: _Progress) -> SpawnFigure:
     counts = plan.counts()
     samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in counts}
     for r in range(plan.repeats):
         for kind, n in counts.items():  # interleaved, so drift on the machine hits every kind alike
             progress.next(f"spawn: {n:,} x {kind}, repeat {r + 1}/{plan.repeats}")
             samples[kind].append(measure_in_child(kind, n))
-    kinds: dict[str, Any] = {}
+    kinds: dict[str, SpawnKind] = {}
     for kind, n in counts.items():
         per_us = [s["create_s"] / n * 1e6 for s in samples[kind]]
         per_kib = [s["memory_bytes"] / n / 1024 for s in samples[kind]]
         t, m = estimate(per_us), estimate(per_kib)
-        kinds[kind] = {
-            "n": n,
-            "time_per_unit_us": t.to_dict(),
-            "memory_per_unit_kib": m.to_dict(),
-            "million": {"time_s": t.mean, "memory_mib": m.mean * 1e6 / 1024, "extrapolated": True},
-            "samples": samples[kind],
-        }
-    means = {k: (kinds[k]["time_per_unit_us"]["mean"], kinds[k]["memory_per_unit_kib"]["mean"]) for k in _ORDER}
-    order = {
-        "time": means["coroutine"][0] < means["thread"][0] < means["process"][0],
-        "memory": means["coroutine"][1] < means["thread"][1] < means["process"][1],
-    }
-    return {"plan": asdict(plan), "kinds": kinds, "order_holds": order, "article": ARTICLE["spawn"]}
-
-
-def spawn_verdict(fig: dict[str, Any]) -> str:
-    parts = []
-    for kind, label in zip(_ORDER, ("a coroutine", "a thread", "a forked process"), strict=True):
-        k = fig["kinds"][kind]
-        t, m = k["time_per_unit_us"], k["memory_per_unit_kib"]
-        parts.append(
-            f"{label} {fmt_time_us(t['mean'])} +/- {fmt_time_us(t['half_width'])} and "
-            f"{fmt_kib(m['mean'])} +/- {fmt_kib(m['half_width'])} (N = {k['n']:,})"
+        kinds[kind] = SpawnKind(
+            n=n,
+            time_per_unit_us=Interval.of(t),
+            memory_per_unit_kib=Interval.of(m),
+            million=Million(time_s=t.mean, memory_mib=m.mean * 1e6 / 1024),
+            samples=samples[kind],
         )
-    order = fig["order_holds"]
-    failed = [x for x in ("time", "memory") if not order[x]]
-    holds = "holds for time and memory" if not failed else f"does NOT hold for {' and '.join(failed)}"
-    mil = {kind: fig["kinds"][kind]["million"] for kind in _ORDER}
-    return (
-        f"Creating one unit costs {'; '.join(parts)} (95 % intervals over {fig['plan']['repeats']} repeats), so "
-        f"coroutine < thread < process {holds}; extrapolated linearly to a million units (not measured) that is "
-        f"{mil['coroutine']['time_s']:,.1f} s / {fmt_mib(mil['coroutine']['memory_mib'])}, "
-        f"{mil['thread']['time_s']:,.0f} s / {fmt_mib(mil['thread']['memory_mib'])} and "
-        f"{mil['process']['time_s']:,.0f} s / {fmt_mib(mil['process']['memory_mib'])} (the article: 6.8 s / "
-        "1,112 MB, 43.6 s / 2,661 MB, and 379 s for a million processes, extrapolated from 1,000)"
+    means = {k: (kinds[k].time_per_unit_us.mean, kinds[k].memory_per_unit_kib.mean) for k in _ORDER}
+    order = OrderHolds(
+        time=means["coroutine"][0] < means["thread"][0] < means["process"][0],
+        memory=means["coroutine"][1] < means["thread"][1] < means["process"][1],
     )
+    article = {kind: codec.decode(SpawnArticle, figures) for kind, figures in ARTICLE["spawn"].items()}
+    return SpawnFigure(plan=plan, kinds=kinds, order_holds=order, article=article)
 
 
 # --- blocking ----------------------------------------------------------------------------------
@@ -355,13 +285,13 @@ def _pool_workers() -> int:
     return max(1, usable_cpus() - 1)
 
 
-def run_blocking(plan: BlockingPlan, services: LocalServices, progress: _Progress) -> dict[str, Any]:
+def run_blocking(plan: BlockingPlan, services: LocalServices, progress: _Progress) -> BlockingFigure:
     import multiprocessing
 
     probe_url = f"{services.target_url()}/delay/{plan.probe_ms:g}"
     units = calibrate().units("cpu", plan.cpu_ms)
     workers = _pool_workers()
-    runs: dict[str, list[dict[str, Any]]] = {"inline": [], "offloaded": []}
+    runs: dict[str, list[BlockingRun]] = {"inline": [], "offloaded": []}
     progress.next("blocking: starting the process pool and the probes' session")
 
     async def go() -> None:
@@ -382,32 +312,39 @@ def run_blocking(plan: BlockingPlan, services: LocalServices, progress: _Progres
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:
         loop.run(go())
-    modes: dict[str, dict[str, Any]] = {}
+    modes: dict[str, BlockingMode] = {}
     for mode, reps in runs.items():
-        modes[mode] = {
-            key: estimate([r[key] for r in reps]).to_dict()
-            for key in ("loop_lag_p99_ms", "probe_p99_ms", "probe_p50_ms", "job_ms_p50", "jobs_per_s")
-        }
-        modes[mode]["repeats"] = reps
+
+        def est(key: str, reps: list[BlockingRun] = reps) -> Interval:
+            return Interval.of(estimate([getattr(r, key) for r in reps]))
+
+        modes[mode] = BlockingMode(
+            loop_lag_p99_ms=est("loop_lag_p99_ms"),
+            probe_p99_ms=est("probe_p99_ms"),
+            probe_p50_ms=est("probe_p50_ms"),
+            job_ms_p50=est("job_ms_p50"),
+            jobs_per_s=est("jobs_per_s"),
+            repeats=reps,
+        )
     ratios = {}
     for key in ("loop_lag_p99_ms", "probe_p99_ms"):
-        value, half = ratio(_est(modes["inline"][key]), _est(modes["offloaded"][key]))
-        ratios[key] = {"inline_vs_offloaded": value, "half_width": half}
-    return {
-        "plan": asdict(plan),
-        "workers": workers,
-        "in_flight": workers,
-        "loop": "uvloop",
-        "probe": f"GET /delay/{plan.probe_ms:g} on the target",
-        "modes": modes,
-        "ratios": ratios,
-        "article": ARTICLE["blocking"],
-    }
+        value, half = ratio(getattr(modes["inline"], key).estimate(), getattr(modes["offloaded"], key).estimate())
+        ratios[key] = InlineVsOffloaded(inline_vs_offloaded=value, half_width=half)
+    return BlockingFigure(
+        plan=plan,
+        workers=workers,
+        in_flight=workers,
+        loop="uvloop",
+        probe=f"GET /delay/{plan.probe_ms:g} on the target",
+        modes=modes,
+        ratios=ratios,
+        article=ARTICLE["blocking"],
+    )
 
 
 async def _blocking_run(
     inline: bool, plan: BlockingPlan, units: int, in_flight: int, pool: ProcessPoolExecutor, session: Any, url: str
-) -> dict[str, Any]:
+) -> BlockingRun:
     loop = asyncio.get_running_loop()
     lag, probes, jobs = LoopLag(0.01), Latency(), Latency()
     stop = asyncio.Event()
@@ -443,40 +380,13 @@ async def _blocking_run(
     await asyncio.gather(*probers)
     await lag.stop()
     lag_s, probe_s, job_s = lag.latency.summary(), probes.summary(), jobs.summary()
-    return {
-        "loop_lag_p99_ms": lag_s["p99"],
-        "loop_lag_max_ms": lag_s["max"],
-        "probe_p50_ms": probe_s["p50"],
-        "probe_p99_ms": probe_s["p99"],
-        "probes": probes.count,
-        "job_ms_p50": job_s["p50"],
-        "jobs_per_s": round(plan.jobs / wall, 2),
-        "wall_s": round(wall, 4),
-    }
-
-
-def blocking_verdict(fig: dict[str, Any]) -> str:
-    plan, m, r = fig["plan"], fig["modes"], fig["ratios"]
-    lag, probe = r["loop_lag_p99_ms"], r["probe_p99_ms"]
-
-    def figures(mode: str) -> str:
-        f = m[mode]
-        return (
-            f"loop lag p99 {_pm(f['loop_lag_p99_ms'], 1)} ms, probes p50 {_pm(f['probe_p50_ms'], 1)} ms and p99 "
-            f"{_pm(f['probe_p99_ms'], 1)} ms"
-        )
-
-    return (
-        f"{plan['cpu_ms']:g} ms CPU jobs run inline in the coroutine hold the event loop ({figures('inline')} for "
-        f"{plan['probe_ms']:g} ms HTTP probes), against {figures('offloaded')} offloaded to a {fig['workers']}-process "
-        f"pool: {lag['inline_vs_offloaded']:.1f}x +/- {lag['half_width']:.1f} the lag and "
-        f"{probe['inline_vs_offloaded']:.1f}x +/- {probe['half_width']:.1f} the probe p99 (95 % intervals over "
-        f"{plan['repeats']} repeats)"
+    return BlockingRun(
+        loop_lag_p99_ms=lag_s["p99"],
+        loop_lag_max_ms=lag_s["max"],
+        probe_p50_ms=probe_s["p50"],
+        probe_p99_ms=probe_s["p99"],
+        probes=probes.count,
+        job_ms_p50=job_s["p50"],
+        jobs_per_s=round(plan.jobs / wall, 2),
+        wall_s=round(wall, 4),
     )
-
-
-VERDICTS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "requests": requests_verdict,
-    "spawn": spawn_verdict,
-    "blocking": blocking_verdict,
-}

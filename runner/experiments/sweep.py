@@ -18,7 +18,7 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,20 +26,32 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import interrupt
+from runner.engine import codec, interrupt
 from runner.engine.coordinator import Progress, executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency
+from runner.engine.results import (
+    SCHEMA_VERSION,
+    BenchResults,
+    BenchStopped,
+    Bound,
+    CalibrationFigures,
+    Cell,
+    CellSummary,
+    Jobs,
+    Machine,
+    Percentiles,
+    RunResult,
+    SweepPlan,
+)
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec, parse_mix, read_toml
-from runner.engine.stats import bound, cpu_share, estimate
-from runner.report.verdicts import verdicts
+from runner.engine.stats import Interval, bound, cpu_share, estimate
 from workers.base import Executor
 from workers.calibration import Calibration, calibrate
 from workers.errors import InputError, RunStopped
 from workers.registry import MODES, executor_class
 
-BENCH_SCHEMA_VERSION = 1
 # The four strategies the question is about; --modes all adds hybrid and gevent.
 CLASSIC_MODES = ("async", "thread", "process", "celery")
 
@@ -185,8 +197,9 @@ def _mix_entry(entry: Any, path: Path) -> Mix:
     return Mix(entry["name"], parse_mix(entry["mix"]))
 
 
-def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the whole sweep; return the results document (see README, "Results file")."""
+def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None = None) -> BenchResults:
+    """Run the whole sweep; return the results document (see README, "Results file"). Verdicts are
+    the report's to draw (``runner.report.verdicts``): measuring does not judge."""
     probe = WorkloadSpec.build({"workers": sweep.workers, "celery_workers": sweep.celery_workers}, sweep.modes)
     for mode in sweep.modes:
         executor_class(mode).validate(executor_config(probe), LocalServices.redis_from_environment())
@@ -203,21 +216,19 @@ def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None 
         warmup, cells, stopped = runner.run(
             _sweep(sweep, calibration, services, step or (lambda *_: None), stop, progress)
         )
-    doc: dict[str, Any] = {
-        "schema_version": BENCH_SCHEMA_VERSION,
-        "kind": "runner-bench",
-        "runner_version": __version__,
-        "started_at": started_at,
-        "wall_s": round(time.perf_counter() - began, 2),
-        "sweep": sweep.to_dict(),
-        "calibration": calibration.to_dict(),
-        "machine": describe_machine(),
-        "warmup": warmup,
-        "cells": cells,
-    }
-    doc["verdicts"] = verdicts(doc)
+    doc = BenchResults(
+        schema_version=SCHEMA_VERSION,
+        runner_version=__version__,
+        started_at=started_at,
+        wall_s=round(time.perf_counter() - began, 2),
+        sweep=codec.decode(SweepPlan, sweep.to_dict()),
+        calibration=CalibrationFigures(**calibration.to_dict()),
+        machine=codec.decode(Machine, describe_machine()),
+        warmup=warmup,
+        cells=cells,
+    )
     if stopped is not None:
-        doc["stopped"] = {"reason": str(stopped), "cells_with_runs": len(cells)}
+        doc = replace(doc, stopped=BenchStopped(reason=str(stopped), cells_with_runs=len(cells)))
         raise RunStopped(f"{stopped}; {len(cells)} cells measured, partial results kept", stopped.exit_code, doc)
     return doc
 
@@ -229,11 +240,11 @@ async def _sweep(
     step: Step,
     stop: interrupt.StopRequest,
     progress: Progress | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], RunStopped | None]:
+) -> tuple[list[RunResult], list[Cell], RunStopped | None]:
     cores = usable_cpus()
     executors: dict[str, Executor] = {}
-    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    warmup: list[dict[str, Any]] = []
+    runs: dict[tuple[str, str], list[RunResult]] = {}
+    warmup: list[RunResult] = []
     capacities: dict[str, Any] = {}
     stopped: RunStopped | None = None
     try:
@@ -295,37 +306,45 @@ def _jobs_for(sweep: Sweep, mix: Mix, executor: Executor, cores: int) -> int:
     return max(sweep.min_jobs, min(sweep.max_jobs, wanted))
 
 
-def _lean(run: dict[str, Any]) -> dict[str, Any]:
-    """A run as kept in a results file: the machine is recorded once, at the top."""
-    return {k: v for k, v in run.items() if k not in ("machine", "calibration")}
+def _lean(run: RunResult) -> RunResult:
+    """A run as kept in a results file: the machine and calibration are recorded once, at the top."""
+    return replace(run, machine=None, calibration=None)
 
 
-def summarize_cell(mode: str, mix: Mix, runs: list[dict[str, Any]], best: dict[str, Any]) -> dict[str, Any]:
-    throughput = estimate([r["throughput_jobs_per_s"] for r in runs])
+def summarize_cell(mode: str, mix: Mix, runs: list[RunResult], best: dict[str, Any]) -> Cell:
+    throughput = estimate([r.throughput_jobs_per_s for r in runs])
     hists = {
-        name: Latency.merged([r["histograms_us"][name] for r in runs]).summary()
+        name: Percentiles(**Latency.merged([getattr(r.histograms_us, name) for r in runs]).summary())
         for name in ("latency", "queue_wait", "service")
     }
-    jobs = {key: sum(r["jobs"][key] for r in runs) for key in runs[0]["jobs"]}
+    counts = [r.jobs for r in runs]
+    jobs = Jobs(
+        submitted=sum(j.submitted for j in counts),
+        done=sum(j.done for j in counts),
+        failed=sum(j.failed for j in counts),
+        timed_out=sum(j.timed_out for j in counts),
+        lost=sum(j.lost for j in counts),
+        duplicates=sum(j.duplicates for j in counts),
+    )
     best_rate = best["jobs_per_s"]
-    return {
-        "mode": mode,
-        "mix_name": mix.name,
-        "mix": mix.weights,
-        "cpu_share": round(cpu_share(mix.weights), 4),
-        "jobs_per_run": runs[0]["jobs"]["submitted"],
-        "summary": {
-            "throughput": throughput.to_dict(),
-            "latency_ms": hists["latency"],
-            "queue_wait_ms": hists["queue_wait"],
-            "service_ms": hists["service"],
-            "loop_lag_p99_ms": estimate([r["loop_lag_ms"]["p99"] for r in runs]).to_dict(),
-            "cpu_utilisation": round(sum(r["resources"]["cpu_utilisation"] for r in runs) / len(runs), 3),
-            "peak_rss_mb": max(r["resources"]["peak_rss_mb"] for r in runs),
-            "workers_peak_rss_mb": max(r["resources"]["workers_peak_rss_mb"] for r in runs),
-            "jobs": jobs,
-            "bound": best,
-            "efficiency": round(throughput.mean / best_rate, 3) if best_rate else None,
-        },
-        "repeats": runs,
-    }
+    return Cell(
+        mode=mode,
+        mix_name=mix.name,
+        mix=mix.weights,
+        cpu_share=round(cpu_share(mix.weights), 4),
+        jobs_per_run=runs[0].jobs.submitted,
+        summary=CellSummary(
+            throughput=Interval.of(throughput),
+            latency_ms=hists["latency"],
+            queue_wait_ms=hists["queue_wait"],
+            service_ms=hists["service"],
+            loop_lag_p99_ms=Interval.of(estimate([r.loop_lag_ms.p99 for r in runs])),
+            cpu_utilisation=round(sum(r.resources.cpu_utilisation for r in runs) / len(runs), 3),
+            peak_rss_mb=max(r.resources.peak_rss_mb for r in runs),
+            workers_peak_rss_mb=max(r.resources.workers_peak_rss_mb for r in runs),
+            jobs=jobs,
+            bound=Bound(jobs_per_s=best_rate, limited_by=best["limited_by"], limits=best["limits"]),
+            efficiency=round(throughput.mean / best_rate, 3) if best_rate else None,
+        ),
+        repeats=runs,
+    )

@@ -11,17 +11,20 @@ import math
 import re
 import statistics
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple
 
+from runner.engine.codec import Typed
+from runner.engine.results import BenchResults, RunResult
 from runner.engine.stats import welch_p
 from workers.errors import InputError
 
 SIGNIFICANCE = 0.05
-METRICS: dict[str, Callable[[dict[str, Any]], float]] = {
-    "throughput": lambda run: float(run["throughput_jobs_per_s"]),
-    "p50": lambda run: float(run["latency_ms"]["p50"]),
-    "p95": lambda run: float(run["latency_ms"]["p95"]),
-    "p99": lambda run: float(run["latency_ms"]["p99"]),
+METRICS: dict[str, Callable[[RunResult], float]] = {
+    "throughput": lambda run: run.throughput_jobs_per_s,
+    "p50": lambda run: run.latency_ms.p50,
+    "p95": lambda run: run.latency_ms.p95,
+    "p99": lambda run: run.latency_ms.p99,
 }
 _RULE = re.compile(r"^(?P<metric>[a-z0-9_]+):(?P<pct>[+-]\d+(?:\.\d+)?)%?$")
 
@@ -47,55 +50,84 @@ def parse_rule(text: str) -> Rule:
     return Rule(metric, float(match["pct"]))
 
 
-def _compare_metric(base_runs: list[dict[str, Any]], new_runs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class Change(Typed):
+    """One figure of one cell: means of the base and new repeats, the relative change, and Welch's
+    p-value (change_pct null: the base mean was 0)."""
+
+    base: float
+    new: float
+    change_pct: float
+    p_value: float
+    significant: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellChange(Typed):
+    mode: str
+    mix: str
+    metrics: dict[str, Change]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Regression(Typed):
+    mode: str
+    mix: str
+    rule: str
+    base: float
+    new: float
+    change_pct: float
+    p_value: float
+    significant: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Comparison(Typed):
+    """What ``runner compare --json`` prints."""
+
+    cells: list[CellChange]
+    missing: list[str]
+    rules: list[str]
+    regressions: list[Regression]
+
+
+def _compare_metric(base_runs: list[RunResult], new_runs: list[RunResult], metric: str) -> Change:
     pick = METRICS[metric]
     a = [pick(r) for r in base_runs]
     b = [pick(r) for r in new_runs]
+    if not a or not b:
+        raise InputError("runner compare: a cell without repeats cannot be compared")
     base_mean, new_mean = statistics.fmean(a), statistics.fmean(b)
     change = (new_mean / base_mean - 1) * 100 if base_mean else math.inf
     p = welch_p(a, b)
-    return {"base": base_mean, "new": new_mean, "change_pct": change, "p_value": p, "significant": p < SIGNIFICANCE}
+    return Change(base=base_mean, new=new_mean, change_pct=change, p_value=p, significant=p < SIGNIFICANCE)
 
 
-def compare_results(base: dict[str, Any], new: dict[str, Any], rules: list[Rule]) -> dict[str, Any]:
-    base_cells = {(c["mode"], c["mix_name"]): c for c in base.get("cells", [])}
-    new_cells = {(c["mode"], c["mix_name"]): c for c in new.get("cells", [])}
+def compare_results(base: BenchResults, new: BenchResults, rules: list[Rule]) -> Comparison:
+    base_cells = {(c.mode, c.mix_name): c for c in base.cells}
+    new_cells = {(c.mode, c.mix_name): c for c in new.cells}
     if not base_cells or not new_cells:
         raise InputError("runner compare needs two sweep results with cells (presets alone have none)")
     cells, regressions = [], []
     for key in base_cells.keys() & new_cells.keys():
-        metrics = {m: _compare_metric(base_cells[key]["repeats"], new_cells[key]["repeats"], m) for m in METRICS}
-        cells.append({"mode": key[0], "mix": key[1], "metrics": metrics})
+        metrics = {m: _compare_metric(base_cells[key].repeats, new_cells[key].repeats, m) for m in METRICS}
+        cells.append(CellChange(mode=key[0], mix=key[1], metrics=metrics))
         for rule in rules:
-            figure = metrics[rule.metric]
-            if figure["significant"] and rule.breached(figure["change_pct"]):
-                regressions.append({"mode": key[0], "mix": key[1], "rule": str(rule), **figure})
+            f = metrics[rule.metric]
+            if f.significant and rule.breached(f.change_pct):
+                regressions.append(
+                    Regression(
+                        mode=key[0],
+                        mix=key[1],
+                        rule=str(rule),
+                        base=f.base,
+                        new=f.new,
+                        change_pct=f.change_pct,
+                        p_value=f.p_value,
+                        significant=f.significant,
+                    )
+                )
     order = list(base_cells)
-    cells.sort(key=lambda c: order.index((c["mode"], c["mix"])))
+    cells.sort(key=lambda c: order.index((c.mode, c.mix)))
     missing = sorted(f"{m} x {x}" for m, x in base_cells.keys() ^ new_cells.keys())
-    return {"cells": cells, "missing": missing, "rules": [str(r) for r in rules], "regressions": regressions}
-
-
-def render_comparison(console: Any, outcome: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title="new vs base: change of the mean (p-value of Welch's t-test)", title_justify="left")
-    for name in ("mode", "mix", *METRICS):
-        table.add_column(name, justify="left" if name in ("mode", "mix") else "right", no_wrap=True)
-    for cell in outcome["cells"]:
-        row = []
-        for metric in METRICS:
-            f = cell["metrics"][metric]
-            text = f"{f['change_pct']:+.1f}% (p={f['p_value']:.2f})"
-            row.append(f"[bold]{text}[/bold]" if f["significant"] else text)
-        table.add_row(cell["mode"], cell["mix"], *row)
-    console.print(table)
-    for item in outcome["missing"]:
-        console.print(f"only in one file: {item}")
-    for reg in outcome["regressions"]:
-        console.print(
-            f"[red]REGRESSION[/red] {reg['mode']} x {reg['mix']}: {reg['rule']} breached "
-            f"({reg['change_pct']:+.1f}%, p={reg['p_value']:.3f})"
-        )
-    if outcome["rules"] and not outcome["regressions"]:
-        console.print(f"no significant regression ({', '.join(outcome['rules'])})")
+    return Comparison(cells=cells, missing=missing, rules=[str(r) for r in rules], regressions=regressions)

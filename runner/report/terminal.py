@@ -1,74 +1,68 @@
-"""Terminal output for run results: one run in detail, or several side by side (rich, on stderr)."""
+"""Terminal output (rich, on stderr): one run in detail, several side by side, and the table of
+``runner compare``."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from runner.engine import codec
+from runner.engine.results import RunResult
+from runner.report import format as fmt
+from runner.report.compare import METRICS, Comparison
 
-def _ms(value: float) -> str:
-    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
-
-def run_table(result: dict[str, Any]) -> Table:
-    jobs, lat, res = result["jobs"], result["latency_ms"], result["resources"]
-    table = Table(title=f"runner submit --mode {result['mode']}", show_header=False, title_justify="left")
+def run_table(result: RunResult) -> Table:
+    lat, res = result.latency_ms, result.resources
+    table = Table(title=f"runner submit --mode {result.mode}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    counts = ", ".join(f"{k} {v:,}" for k, v in jobs.items())
-    table.add_row("jobs", counts)
-    table.add_row("mix", ", ".join(f"{k} {v:,}" for k, v in result["kinds"].items()))
+    ms = fmt.num
+    table.add_row("jobs", ", ".join(f"{k} {fmt.count(v)}" for k, v in codec.encode(result.jobs).items()))
+    table.add_row("mix", ", ".join(f"{k} {fmt.count(v)}" for k, v in result.kinds.items()))
     table.add_row("load", load_label(result))
-    table.add_row("wall time", f"{result['wall_s']:.2f} s")
-    table.add_row("throughput", f"{result['throughput_jobs_per_s']:,.1f} jobs/s")
-    table.add_row(
-        "latency ms", f"p50 {_ms(lat['p50'])}  p95 {_ms(lat['p95'])}  p99 {_ms(lat['p99'])}  max {_ms(lat['max'])}"
-    )
-    if result.get("load", {}).get("model") == "open":
-        wait = result["coordinator_wait_ms"]
-        table.add_row("waited for a driver", f"p50 {_ms(wait['p50'])}  p99 {_ms(wait['p99'])} ms (inside the latency)")
-    table.add_row(
-        "queue wait / service", f"p50 {_ms(result['queue_wait_ms']['p50'])} / {_ms(result['service_ms']['p50'])} ms"
-    )
-    for outcome in ("failed", "timed_out"):
-        other = result.get("latency_by_outcome_ms", {}).get(outcome, {})
-        if other.get("count"):
-            table.add_row(
-                f"latency ms, {outcome.replace('_', ' ')}", f"p50 {_ms(other['p50'])}  p99 {_ms(other['p99'])}"
-            )
-    table.add_row("event-loop lag p99", f"{_ms(result['loop_lag_ms']['p99'])} ms")
+    table.add_row("wall time", f"{fmt.fixed(result.wall_s)} s")
+    table.add_row("throughput", f"{fmt.fixed(result.throughput_jobs_per_s, 1)} jobs/s")
+    table.add_row("latency ms", f"p50 {ms(lat.p50)}  p95 {ms(lat.p95)}  p99 {ms(lat.p99)}  max {ms(lat.max)}")
+    wait = result.coordinator_wait_ms
+    if result.load is not None and result.load.model == "open" and wait is not None:
+        table.add_row("waited for a driver", f"p50 {ms(wait.p50)}  p99 {ms(wait.p99)} ms (inside the latency)")
+    table.add_row("queue wait / service", f"p50 {ms(result.queue_wait_ms.p50)} / {ms(result.service_ms.p50)} ms")
+    for outcome, other in (result.latency_by_outcome_ms or {}).items():
+        if outcome != "done" and other.count:
+            table.add_row(f"latency ms, {outcome.replace('_', ' ')}", f"p50 {ms(other.p50)}  p99 {ms(other.p99)}")
+    table.add_row("event-loop lag p99", f"{ms(result.loop_lag_ms.p99)} ms")
     table.add_row(
         "peak RSS",
-        f"{res['peak_rss_mb']:,.0f} MB (coordinator {res['coordinator_peak_rss_mb']:,.0f}, "
-        f"workers {res['workers_peak_rss_mb']:,.0f} in {res['worker_processes']} processes)",
+        f"{fmt.fixed(res.peak_rss_mb, 0)} MB (coordinator {fmt.fixed(res.coordinator_peak_rss_mb, 0)}, "
+        f"workers {fmt.fixed(res.workers_peak_rss_mb, 0)} in {res.worker_processes} processes)",
     )
-    table.add_row("CPU", f"{res['cpu_s']:.2f} s ({res['cpu_utilisation']:.0%} of all cores)")
-    machine = result.get("machine", {})
-    if machine.get("busy"):
-        load = machine["load_avg"]["1m"]
+    table.add_row("CPU", f"{fmt.fixed(res.cpu_s)} s ({fmt.pct(res.cpu_utilisation)} of all cores)")
+    machine = result.machine
+    if machine is not None and machine.busy:
+        load = (machine.load_avg or {}).get("1m", 0.0)
         table.add_row(
             "[yellow]warning",
             f"[yellow]the machine was busy when the run began (load {load:g} on "
-            f"{machine['cpus']} cores): figures may be noisy",
+            f"{machine.cpus} cores): figures may be noisy",
         )
-    for reason, count in list(result["failures"].items())[:5]:
-        table.add_row("failure", f"{count:,} x {reason}")
+    for reason, count in list(result.failures.items())[:5]:
+        table.add_row("failure", f"{fmt.count(count)} x {reason}")
     return table
 
 
-def load_label(result: dict[str, Any]) -> str:
+def load_label(result: RunResult) -> str:
     """How load was offered, which decides what the latency means."""
-    load = result.get("load") or {"model": "closed"}
-    if load["model"] == "open":
-        return f"open loop, {load['rate_per_s']:,g} jobs/s ({load['arrivals']}); latency from each job's intended start"
-    peak = result.get("peak_in_flight")
-    return f"closed loop, {load.get('concurrency', '?')} drivers (peak in flight {peak}); latency from hand-off"
+    load = result.load
+    if load is not None and load.model == "open":
+        rate = f"{load.rate_per_s or 0:,g}"
+        return f"open loop, {rate} jobs/s ({load.arrivals}); latency from each job's intended start"
+    drivers = load.concurrency if load is not None and load.concurrency is not None else "?"
+    return f"closed loop, {drivers} drivers (peak in flight {result.peak_in_flight}); latency from hand-off"
 
 
-def comparison_table(results: list[dict[str, Any]]) -> Table:
-    best = max((r["throughput_jobs_per_s"] for r in results), default=0.0) or 1.0
+def comparison_table(results: list[RunResult]) -> Table:
+    best = max((r.throughput_jobs_per_s for r in results), default=0.0) or 1.0
     table = Table(title="Executors compared on the same workload", title_justify="left")
     for name in (
         "mode",
@@ -85,19 +79,19 @@ def comparison_table(results: list[dict[str, Any]]) -> Table:
     ):
         table.add_column(name, justify="left" if name == "mode" else "right", no_wrap=True)
     for r in results:
-        jobs, lat, res = r["jobs"], r["latency_ms"], r["resources"]
+        jobs, res = r.jobs, r.resources
         table.add_row(
-            r["mode"],
-            f"{jobs['done']:,}",
-            f"{jobs['failed']:,}",
-            f"{jobs['timed_out']:,}",
-            f"{r['throughput_jobs_per_s']:,.1f}",
-            f"{r['throughput_jobs_per_s'] / best:.2f}",
-            _ms(lat["p50"]),
-            _ms(lat["p99"]),
-            _ms(r["loop_lag_ms"]["p99"]),
-            f"{res['peak_rss_mb']:,.0f}",
-            f"{res['cpu_s']:.2f}",
+            r.mode,
+            fmt.count(jobs.done),
+            fmt.count(jobs.failed),
+            fmt.count(jobs.timed_out),
+            fmt.fixed(r.throughput_jobs_per_s, 1),
+            fmt.fixed(r.throughput_jobs_per_s / best),
+            fmt.num(r.latency_ms.p50),
+            fmt.num(r.latency_ms.p99),
+            fmt.num(r.loop_lag_ms.p99),
+            fmt.fixed(res.peak_rss_mb, 0),
+            fmt.fixed(res.cpu_s),
         )
     return table
 
@@ -110,9 +104,33 @@ def stderr_console() -> Console:
     return console
 
 
-def print_run(console: Console, result: dict[str, Any]) -> None:
+def print_run(console: Console, result: RunResult) -> None:
     console.print(run_table(result))
 
 
-def print_comparison(console: Console, results: list[dict[str, Any]]) -> None:
+def print_comparison(console: Console, results: list[RunResult]) -> None:
     console.print(comparison_table(results))
+
+
+def render_comparison(console: Console, outcome: Comparison) -> None:
+    """``runner compare``'s table: the change of each figure's mean, bold where it is significant."""
+    table = Table(title="new vs base: change of the mean (p-value of Welch's t-test)", title_justify="left")
+    for name in ("mode", "mix", *METRICS):
+        table.add_column(name, justify="left" if name in ("mode", "mix") else "right", no_wrap=True)
+    for cell in outcome.cells:
+        row = []
+        for metric in METRICS:
+            f = cell.metrics[metric]
+            text = f"{fmt.change(f.change_pct)} (p={f.p_value:.2f})"
+            row.append(f"[bold]{text}[/bold]" if f.significant else text)
+        table.add_row(cell.mode, cell.mix, *row)
+    console.print(table)
+    for item in outcome.missing:
+        console.print(f"only in one file: {item}")
+    for reg in outcome.regressions:
+        console.print(
+            f"[red]REGRESSION[/red] {reg.mode} x {reg.mix}: {reg.rule} breached "
+            f"({fmt.change(reg.change_pct)}, p={reg.p_value:.3f})"
+        )
+    if outcome.rules and not outcome.regressions:
+        console.print(f"no significant regression ({', '.join(outcome.rules)})")

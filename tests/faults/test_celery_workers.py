@@ -52,7 +52,7 @@ def _run_with_kill(redis_url: str, pick: str, jobs: int) -> tuple[dict[str, Any]
     killed: list[int] = []
     try:
         killer = _kill_later(1.0, pick, killed, counter)
-        result = run_mode(spec, "celery")
+        result = run_mode(spec, "celery").to_json()
         killer.join(1)
     finally:
         time.sleep(0.3)

@@ -57,7 +57,7 @@ def test_faulty_jobs_end_with_the_right_status_and_the_run_goes_on(mode: str, ca
         (mode,),
     )
     with caplog.at_level(logging.ERROR, logger="asyncio"):
-        result = run_mode(spec, mode)
+        result = run_mode(spec, mode).to_json()
         gc.collect()  # an unretrieved task exception is reported when the task is collected
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
     assert result["kinds"] == {"sleep": 32, "fail": 2, "hang": 2, "crash": 2, "unserializable": 2}

@@ -7,23 +7,23 @@ from __future__ import annotations
 import psutil
 
 from runner.engine.coordinator import run_mode
-from runner.engine.ledger import Ledger
 from runner.engine.spec import WorkloadSpec
+from runner.engine.timeline import RunStatus
 
 
 def test_memory_is_flat_and_in_flight_bounded() -> None:
     me = psutil.Process()
     samples: list[tuple[int, int]] = []  # (jobs finished, RSS bytes)
 
-    def progress(ledger: Ledger) -> None:
-        finished = ledger.finished
+    def progress(status: RunStatus) -> None:  # what the coordinator reports a few times a second
+        finished = status.done + status.failed + status.timed_out
         samples.append((finished, me.memory_info().rss))
-        assert ledger.in_flight <= 10_000
+        assert status.in_flight <= 10_000
 
     spec = WorkloadSpec.build(
         {"jobs": 100_000, "mix": "sleep=1", "io_ms": 1, "concurrency": 10_000, "timeout": 60}, ("async",)
     )
-    result = run_mode(spec, "async", progress=progress)
+    result = run_mode(spec, "async", progress=progress).to_json()
     assert result["jobs"] == {
         "submitted": 100_000,
         "done": 100_000,

@@ -43,7 +43,7 @@ def test_a_killed_pool_worker_is_replaced_and_no_job_is_lost() -> None:
     spec = WorkloadSpec.build(
         {"jobs": 300, "mix": "sleep=1", "io_ms": 20, "workers": 2, "concurrency": 4}, ("process",)
     )
-    result = run_mode(spec, "process")
+    result = run_mode(spec, "process").to_json()
     killer.join(5)
     assert killed, "no pool process was killed"
     assert result["jobs"] == {"submitted": 300, "done": 300, "failed": 0, "timed_out": 0, "lost": 0, "duplicates": 0}
@@ -57,7 +57,7 @@ def test_a_job_that_kills_its_process_is_retried_once_then_fails() -> None:
     spec = WorkloadSpec.build(
         {"jobs": 60, "mix": "sleep=19,crash=1", "io_ms": 10, "workers": 2, "concurrency": 4}, ("process",)
     )
-    result = run_mode(spec, "process")
+    result = run_mode(spec, "process").to_json()
     assert result["kinds"] == {"sleep": 57, "crash": 3}
     assert result["jobs"] == {"submitted": 60, "done": 57, "failed": 3, "timed_out": 0, "lost": 0, "duplicates": 0}
     assert result["failures"] == {WORKER_DIED: 3}

@@ -1,0 +1,188 @@
+"""``report.md``: the report's single source (the HTML is rendered from it), charts as PNG files
+beside it in ``charts/``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from runner.engine import codec
+from runner.engine.results import BenchResults, Cell, Jobs
+from runner.report import format as fmt
+from runner.report.charts import Chart
+
+_ARTICLE = (
+    "The seed article measured: three 3 s HTTP calls took 11.4 s one after another, 4.1 s with gevent "
+    "and 4.9 s with asyncio; creating a million coroutines took 6.8 s and 1,112 MB, a million threads "
+    "43.6 s and 2,661 MB, and 1,000 processes 0.379 s (extrapolated: 379 s for a million)."
+)
+
+
+class MarkdownExporter:
+    filename = "report.md"
+
+    def wanted(self, doc: BenchResults) -> bool:
+        return True
+
+    def render(self, doc: BenchResults, charts: list[Chart]) -> str:
+        return markdown_report(doc, {c.name: f"charts/{c.name}.png" for c in charts}, charts)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _grid(cells: list[Cell], value: Callable[[Cell], str]) -> str:
+    """A mixes x modes table of one figure per cell."""
+    modes = list(dict.fromkeys(c.mode for c in cells))
+    by = {(c.mix_name, c.mode): c for c in cells}
+    rows = []
+    for mix in dict.fromkeys(c.mix_name for c in cells):
+        rows.append([mix] + [value(by[(mix, m)]) if (mix, m) in by else "-" for m in modes])
+    return table(["mix", *modes], rows)
+
+
+def _machine_line(doc: BenchResults) -> str:
+    m = doc.machine
+    return (
+        f"{m.cpus} cores ({m.cpu_model}), {m.memory_gb} GB, {m.os}, Python {m.python}, runner {doc.runner_version}"
+        + (f" at {m.git_commit}" if m.git_commit else "")
+    )
+
+
+def _efficiency(c: Cell) -> str:
+    s = c.summary
+    if s.efficiency is None:
+        return "-"
+    return f"{fmt.pct(s.efficiency)} of {fmt.num(s.bound.jobs_per_s)} ({s.bound.limited_by})"
+
+
+def _sweep_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
+    cells, sweep = doc.cells, doc.sweep
+    out = ["## Sweep\n"]
+    if sweep is not None:
+        out.append(
+            f"{len(sweep.modes)} executors x {len(sweep.mixes)} mixes, {sweep.repeats} measured repeats per cell "
+            f"in shuffled order after one warm-up run per executor (kept apart). Jobs wait {sweep.io_ms:g} ms of I/O "
+            f"and/or burn {sweep.cpu_ms:g} ms of CPU; {sweep.concurrency} in flight; {sweep.workers} process-pool "
+            f"workers; each run sized to about {sweep.run_s:g} s at the executor's bound "
+            f"({sweep.min_jobs}..{sweep.max_jobs} jobs). Intervals are 95 % confidence intervals of the mean.\n"
+        )
+    if "crossover" in images:
+        out.append(f"![Throughput vs CPU share]({images['crossover']})\n")
+    out += [
+        "## Throughput (jobs/s, mean +/- 95 % CI)\n",
+        _grid(cells, lambda c: f"{fmt.num(c.summary.throughput.mean)} +/- {fmt.num(c.summary.throughput.half_width)}"),
+    ]
+    if "throughput" in images:
+        out.append(f"![Throughput per mix]({images['throughput']})\n")
+    out += [
+        "## Latency (ms, p50 / p95 / p99 / max, all repeats)\n",
+        "From hand-off by the coordinator to the result; queue wait and service time apart below.\n",
+        _grid(cells, lambda c: " / ".join(fmt.num(v) for v in _percentiles(c))),
+        "Queue wait p50 / service time p50 (ms):\n",
+        _grid(cells, lambda c: f"{fmt.num(c.summary.queue_wait_ms.p50)} / {fmt.num(c.summary.service_ms.p50)}"),
+    ]
+    if "latency" in images:
+        out.append(f"![Latency percentiles]({images['latency']})\n")
+    out += [
+        "## Efficiency: measured / bound\n",
+        "The bound is what the executor could do at best on the mix, from the calibrated job costs: I/O is "
+        "limited by slots / time per job (slots: coroutines or threads in flight, processes, Celery worker "
+        "processes), GIL-bound CPU by the cores that may run Python at once (1 for async and threads), "
+        "GIL-free CPU by the cores the executor may use, all CPU by the machine's cores.\n",
+        _grid(cells, _efficiency),
+    ]
+    if "efficiency" in images:
+        out.append(f"![Efficiency]({images['efficiency']})\n")
+    out += [
+        "## Event-loop lag p99 (ms)\n",
+        "How late the coordinator's event loop wakes a 10 ms timer. In async mode the jobs run on that loop, "
+        "so inline CPU work shows here; other executors leave it idle.\n",
+        _grid(cells, lambda c: fmt.num(c.summary.loop_lag_p99_ms.mean)),
+    ]
+    if "loop_lag" in images:
+        out.append(f"![Loop lag]({images['loop_lag']})\n")
+    out += [
+        "## Resources\n",
+        "CPU utilisation of all cores / peak RSS in MB (coordinator + worker processes):\n",
+        _grid(cells, lambda c: f"{fmt.pct(c.summary.cpu_utilisation)} / {fmt.num(c.summary.peak_rss_mb, 0)}"),
+    ]
+    out += _accounting(cells)
+    out += _workers(doc)
+    return out
+
+
+def _percentiles(c: Cell) -> tuple[float, float, float, float]:
+    lat = c.summary.latency_ms
+    return lat.p50, lat.p95, lat.p99, lat.max
+
+
+def _accounting(cells: list[Cell]) -> list[str]:
+    totals: Counter[str] = Counter()
+    for cell in cells:
+        totals.update(codec.encode(cell.summary.jobs))
+    total = Jobs(**totals) if cells else Jobs(submitted=0, done=0, failed=0, timed_out=0, lost=0, duplicates=0)
+    line = ", ".join(f"{k} {fmt.count(v)}" for k, v in codec.encode(total).items())
+    verdict = "every job is accounted for" if total.adds_up() else "JOBS ARE MISSING"
+    return ["## Accounting\n", f"All measured runs: {line} -- {verdict}.\n"]
+
+
+def _workers(doc: BenchResults) -> list[str]:
+    """Jobs per worker, for executors whose workers have names worth showing (processes, nodes)."""
+    out: list[str] = []
+    per_mode: dict[str, Counter[str]] = {}
+    for cell in doc.cells:
+        for run in cell.repeats:
+            per_mode.setdefault(cell.mode, Counter()).update(run.by_worker)
+    for mode, counts in per_mode.items():
+        if not 1 < len(counts) <= 16:  # processes and Celery nodes, not one loop or hundreds of threads
+            continue
+        out += [
+            f"## Jobs per {mode} worker (all measured runs)\n",
+            table(["worker", "jobs"], [[name, fmt.count(n)] for name, n in sorted(counts.items())]),
+        ]
+    if doc.containers:
+        out += [
+            "## Containers\n",
+            "CPU in % of one core, sampled about once a second; a Celery node is named after its container's "
+            "hostname.\n",
+            table(
+                ["container", "service", "hostname", "CPU % mean", "CPU % max", "memory peak MB", "samples"],
+                [
+                    [
+                        c.name,
+                        c.service,
+                        c.hostname or "-",
+                        fmt.num(c.cpu_percent_mean),
+                        fmt.num(c.cpu_percent_max),
+                        fmt.num(c.mem_peak_mb),
+                        str(c.samples),
+                    ]
+                    for c in doc.containers
+                ],
+            ),
+        ]
+    return out
+
+
+def markdown_report(doc: BenchResults, images: dict[str, str], charts: list[Chart] | None = None) -> str:
+    out = [
+        "# runner bench report\n",
+        f"{doc.started_at}, {doc.wall_s:g} s in all, on {_machine_line(doc)}.\n",
+    ]
+    if doc.verdicts:
+        out += ["## Verdicts\n", "\n".join(f"- {v.text}" for v in doc.verdicts) + "\n"]
+    if doc.cells:
+        out += _sweep_sections(doc, images)
+    if doc.presets is not None:
+        from runner.report.presets import markdown
+
+        out.append(markdown(doc))
+        out += [f"![{c.title}]({images[c.name]})\n" for c in (charts or []) if c.name.startswith("preset_")]
+    out += ["## The article behind this\n", _ARTICLE + "\n"]
+    if doc.calibration is not None:
+        out.append(f"Calibration on this machine: {codec.dumps(doc.calibration)}.\n")
+    return "\n".join(out)
