@@ -34,6 +34,8 @@ class ExecutorConfig:
     celery_workers: int = 1  # local Celery worker nodes to start; 0 = use a cluster's
     celery_pool: str = "prefork"  # the local nodes' pool: prefork, threads or gevent
     batch: int = 0  # jobs per pool/broker task for small jobs: 0 = sized from measured cost, 1 = off
+    expect_workers: int = 0  # a cluster's nodes to wait for before timing starts (celery_workers 0)
+    wait_s: float = 30.0  # how long to wait for them
 
 
 class JobReport(NamedTuple):
@@ -84,6 +86,11 @@ class Executor(ABC):
         """Job id -> runs beyond the first in the current workload, for executors that can run a
         job twice (duplicates)."""
         return {}
+
+    async def node_figures(self) -> list[dict[str, Any]]:
+        """For executors whose work runs on nodes that measure themselves (Celery): each node's
+        facts and its CPU seconds and peak RSS since the workload began. Called after it ends."""
+        return []
 
     @abstractmethod
     def capacity(self, cores: int) -> Capacity:

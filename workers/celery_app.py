@@ -137,19 +137,39 @@ signals.task_failure.connect(_worker_died_twice, weak=False)
 _meter: NodeMeter | None = None  # this node's, made on the first runner_node call
 
 
-@control_command(args=[("reset", bool)], signature="[reset=False]")  # type: ignore[untyped-decorator]
-def runner_node(state: Any, reset: bool = False) -> dict[str, Any]:
-    """Remote control, in the node's main process: what it is and what it used since a reset."""
+@control_command(  # type: ignore[untyped-decorator]
+    args=[("reset", bool), ("visibility_s", float)], signature="[reset=False] [visibility_s=0]"
+)
+def runner_node(state: Any, reset: bool = False, visibility_s: float = 0.0) -> dict[str, Any]:
+    """Remote control, in the node's main process: what it is and what it used since a reset.
+    ``visibility_s`` > 0 sets the node's visibility timeout from now on, so the coordinator's
+    ``--timeout`` governs redelivery whatever RUNNER_VISIBILITY_TIMEOUT the node started with."""
     global _meter
     if _meter is None:
         _meter = NodeMeter()
         _meter.start()
     consumer = state.consumer
+    if visibility_s > 0:
+        _set_visibility(consumer, visibility_s)
     pool = type(consumer.pool).__module__.rsplit(".", 1)[-1]  # celery.concurrency.<prefork|thread|...>
     concurrency = int(getattr(consumer.controller, "concurrency", 0) or 1)
     visibility = float(consumer.app.conf.broker_transport_options.get("visibility_timeout", 3600.0))
     facts = describe_node(state.hostname, {"thread": "threads"}.get(pool, pool), concurrency, visibility)
     return facts | _meter.reading(reset)
+
+
+def _set_visibility(consumer: Any, seconds: float) -> None:
+    """The sweeps that hand a dead node's jobs to another run on the node's channels (kombu's
+    Redis transport reads ``channel.visibility_timeout`` on each sweep); the options also serve
+    the connections a reconnect makes."""
+    consumer.app.conf.broker_transport_options["visibility_timeout"] = seconds
+    connection = consumer.connection
+    if connection is None:
+        return
+    connection.transport_options["visibility_timeout"] = seconds
+    transport = getattr(connection, "connection", None)  # kombu's virtual transport holds the channels
+    for channel in getattr(transport, "channels", None) or []:
+        channel.visibility_timeout = seconds
 
 
 app = make_app(

@@ -45,6 +45,7 @@ from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_a
 from workers.clients import check_redis, redact
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import Job
+from workers.node_survey import ask_nodes, capacity_of, nodes_line
 from workers.scratch import scratch_dir
 
 CELERY_POOLS = ("prefork", "threads", "gevent")
@@ -64,6 +65,8 @@ class CeleryExecutor(Executor):
     def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
         if config.celery_pool not in CELERY_POOLS:
             raise InputError(f"--celery-pool: choose one of {', '.join(CELERY_POOLS)}, not {config.celery_pool!r}")
+        if config.expect_workers and config.celery_workers:
+            raise InputError("--expect-workers waits for a cluster's nodes: use it with --celery-workers 0")
         if config.celery_workers == 0 and not external_redis:
             raise InputError(
                 "--celery-workers 0 means 'use a cluster's workers', which needs REDIS_URL set to its Redis"
@@ -93,6 +96,7 @@ class CeleryExecutor(Executor):
         if local:
             self._spawn_workers(visibility)
         await asyncio.to_thread(self._wait_for_workers, local)
+        self._facts = await asyncio.to_thread(self._survey, visibility)
         import redis.asyncio as redis_async
 
         self._redis = redis_async.Redis.from_url(self._broker, socket_connect_timeout=3.0, socket_timeout=5.0)
@@ -106,6 +110,7 @@ class CeleryExecutor(Executor):
         """A fresh reply list per workload, so late replies of the last one are never counted as
         duplicates of this one's (job ids restart at 0)."""
         await self._stop_reader()
+        await asyncio.to_thread(ask_nodes, self._app, self._nodes, reset=True)  # each node's CPU and RSS from now
         self._workload += 1
         self._reply_key = f"runner:replies:{self._run_id}:{self._workload}"
         self._answered = bytearray()
@@ -163,8 +168,10 @@ class CeleryExecutor(Executor):
             self._procs.append(proc)
 
     def _wait_for_workers(self, local: bool) -> None:
-        want = self.config.celery_workers if local else 1
-        deadline = time.monotonic() + (_READY_TIMEOUT_S if local else 10.0)
+        want = self.config.celery_workers if local else max(1, self.config.expect_workers)
+        wait_s = _READY_TIMEOUT_S if local else (self.config.wait_s if self.config.expect_workers else 10.0)
+        deadline = time.monotonic() + wait_s
+        names: list[str] = []
         while time.monotonic() < deadline:
             for proc in self._procs:
                 if proc.poll() is not None:
@@ -179,10 +186,36 @@ class CeleryExecutor(Executor):
                 return
         if local:
             raise ServiceError(f"Celery workers did not answer within {_READY_TIMEOUT_S:.0f} s: {self._log_tail()}")
+        if self.config.expect_workers:
+            raise ServiceError(
+                f"--expect-workers {want}: {len(names)} Celery node(s) answered on {redact(self._broker)} "
+                f"within {wait_s:g} s{': ' + ', '.join(sorted(names)) if names else ''}"
+            )
         raise ServiceError(
             f"no Celery worker answered on {redact(self._broker)}; start some with "
             "`celery -A workers.celery_app worker` (REDIS_URL set), or pass --celery-workers N to start local ones"
         )
+
+    def _survey(self, visibility_s: float) -> dict[str, dict[str, Any]]:
+        """Ask every node what it is, and set its redelivery time to this run's: --timeout governs
+        it, whatever RUNNER_VISIBILITY_TIMEOUT the node started with."""
+        facts = ask_nodes(self._app, self._nodes, visibility_s=visibility_s)
+        missing = [name for name in self._nodes if name not in facts]
+        if missing:
+            raise ServiceError(
+                f"Celery node(s) {', '.join(missing)} did not answer runner_node (not this runner's workers?): "
+                "their redelivery cannot follow --timeout"
+            )
+        if self.config.expect_workers:
+            print(f"celery: {len(facts)} nodes on {redact(self._broker)}\n{nodes_line(facts)}", file=sys.stderr)
+        return facts
+
+    async def node_figures(self) -> list[dict[str, Any]]:
+        try:
+            answers = await asyncio.to_thread(ask_nodes, self._app, self._nodes)
+        except _broker_errors():
+            return []  # the broker is gone: the run says so already
+        return [answers[name] for name in sorted(answers)]
 
     def _cluster_slots(self, nodes: list[str]) -> int:
         """Worker processes across a cluster's nodes, from each node's pool size."""
@@ -198,6 +231,8 @@ class CeleryExecutor(Executor):
         return max(1, -(-self.config.concurrency // max(1, self.config.celery_workers)))
 
     def capacity(self, cores: int) -> Capacity:
+        if getattr(self, "_facts", None):  # the nodes' own figures, wherever they run
+            return capacity_of(list(self._facts.values()))
         slots = getattr(self, "_slots", self.config.celery_workers * self._per_node())
         nodes = max(1, self.config.celery_workers or len(getattr(self, "_nodes", [])))
         processes = slots if self.config.celery_pool == "prefork" else nodes  # one GIL per process

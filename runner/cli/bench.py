@@ -34,6 +34,8 @@ from workers.errors import InputError, RunStopped
 @click.option("--celery-workers", type=int, help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
 @click.option("--celery-pool", type=click.Choice(["prefork", "threads", "gevent"]), help="Pool of local Celery nodes.")
 @click.option("--timeout", type=float, help="Per-job timeout, seconds.")
+@click.option("--expect-workers", type=int, help="With --celery-workers 0: wait for this many cluster nodes first.")
+@click.option("--wait-s", type=float, help="How long --expect-workers waits, seconds. [default: 30]")
 @click.option("--run-s", type=float, help="Target length of one measured run, seconds.")
 @click.option("--seed", type=int, help="Seed of the shuffled run order.")
 @click.option(

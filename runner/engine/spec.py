@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "batch": 0,  # 0: sized from measured job cost
     "rate": 0.0,  # jobs/s on a schedule (open loop); 0: a new job whenever one ends (closed loop)
     "arrivals": "constant",  # open loop: evenly spaced, or a Poisson process (seeded, reproducible)
+    "expect_workers": 0,  # celery with a cluster's workers: nodes to wait for before timing starts
+    "wait_s": 30.0,  # ... and for how long
 }
 ARRIVALS = ("constant", "poisson")
 
@@ -46,6 +48,8 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "celery_workers": (int, 0, 1024),
     "batch": (int, 0, 100_000),
     "rate": (float, 0, 10_000_000),
+    "expect_workers": (int, 0, 1024),
+    "wait_s": (float, 0, 3600),
 }
 SPEC_KEYS = ("mode", *DEFAULTS)
 
@@ -64,6 +68,8 @@ class WorkloadSpec:
     batch: int = 0
     rate: float = 0.0
     arrivals: str = "constant"
+    expect_workers: int = 0
+    wait_s: float = 30.0
     modes: tuple[str, ...] = field(default=("async",))
 
     @classmethod
@@ -86,6 +92,8 @@ class WorkloadSpec:
             celery_workers=int(num["celery_workers"]),
             batch=int(num["batch"]),
             rate=float(num["rate"]),
+            expect_workers=int(num["expect_workers"]),
+            wait_s=float(num["wait_s"]),
             arrivals=_choice("arrivals", merged["arrivals"], ARRIVALS),
             celery_pool=_choice("celery_pool", merged["celery_pool"], ("prefork", "threads", "gevent")),
             modes=modes,

@@ -86,6 +86,8 @@ class Sweep:
     workers: int = field(default_factory=usable_cpus)
     celery_workers: int | None = None  # same as workers
     celery_pool: str = "prefork"
+    expect_workers: int = 0  # a cluster's Celery nodes to wait for (celery_workers 0)
+    wait_s: float = 30.0
     timeout: float = 60.0
     run_s: float = 2.0
     min_jobs: int = 50
@@ -97,6 +99,7 @@ class Sweep:
         values = {k: getattr(self, k) for k in ("io_ms", "cpu_ms", "concurrency", "workers", "timeout")}
         values["celery_workers"] = self.celery_workers
         values["celery_pool"] = self.celery_pool
+        values["expect_workers"], values["wait_s"] = self.expect_workers, self.wait_s
         return WorkloadSpec.build({**values, "jobs": jobs, "mix": dict(mix.weights)}, (mode,))
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +129,8 @@ _SWEEP_KEYS = {
     "concurrency",
     "workers",
     "celery_workers",
+    "expect_workers",
+    "wait_s",
     "timeout",
     "run_s",
     "min_jobs",
@@ -200,7 +205,10 @@ def _mix_entry(entry: Any, path: Path) -> Mix:
 def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None = None) -> BenchResults:
     """Run the whole sweep; return the results document (see README, "Results file"). Verdicts are
     the report's to draw (``runner.report.verdicts``): measuring does not judge."""
-    probe = WorkloadSpec.build({"workers": sweep.workers, "celery_workers": sweep.celery_workers}, sweep.modes)
+    probe = WorkloadSpec.build(
+        {"workers": sweep.workers, "celery_workers": sweep.celery_workers, "expect_workers": sweep.expect_workers},
+        sweep.modes,
+    )
     for mode in sweep.modes:
         executor_class(mode).validate(executor_config(probe), LocalServices.redis_from_environment())
     calibration = calibrate()
