@@ -46,11 +46,13 @@ class JobReport(NamedTuple):
 class Capacity(NamedTuple):
     """What an executor can do at best, for the report's bound: ``slots`` jobs in service at once
     (waiting on I/O included); ``gil_cores`` cores for Python code that holds the GIL;
-    ``free_cores`` cores for work that releases it (hashing)."""
+    ``free_cores`` cores for work that releases it (hashing); ``cores`` all the cores its work runs
+    on, where that is not the coordinator's machine (a cluster's nodes), else None."""
 
     slots: int
     gil_cores: float
     free_cores: float
+    cores: float | None = None
 
 
 class Executor(ABC):

@@ -53,7 +53,8 @@ def capacity_of(nodes: list[dict[str, Any]]) -> Capacity:
         host[2] = max(host[2], float(node["cpus"]))
     gil = sum(min(processes, cores) for processes, _, cores in hosts.values())
     free = sum(min(threads, cores) for _, threads, cores in hosts.values())
-    return Capacity(max(1, slots), round(gil, 2), round(free, 2))
+    cores = sum(host_cores for _, _, host_cores in hosts.values())
+    return Capacity(max(1, slots), round(gil, 2), round(free, 2), round(cores, 2))
 
 
 def nodes_line(nodes: dict[str, dict[str, Any]]) -> str:
