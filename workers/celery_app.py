@@ -3,7 +3,8 @@
 Configured from the environment: ``REDIS_URL`` (broker; replies go to the same Redis),
 ``RUNNER_QUEUE`` (default ``runner``), ``RUNNER_CELERY_PREFETCH`` (default 1) and
 ``RUNNER_VISIBILITY_TIMEOUT`` (seconds an unacknowledged job stays invisible before Redis hands it
-to another worker; sized to the job timeout by the coordinator).
+to another worker; only the starting value: the coordinator sets it to half its ``--timeout`` on
+every node as a run starts, with ``runner_node`` below).
 
 Messages are JSON only: a pickled message is rejected, never run. Jobs are acknowledged late, so
 a crash loses no job -- at the price of a possible second run, which the coordinator counts as a
@@ -13,7 +14,7 @@ duplicate:
   (``retry_on_worker_lost``, ``max_retries=1``); if that run dies too, the worker replies
   "worker died" so the coordinator records a failure instead of waiting for its timeout.
 - a whole node that dies: its unacknowledged message becomes visible again after
-  ``RUNNER_VISIBILITY_TIMEOUT`` and another node runs it (surviving nodes sweep every second).
+  the visibility timeout and another node runs it (surviving nodes sweep every second).
 - the broker going away: workers reconnect for as long as it takes (the coordinator bounds it).
 
 Each node answers the remote-control command ``runner_node`` (``workers.node_stats``): its host,
@@ -159,9 +160,9 @@ def runner_node(state: Any, reset: bool = False, visibility_s: float = 0.0) -> d
 
 
 def _set_visibility(consumer: Any, seconds: float) -> None:
-    """The sweeps that hand a dead node's jobs to another run on the node's channels (kombu's
-    Redis transport reads ``channel.visibility_timeout`` on each sweep); the options also serve
-    the connections a reconnect makes."""
+    """The sweeps that hand a dead node's jobs to another run on the node's channels: kombu's Redis
+    transport reads ``channel.visibility_timeout`` through its QoS, which caches it, so the cached
+    value goes too. The options serve the connections a reconnect makes."""
     consumer.app.conf.broker_transport_options["visibility_timeout"] = seconds
     connection = consumer.connection
     if connection is None:
@@ -170,6 +171,9 @@ def _set_visibility(consumer: Any, seconds: float) -> None:
     transport = getattr(connection, "connection", None)  # kombu's virtual transport holds the channels
     for channel in getattr(transport, "channels", None) or []:
         channel.visibility_timeout = seconds
+        qos = getattr(channel, "_qos", None)
+        if qos is not None:
+            vars(qos).pop("visibility_timeout", None)  # a cached_property's value
 
 
 app = make_app(
