@@ -205,3 +205,20 @@ def test_the_coordinators_timeout_governs_redelivery(
     }, result["jobs"]
     assert result["by_worker"] == {survivor: 1}
     assert {n["name"]: n["visibility_timeout_s"] for n in result["nodes"]} == {survivor: 15.0}
+
+
+def test_the_report_shows_each_node(tmp_path: Path) -> None:
+    from runner.engine.results import BenchResults
+    from runner.report.export import write_report
+
+    data = json.loads((ROOT / "tests" / "data" / "v1-sweep-results.json").read_text())
+    node = {"name": "celery@small", "hostname": "small", "cpus": 0.5, "pool": "prefork", "concurrency": 2}
+    node |= {"python": "3.12.1", "cpu_model": "Test CPU", "jobs": 7, "cpu_s": 1.5, "peak_rss_mb": 88.5}
+    data["cells"][0]["repeats"][0]["nodes"] = [node]
+    write_report(BenchResults.from_json(data), tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Celery nodes" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| celery@small"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells == ["celery@small", "small", "0.5", "prefork x 2", "3.12.1", "Test CPU", "7", "1.5", "88.5"]
+    assert "celery@small" in (tmp_path / "report.html").read_text()
