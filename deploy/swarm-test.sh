@@ -28,6 +28,7 @@ VENV_BIN=$ROOT/.venv/bin
 STATE=$(mktemp -d /tmp/runner-swarm-test.XXXXXX)
 SECRET=${STACK}_redis_password
 SWARM_JOINED=
+GWBRIDGE_CREATED=
 DEPLOYED=
 SAMPLER_PID=
 
@@ -73,6 +74,8 @@ teardown() {
         if [[ -n $SWARM_JOINED ]]; then
             log "leaving the swarm this test created"
             docker swarm leave --force >/dev/null 2>&1 || { log "FAILED: docker swarm leave"; status=1; }
+            # swarm init made this bridge for the overlay's way out; it outlives the swarm
+            if [[ -n $GWBRIDGE_CREATED ]]; then docker network rm docker_gwbridge >/dev/null 2>&1; fi
         fi
     fi
     stop_docker
@@ -95,6 +98,7 @@ case $(docker info --format '{{.Swarm.LocalNodeState}}') in
     active) log "this engine is in a swarm already: using it" ;;
     inactive)
         log "docker swarm init"
+        docker network inspect docker_gwbridge >/dev/null 2>&1 || GWBRIDGE_CREATED=1
         docker swarm init --advertise-addr 127.0.0.1 >"$STATE/swarm.log" 2>&1 \
             || { cat "$STATE/swarm.log" >&2; die "docker swarm init"; }
         SWARM_JOINED=1
