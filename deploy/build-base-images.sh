@@ -72,15 +72,16 @@ build_redis() {
         'CMD ["redis-server", "--protected-mode", "no"]'
 }
 
-# Like prom/prometheus: the binary is the entry point, a command gives only its flags.
+# Like prom/prometheus: the binary is the entry point, a command gives only its flags, and it runs
+# as nobody (65534), who owns /prometheus.
 build_prometheus() {
     build prometheus "$PROMETHEUS_IMAGE" prometheus \
-        "mkdir -p /prometheus && chown prometheus:prometheus /prometheus" \
+        "mkdir -p /prometheus && chown 65534:65534 /prometheus" \
         'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         'WORKDIR /prometheus' \
         'VOLUME /prometheus' \
         'EXPOSE 9090' \
-        'USER prometheus' \
+        'USER 65534:65534' \
         'ENTRYPOINT ["/usr/bin/prometheus"]' \
         'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
 }
