@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the base images the cluster needs from Debian packages, for machines that can reach a
-# Debian mirror but no image registry:
+# Debian archive but no image registry:
 #   runner-base/python:bookworm  -- Debian bookworm minbase + python3, python3-venv (for deploy/Dockerfile)
 #   runner-base/redis:bookworm   -- Debian bookworm minbase + redis-server, /data owned by user redis
 #   runner-base/prometheus:bookworm -- Debian bookworm minbase + prometheus (compose's monitoring
@@ -8,23 +8,71 @@
 # Each is `debootstrap --variant=minbase` then `docker import`. An image that already exists is kept
 # (delete it with `docker rmi` to rebuild).
 # Usage: deploy/build-base-images.sh [python] [redis] [prometheus]; without arguments python and redis.
-# Environment: DEBIAN_MIRROR (default: the first deb URI in /etc/apt, else deb.debian.org).
+# Environment: DEBIAN_MIRROR -- the Debian archive to use; default: the first one the host's own apt
+# configuration names (sources.list, sources.list.d/*.list, or deb822 sources.list.d/*.sources), so
+# the script follows whatever this machine is set up to use. No mirror is named here.
+# `deploy/build-base-images.sh --print-mirror` prints the archive it would use and exits.
 set -euo pipefail
 
 SUITE=bookworm
 PYTHON_IMAGE=${RUNNER_BASE_PYTHON_IMAGE:-runner-base/python:bookworm}
 REDIS_IMAGE=${RUNNER_BASE_REDIS_IMAGE:-runner-base/redis:bookworm}
 PROMETHEUS_IMAGE=${RUNNER_BASE_PROMETHEUS_IMAGE:-runner-base/prometheus:bookworm}
+APT_DIR=${RUNNER_APT_DIR:-/etc/apt}  # another apt configuration (a chroot's, or a test's)
+
+# The URIs of binary ("deb") entries whose suite is a release (bookworm, stable), not -security,
+# -updates or -backports, in the order apt reads them; http(s) and file archives only.
+apt_archives() {
+    local files=() f
+    [[ -f $APT_DIR/sources.list ]] && files+=("$APT_DIR/sources.list")
+    for f in "$APT_DIR"/sources.list.d/*.list; do [[ -f $f ]] && files+=("$f"); done
+    if ((${#files[@]})); then  # one-line format: deb [options] URI SUITE COMPONENT...
+        awk '$1 == "deb" {
+                i = 2
+                if ($i ~ /^\[/) { while (i < NF && $i !~ /\]$/) i++; i++ }
+                if ($(i + 1) !~ /-/) print $i
+            }' "${files[@]}"
+    fi
+    for f in "$APT_DIR"/sources.list.d/*.sources; do  # deb822: stanzas of Types, URIs, Suites, Enabled
+        [[ -f $f ]] || continue
+        awk 'BEGIN { RS = ""; FS = "\n" }
+            {
+                types = uris = suites = enabled = ""
+                for (n = 1; n <= NF; n++) {
+                    line = $n
+                    if (line ~ /^[ \t]*#/) continue
+                    key = tolower(line); sub(/:.*/, "", key)
+                    value = line; sub(/^[^:]*:[ \t]*/, "", value)
+                    if (key == "types") types = value
+                    else if (key == "uris") uris = value
+                    else if (key == "suites") suites = value
+                    else if (key == "enabled") enabled = tolower(value)
+                }
+                if (enabled == "no" || (" " types " ") !~ / deb /) next
+                release = 0
+                split(suites, list, /[ \t]+/)
+                for (k in list) if (list[k] != "" && list[k] !~ /-/) release = 1
+                if (!release) next
+                split(uris, list, /[ \t]+/)
+                for (k = 1; k in list; k++) if (list[k] != "") print list[k]
+            }' "$f"
+    done | grep -E '^(https?|file):' || true
+}
 
 mirror() {
     if [[ -n ${DEBIAN_MIRROR:-} ]]; then echo "$DEBIAN_MIRROR"; return; fi
     local uri
-    uri=$(grep -hsoE '^(URIs:|deb) +http[^ ]*/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* \
-        | head -n1 | awk '{print $2}' || true)
-    echo "${uri:-http://deb.debian.org/debian}"
+    uri=$(apt_archives | head -n1)
+    if [[ -z $uri ]]; then
+        log "no Debian archive found in $APT_DIR/sources.list, sources.list.d/*.list or *.sources; set DEBIAN_MIRROR=URL"
+        return 1
+    fi
+    echo "$uri"
 }
 
 log() { echo "build-base-images: $*" >&2; }
+
+if [[ ${1:-} == --print-mirror ]]; then mirror; exit; fi
 
 # build NAME IMAGE PACKAGES SETUP-COMMAND DOCKER-IMPORT-CHANGES...
 build() {
@@ -38,8 +86,10 @@ build() {
     dir=$(mktemp -d "/tmp/runner-rootfs-$name.XXXXXX")
     # shellcheck disable=SC2064  # expand $dir now
     trap "rm -rf '$dir'" RETURN
-    log "debootstrap $SUITE ($packages) from $(mirror) -> $image"
-    debootstrap --variant=minbase --include="$packages" "$SUITE" "$dir" "$(mirror)" \
+    local archive
+    archive=$(mirror) || return 1
+    log "debootstrap $SUITE ($packages) from $archive -> $image"
+    debootstrap --variant=minbase --include="$packages" "$SUITE" "$dir" "$archive" \
         >"$dir.log" 2>&1 || { tail -n 20 "$dir.log" >&2; rm -f "$dir.log"; return 1; }
     rm -f "$dir.log"
     chroot "$dir" /bin/sh -c "$setup"

@@ -15,7 +15,9 @@ import signal
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-MAX_DELAY_MS = 60_000
+from runner.engine.spec import TARGET_MAX_DELAY_MS
+
+MAX_DELAY_MS = TARGET_MAX_DELAY_MS
 MAX_SIZE = 1 << 20
 MAX_CONCURRENT = 4096  # default; above the coordinator's usual --concurrency
 _IN_SERVICE = web.AppKey("in_service", list[int])

@@ -92,7 +92,7 @@ def test_blocking_inline_cpu_lags_the_loop_more_than_offloaded() -> None:
 
 
 def test_preset_names_expand_and_are_checked() -> None:
-    assert expand(["all"]) == ["requests", "spawn", "blocking"]
+    assert expand(["all"]) == ["requests", "spawn", "blocking", "race"]
     assert expand(["blocking", "requests", "blocking"]) == ["requests", "blocking"]
     with pytest.raises(InputError, match="unknown preset 'nope'"):
         expand(["nope"])

@@ -28,14 +28,18 @@ coordinator named, so the coordinator's ledger sees every run of every job, dupl
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import socket
+import sys
 from typing import Any
 
 from celery import Celery, Task, signals
 from celery.worker.control import control_command
 
 from workers.clients import SyncClients
+from workers.errors import InputError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
 from workers.node_stats import NodeMeter, describe_node
 
@@ -57,7 +61,9 @@ def make_app(
 ) -> Celery:
     """The app; ``socket_timeout_s`` bounds a send to a broker that accepts but never answers (the
     coordinator sets it; workers leave it unset, their reads are event-driven)."""
-    app = Celery("runner", broker=broker_url, set_as_current=False)
+    from workers.urls import credentials_in_userinfo
+
+    app = Celery("runner", broker=credentials_in_userinfo(broker_url), set_as_current=False)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -176,9 +182,46 @@ def _set_visibility(consumer: Any, seconds: float) -> None:
             vars(qos).pop("visibility_timeout", None)  # a cached_property's value
 
 
-app = make_app(
-    os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
-    queue=os.environ.get("RUNNER_QUEUE", DEFAULT_QUEUE),
-    prefetch=int(os.environ.get("RUNNER_CELERY_PREFETCH", "1")),
-    visibility_timeout_s=float(os.environ.get("RUNNER_VISIBILITY_TIMEOUT", "3600")),
-)
+def settings_from_environment() -> dict[str, Any]:
+    """``make_app``'s keyword arguments from the environment, each checked: InputError (one line,
+    secrets hidden) on a value that cannot be meant, such as ``RUNNER_CELERY_PREFETCH=abc``."""
+    from workers.urls import check_redis_url
+
+    broker = os.environ.get("REDIS_URL") or "redis://localhost:6379/0"
+    check_redis_url(broker)
+    queue = os.environ.get("RUNNER_QUEUE", DEFAULT_QUEUE)
+    if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,200}", queue, re.ASCII):
+        raise InputError(f"RUNNER_QUEUE: expected 1 to 200 letters, digits or _ . : @ -, got {queue[:60]!r}")
+    prefetch = _env_number("RUNNER_CELERY_PREFETCH", "1", whole=True, low=1, high=10_000)
+    visibility = _env_number("RUNNER_VISIBILITY_TIMEOUT", "3600", whole=False, low=0.5, high=30 * 86_400)
+    return {"broker_url": broker, "queue": queue, "prefetch": int(prefetch), "visibility_timeout_s": visibility}
+
+
+def _env_number(name: str, default: str, *, whole: bool, low: float, high: float) -> float:
+    text = os.environ.get(name) or default
+    pattern = r"[0-9]+" if whole else r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?"
+    value = float(text) if re.fullmatch(pattern, text, re.ASCII) else math.nan
+    if not low <= value <= high:  # nan (not a number) fails this too
+        kind = "a whole number" if whole else "a number of seconds"
+        raise InputError(f"{name}: expected {kind} from {low:g} to {high:.0f}, got {text[:60]!r}")
+    return value
+
+
+def _app_or_exit() -> Celery:
+    """The worker's app. A bad setting ends ``celery -A workers.celery_app worker`` with one line and
+    exit 2, like runner's own commands (Celery would print a traceback); the coordinator, which
+    imports this module too, gets the InputError and reports it the same way."""
+    try:
+        return make_app(**settings_from_environment())
+    except InputError as exc:
+        if _started_by_celery():
+            print(f"runner: error: {exc}", file=sys.stderr)
+            os._exit(2)  # SystemExit would be caught and reported by Celery's app loader
+        raise
+
+
+def _started_by_celery() -> bool:
+    return "celery" in sys.argv[0] and any(arg in ("-A", "--app") or arg.startswith("--app=") for arg in sys.argv)
+
+
+app = _app_or_exit()

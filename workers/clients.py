@@ -10,6 +10,9 @@ import threading
 from typing import TYPE_CHECKING
 
 from workers.errors import RunnerError
+from workers.urls import redact
+
+__all__ = ["AsyncClients", "HttpStatusError", "SyncClients", "check_redis", "redact"]
 
 if TYPE_CHECKING:
     import aiohttp
@@ -45,7 +48,7 @@ class SyncClients:
                     )
         response = self._http.request("GET", url)
         if response.status >= 300:
-            raise HttpStatusError(f"GET {url} answered {response.status}")
+            raise HttpStatusError(f"GET {redact(url)} answered {response.status}")
         return response.data
 
     def redis(self, url: str) -> redis.Redis:
@@ -85,7 +88,7 @@ class AsyncClients:
         async with self._session.get(url) as response:
             body = await response.read()
             if response.status >= 300:
-                raise HttpStatusError(f"GET {url} answered {response.status}")
+                raise HttpStatusError(f"GET {redact(url)} answered {response.status}")
             return body
 
     def redis(self, url: str) -> redis.asyncio.Redis:
@@ -105,23 +108,12 @@ class AsyncClients:
             await client.aclose()
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced, for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
 def check_redis(url: str, timeout_s: float = 3.0) -> None:
     """Raise ServiceError with a fix-it message if Redis at ``url`` does not answer PING."""
     import redis as redis_sync
 
     from workers.errors import ServiceError
+    from workers.urls import redact_text
 
     try:
         client = redis_sync.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
@@ -131,6 +123,6 @@ def check_redis(url: str, timeout_s: float = 3.0) -> None:
             client.close()
     except (redis_sync.RedisError, OSError, ValueError) as exc:
         raise ServiceError(
-            f"cannot reach Redis at {redact(url)} ({exc}); start Redis there, fix REDIS_URL, "
+            f"cannot reach Redis at {redact(url)} ({redact_text(str(exc))}); start Redis there, fix REDIS_URL, "
             "or unset REDIS_URL to use an embedded Redis"
         ) from exc

@@ -55,12 +55,15 @@ class GeventExecutor(Executor):
         except TimeoutError:
             first = b""
         if not first.startswith(b'{"ready"'):
+            if self._proc.returncode is None:
+                self._proc.kill()
+            await self._proc.wait()
             raise ServiceError(f"the gevent worker did not start: {self._log_tail()}")
         self._reader = asyncio.create_task(self._read(self._proc), name="gevent-replies")
 
     def _log_tail(self) -> str:
         text = Path(self._log.name).read_text(errors="replace").strip().splitlines()
-        return " | ".join(text[-3:]) or "no output (is gevent installed?)"
+        return text[-1].strip() if text else "no output (is gevent installed?)"  # the error, not its traceback
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -112,9 +115,12 @@ class GeventExecutor(Executor):
             except TimeoutError:
                 proc.kill()  # greenlets stuck in CPU work or hung jobs
                 await proc.wait()
-        await asyncio.gather(self._reader, return_exceptions=True)
+        reader = getattr(self, "_reader", None)  # none when the worker failed at start
+        if reader is not None:
+            await asyncio.gather(reader, return_exceptions=True)
         self._log.close()
-        os.unlink(self._log.name)
+        with contextlib.suppress(OSError):
+            os.unlink(self._log.name)
 
     def worker_pids(self) -> list[int]:
         proc = getattr(self, "_proc", None)

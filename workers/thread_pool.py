@@ -13,15 +13,17 @@ at exit, which a hung job would block forever).
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
+import resource
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from workers.base import Capacity, Executor, JobReport
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport
 from workers.clients import SyncClients
-from workers.errors import JobFailed
+from workers.errors import InputError, JobFailed
 from workers.jobs import Job, run_sync
 
 _Work = tuple[Future[Any], Callable[[], Any]]
@@ -35,15 +37,28 @@ class _DaemonThreads:
         self._started = 0
         self._alive = 0
         self._surplus = 0  # threads to retire: one per stuck thread that was replaced
-        for _ in range(size):
-            self._spawn()
+        try:
+            for _ in range(size):
+                self._spawn()
+        except RuntimeError as exc:  # "can't start new thread": a limit thread_limit() could not see
+            started = self._started - 1
+            self.shutdown()
+            raise InputError(
+                f"--concurrency {size}: the OS refused thread {started + 1} ({exc}); thread mode runs one "
+                f"OS thread per job in flight, so use at most {started} here, or async mode for more"
+            ) from None
 
     def _spawn(self) -> None:
         with self._lock:
             name = f"{self._prefix}_{self._started}"
             self._started += 1
             self._alive += 1
-        threading.Thread(target=self._work, name=name, daemon=True).start()
+        try:
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+        except RuntimeError:
+            with self._lock:
+                self._alive -= 1
+            raise
 
     def submit(self, fn: Callable[[], Any]) -> Future[Any]:
         future: Future[Any] = Future()
@@ -86,9 +101,72 @@ class _DaemonThreads:
             self._queue.put(None)
 
 
+_HEADROOM = 64  # threads left for everything else: the coordinator's own, clients, pools
+
+
+def thread_limit() -> tuple[int, str]:
+    """About how many more threads this process may start, and the limit that sets it: the user's
+    RLIMIT_NPROC, the kernel's threads-max and pid_max, the cgroup's pids.max, and memory maps
+    (each thread's stack takes two of vm.max_map_count)."""
+    tasks = _read_int("/proc/loadavg", lambda text: text.split()[3].split("/")[1])  # tasks on the machine
+    limits: list[tuple[int, str]] = []
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    if soft != resource.RLIM_INFINITY and os.geteuid() != 0:  # root is not held to RLIMIT_NPROC
+        limits.append((soft - (tasks or 0), f"RLIMIT_NPROC {soft} (ulimit -u)"))
+    for path, label in (("/proc/sys/kernel/threads-max", "threads-max"), ("/proc/sys/kernel/pid_max", "pid_max")):
+        if (value := _read_int(path)) is not None:
+            limits.append((value - (tasks or 0), f"kernel {label} {value}"))
+    for max_path, current_path in _cgroup_pids_files():
+        high, now = _read_int(max_path), _read_int(current_path)
+        if high is not None and now is not None:
+            limits.append((high - now, f"cgroup pids.max {high}"))
+    maps = _read_int("/proc/sys/vm/max_map_count")
+    if maps is not None:
+        with open("/proc/self/maps", "rb") as f:
+            used = sum(1 for _ in f)
+        limits.append(((maps - used) // 2, f"vm.max_map_count {maps}"))
+    if not limits:
+        return 1 << 30, "no limit found"
+    room, why = min(limits)
+    return max(0, room - _HEADROOM), why
+
+
+def _read_int(path: str, pick: Callable[[str], str] = str.strip) -> int | None:
+    try:
+        with open(path) as f:
+            return int(pick(f.read()))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cgroup_pids_files() -> list[tuple[str, str]]:
+    """(pids.max, pids.current) of this process's cgroup, v2 or v1, when there is a limit."""
+    found = []
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        base = "/sys/fs/cgroup" if controllers == "" else "/sys/fs/cgroup/pids" if "pids" in controllers else None
+        if base is not None:
+            found.append((f"{base}{path.rstrip('/')}/pids.max", f"{base}{path.rstrip('/')}/pids.current"))
+    return found
+
+
 class ThreadExecutor(Executor):
     name = "thread"
     summary = "a pool of OS threads sharing one interpreter (and its GIL)"
+
+    @classmethod
+    def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
+        room, why = thread_limit()
+        if config.concurrency > room:
+            raise InputError(
+                f"--concurrency {config.concurrency}: thread mode runs one OS thread per job in flight, and "
+                f"this machine allows about {room} more ({why}); use at most {room}, or async mode for more"
+            )
 
     async def start(self) -> None:
         self._clients = SyncClients(pool_size=self.config.concurrency)

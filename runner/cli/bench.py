@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from runner.cli.params import real, whole
 from workers.errors import InputError, RunStopped
 
 
@@ -26,18 +27,38 @@ from workers.errors import InputError, RunStopped
     metavar="[NAME:]KIND=W,...",
     help="A workload mix (repeatable); replaces the default CPU-share series, hash and http.",
 )
-@click.option("--repeats", type=int, help="Measured repeats per cell (at least 3 for a confidence interval).")
-@click.option("--io-ms", type=float, help="I/O wait per job, ms.")
-@click.option("--cpu-ms", type=float, help="CPU work per job, ms on this machine.")
-@click.option("--concurrency", type=int, help="Jobs in flight (threads in thread mode).")
-@click.option("--workers", type=int, help="Process-pool workers. [default: CPU count]")
-@click.option("--celery-workers", type=int, help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
+@click.option("--repeats", type=whole(), help="Measured repeats per cell (at least 3 for a confidence interval).")
+@click.option("--io-ms", type=real(), help="I/O wait per job, ms.")
+@click.option("--cpu-ms", type=real(), help="CPU work per job, ms on this machine.")
+@click.option(
+    "--concurrency",
+    metavar="C[,C...]",
+    help="Jobs in flight (threads in thread mode); a list (10,100,1000) is a sweep axis.",
+)
+@click.option(
+    "--workers",
+    metavar="W[,W...]",
+    help="Process-pool workers (and local Celery nodes); a list (1,2,4,8) is a sweep axis, and 4+ counts get "
+    "a fitted scaling model. [default: CPU count]",
+)
+@click.option(
+    "--rate",
+    metavar="R[,R...]",
+    help="Open loop: jobs/s on a schedule, latency from each job's intended start; a list is a sweep axis, "
+    "0 in it meaning closed loop. [default: 0, closed loop]",
+)
+@click.option(
+    "--slo-p99-ms",
+    type=real(),
+    help="With a rate axis: each executor's highest rate whose p99 stays within this target becomes a verdict.",
+)
+@click.option("--celery-workers", type=whole(), help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
 @click.option("--celery-pool", type=click.Choice(["prefork", "threads", "gevent"]), help="Pool of local Celery nodes.")
-@click.option("--timeout", type=float, help="Per-job timeout, seconds.")
-@click.option("--expect-workers", type=int, help="With --celery-workers 0: wait for this many cluster nodes first.")
-@click.option("--wait-s", type=float, help="How long --expect-workers waits, seconds. [default: 30]")
-@click.option("--run-s", type=float, help="Target length of one measured run, seconds.")
-@click.option("--seed", type=int, help="Seed of the shuffled run order.")
+@click.option("--timeout", type=real(), help="Per-job timeout, seconds.")
+@click.option("--expect-workers", type=whole(), help="With --celery-workers 0: wait for this many cluster nodes first.")
+@click.option("--wait-s", type=real(), help="How long --expect-workers waits, seconds. [default: 30]")
+@click.option("--run-s", type=real(), help="Target length of one measured run, seconds.")
+@click.option("--seed", type=whole(), help="Seed of the shuffled run order.")
 @click.option(
     "--sweep",
     "sweep_file",
@@ -48,8 +69,8 @@ from workers.errors import InputError, RunStopped
     "--preset",
     "presets",
     multiple=True,
-    type=click.Choice(["requests", "spawn", "blocking", "all"]),
-    help="Run a seed-article demonstration instead of the sweep (repeatable).",
+    type=click.Choice(["requests", "spawn", "blocking", "race", "all"]),
+    help='Measure a claim of "Asynchronous Programming" (Tai Le, 2023) instead of the sweep (repeatable).',
 )
 @click.option(
     "--out",
@@ -59,7 +80,9 @@ from workers.errors import InputError, RunStopped
     "replaced, others left alone; one run per folder at a time. [default: reports/bench-TIME]",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line per run elsewhere).")
-@click.option("--metrics-port", type=int, help="Serve Prometheus/OpenMetrics metrics of the runs on this port.")
+@click.option(
+    "--metrics-port", type=whole(0, 65535), help="Serve Prometheus/OpenMetrics metrics of the runs on this port."
+)
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics server listens on.")
 def bench(
     quick: bool,
@@ -77,12 +100,16 @@ def bench(
     from runner.cli.live import LiveView, fan_out, live_metrics
     from runner.engine import codec
     from runner.engine.outputs import OutLock, prepare_out_dir, write_or_save
-    from runner.experiments.sweep import build_sweep, parse_named_mix, run_sweep
+    from runner.experiments.sweep import build_sweep, parse_axis, parse_named_mix, run_sweep
     from runner.report.export import write_report
-    from runner.report.terminal import stderr_console
+    from runner.report.noise import noise_warnings
+    from runner.report.terminal import print_noise_warnings, stderr_console
     from runner.report.verdicts import with_verdicts
 
     overrides: dict[str, Any] = dict(flags)
+    for name, kind in (("workers", int), ("concurrency", int), ("rate", float)):
+        if overrides.get(name) is not None:
+            overrides[name] = parse_axis(overrides[name], name, kind)
     if modes is not None:
         overrides["modes"] = tuple(m.strip() for m in modes.split(",") if m.strip())
         if not overrides["modes"]:
@@ -117,6 +144,7 @@ def bench(
         written = write_report(doc, out_dir)
     for verdict in doc.verdicts:
         console.print(f"- {verdict.text}", soft_wrap=True)
+    print_noise_warnings(console, noise_warnings(doc))
     console.print(f"wrote {results}, " + ", ".join(str(p) for p in written))
     if stopped is not None:
         raise stopped

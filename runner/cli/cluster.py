@@ -30,6 +30,7 @@ from typing import Any
 
 import click
 
+from runner.cli.params import real
 from workers.errors import InputError, ServiceError
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -233,7 +234,12 @@ def cluster() -> None:
     help="Stop once this service's container has exited ('' = only on SIGINT/SIGTERM or --timeout).",
 )
 @click.option(
-    "--timeout", "timeout_s", default=3600.0, show_default=True, type=float, help="Stop after this many seconds."
+    "--timeout",
+    "timeout_s",
+    default=3600.0,
+    show_default=True,
+    type=real(0.001, 30 * 86_400),
+    help="Stop after this many seconds.",
 )
 def sample(project: str, stack: bool, out_dir: Path, until_exit: str, timeout_s: float) -> None:
     """Sample CPU and memory of each container of PROJECT while it runs, then write the figures."""

@@ -7,12 +7,14 @@ Errors reach the user as one line on stderr: bad input exits 2, a missing servic
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from runner.cli.params import name_envvars, real, whole
 from runner.engine.spec import ARRIVALS, DEFAULTS, WorkloadSpec, load_spec_file
 from workers.errors import InputError, RunnerError, RunStopped
 from workers.jobs import KINDS
@@ -43,6 +45,9 @@ class OneLineErrors(click.Group):
         try:
             code = super().main(*args, **kwargs)
         except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # `runner`, `runner cluster`
+                click.echo(exc.ctx.get_help())
+                sys.exit(0)
             _fail(exc.format_message(), 2)
         except click.Abort:
             _fail("aborted", 130)
@@ -53,18 +58,43 @@ class OneLineErrors(click.Group):
         except RunnerError as exc:
             _fail(str(exc), 1)
         except BrokenPipeError:
+            _quiet_stdout()
             sys.exit(1)
+        except OSError as exc:  # the system refused (stdout on a full disk, EIO): not the user's input
+            _quiet_stdout()
+            where = f" ({exc.filename})" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where}", 1)
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit cannot fail a second time and
+    print its own message."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _standard_fds() -> None:
+    """Open /dev/null on any of stdin, stdout, stderr that the caller closed (``runner ... >&-``):
+    otherwise the next file or socket opened takes fd 1 or 2, output lands in it, and uvloop
+    aborts the process when it closes it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # takes the lowest free descriptor: this one
+
+
 def _fail(message: str, code: int) -> None:
-    click.echo(f"runner: error: {' '.join(message.split())}", err=True)
+    from workers.urls import scrub
+
+    click.echo(f"runner: error: {' '.join(scrub(message).split())}", err=True)
     sys.exit(code)
 
 
-@click.group(
-    cls=OneLineErrors, context_settings={"auto_envvar_prefix": "RUNNER", "help_option_names": ["-h", "--help"]}
-)
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runner", message="runner %(version)s")
 def cli() -> None:
     """Send one workload of I/O- and CPU-bound jobs through async, threads, processes or Celery,
@@ -85,28 +115,28 @@ def _default(name: str) -> str:
     metavar="MODE[,MODE...]",
     help="async, thread, process, celery -- several separated by commas, or 'all'.",
 )
-@click.option("--jobs", "-n", type=int, help=f"Number of jobs. [default: {_default('jobs')}]")
+@click.option("--jobs", "-n", type=whole(), help=f"Number of jobs. [default: {_default('jobs')}]")
 @click.option(
     "--mix",
     help=f"Job kinds and weights, e.g. sleep=0.5,cpu=0.5. Kinds: {', '.join(KINDS)}. [default: {_default('mix')}]",
 )
-@click.option("--io-ms", type=float, help=f"I/O wait per job, ms. [default: {_default('io_ms')}]")
-@click.option("--cpu-ms", type=float, help=f"CPU work per job, ms on this machine. [default: {_default('cpu_ms')}]")
+@click.option("--io-ms", type=real(), help=f"I/O wait per job, ms. [default: {_default('io_ms')}]")
+@click.option("--cpu-ms", type=real(), help=f"CPU work per job, ms on this machine. [default: {_default('cpu_ms')}]")
 @click.option(
     "--concurrency",
     "-c",
-    type=int,
+    type=whole(),
     help=f"Jobs in flight at once (threads in thread mode). [default: {_default('concurrency')}]",
 )
 @click.option(
     "--workers",
     "-w",
-    type=int,
+    type=whole(),
     help=f"Worker processes of the process pool. [default: {_default('workers')}]",
 )
 @click.option(
     "--celery-workers",
-    type=int,
+    type=whole(),
     help="Local Celery worker nodes to start (celery mode); 0 = use a cluster's (needs REDIS_URL). "
     "[default: same as --workers]",
 )
@@ -117,21 +147,21 @@ def _default(name: str) -> str:
 )
 @click.option(
     "--batch",
-    type=int,
+    type=whole(),
     help="Small jobs per process-pool or Celery task: 0 sizes batches from each kind's measured cost, "
     "1 sends every job on its own. [default: 0]",
 )
-@click.option("--timeout", type=float, help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
+@click.option("--timeout", type=real(), help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
 @click.option(
     "--expect-workers",
-    type=int,
+    type=whole(),
     help="With --celery-workers 0: wait for this many of the cluster's Celery nodes before timing starts "
     "(exit 1 if they do not come within --wait-s). [default: 0, the nodes there are]",
 )
-@click.option("--wait-s", type=float, help="How long --expect-workers waits, seconds. [default: 30]")
+@click.option("--wait-s", type=real(), help="How long --expect-workers waits, seconds. [default: 30]")
 @click.option(
     "--rate",
-    type=float,
+    type=real(),
     help="Open loop: start jobs on a schedule at this many per second, whether or not the executor keeps up, "
     "and measure latency from each job's intended start. 0 = closed loop: a new job when one ends. [default: 0]",
 )
@@ -159,7 +189,7 @@ def _default(name: str) -> str:
 )
 @click.option(
     "--metrics-port",
-    type=int,
+    type=whole(0, 65535),
     help="Serve Prometheus/OpenMetrics metrics of the run on this port while it goes (jobs by outcome, in "
     "flight, latency histogram, loop lag).",
 )
@@ -266,14 +296,14 @@ def _parse_modes(text: str) -> tuple[str, ...]:
     "--port",
     default=8080,
     show_default=True,
-    type=click.IntRange(0, 65535),
+    type=whole(0, 65535),
     help="Port to listen on (0 picks a free one).",
 )
 @click.option(
     "--max-concurrent",
     default=4096,
     show_default=True,
-    type=click.IntRange(1, 1_000_000),
+    type=whole(1, 1_000_000),
     help="Requests in service at once; more get 503 at once (delay and body size are capped too).",
 )
 def target(host: str, port: int, max_concurrent: int) -> None:
@@ -308,9 +338,11 @@ def _register_cluster() -> None:
 
 
 _register_cluster()
+name_envvars(cli)  # after every command is added: RUNNER_<COMMAND>_<OPTION> for each option
 
 
 def main() -> None:
+    _standard_fds()
     cli(prog_name="runner")
 
 

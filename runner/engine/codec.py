@@ -12,7 +12,7 @@ is ``inf``; in a field typed ``float | None`` it stays ``None``.
 Field options, through ``dataclasses.field(metadata=...)``: ``optional()`` -- the key is left out
 when the value is None and may be missing when read; ``rest()`` -- a ``dict[str, Any]`` that takes
 every key the type does not name (settings that differ per executor, keys of newer writers), and is
-written back flat at the end.
+written back flat at the end; ``keyed(KEY)`` -- the JSON key differs from the field's name.
 """
 
 from __future__ import annotations
@@ -27,13 +27,22 @@ from typing import Any, Self
 
 from workers.errors import InputError
 
-_OPTIONAL, _REST = "runner_optional", "runner_rest"
+_OPTIONAL, _REST, _KEY = "runner_optional", "runner_rest", "runner_key"
 _NOT_FINITE = "null: not finite (e.g. the half-width of an interval from one sample)"
 
 
 def optional() -> Any:
     """A field written only when it is not None, and that older or other documents may lack."""
     return dataclasses.field(default=None, metadata={_OPTIONAL: True})
+
+
+def keyed(key: str, **options: Any) -> Any:
+    """A field written under ``key`` in JSON, for keys that are Python keywords (``lambda``)."""
+    return dataclasses.field(**options, metadata={_KEY: key})
+
+
+def _key(f: dataclasses.Field[Any]) -> str:
+    return str(f.metadata.get(_KEY, f.name))
 
 
 def rest() -> Any:
@@ -78,7 +87,7 @@ def encode(value: Any) -> Any:
             if f.metadata.get(_REST):
                 extra = item
             elif item is not None or not f.metadata.get(_OPTIONAL):
-                out[f.name] = encode(item)
+                out[_key(f)] = encode(item)
         for key, item in extra.items():
             out.setdefault(key, encode(item))
         return out
@@ -160,13 +169,15 @@ def _decode_dataclass(cls: Any, data: Any, path: str) -> Any:
         if f.metadata.get(_REST):
             rest_field = f.name
             continue
-        where = f"{path}.{f.name}" if path else f.name
-        if f.name in data:
-            values[f.name] = decode(hints[f.name], data[f.name], where)
+        key = _key(f)
+        where = f"{path}.{key}" if path else key
+        if key in data:
+            values[f.name] = decode(hints[f.name], data[key], where)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise DecodeError(where, "missing")
     if rest_field is not None:
-        values[rest_field] = {k: v for k, v in data.items() if k not in values}
+        named = {_key(f) for f in dataclasses.fields(cls)}
+        values[rest_field] = {k: v for k, v in data.items() if k not in named}
     return cls(**values)
 
 
@@ -213,9 +224,9 @@ def _object_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
         if f.metadata.get(_REST):
             open_ended = True
             continue
-        properties[f.name] = schema(hints[f.name], defs)
+        properties[_key(f)] = schema(hints[f.name], defs)
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            required.append(f.name)
+            required.append(_key(f))
     out: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
     out["additionalProperties"] = open_ended
     doc = (cls.__doc__ or "").strip().split("\n\n")[0]

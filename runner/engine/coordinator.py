@@ -30,7 +30,7 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import codec, interrupt
+from runner.engine import codec, interrupt, preflight
 from runner.engine import results as rs
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.engine.machine import describe_machine, machine_state, usable_cpus
@@ -44,6 +44,7 @@ from workers.calibration import Calibration, calibrate
 from workers.errors import JobFailed, RunStopped, ServiceError
 from workers.jobs import Job
 from workers.registry import executor_class
+from workers.urls import scrub
 
 _GRACE_S = 2.0  # after a stop request, how long in-flight jobs may still finish
 
@@ -57,6 +58,7 @@ def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServi
         "http": services.target_url() if "http" in spec.mix else "",
         "redis": services.redis_url() if "redis" in spec.mix else "",
     }
+    preflight.check_services(targets)  # a wrong REDIS_URL/TARGET_URL fails here, not in every job
     units = {kind: calibration.units(kind, spec.cpu_ms) for kind in spec.mix}
     return (
         Job(job_id, kind, spec.io_ms, units[kind], targets.get(kind, "")) for job_id, kind in enumerate(spec.kinds())
@@ -78,6 +80,7 @@ def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
 
 def check_modes(spec: WorkloadSpec) -> None:
     """Fail fast, before any run starts, if a requested executor cannot run this spec."""
+    preflight.check_environment(spec.modes, spec.mix)
     for mode in spec.modes:
         executor_class(mode).validate(executor_config(spec), LocalServices.redis_from_environment())
 
@@ -397,7 +400,8 @@ def _ignore(_: float) -> None:
 
 
 def _reason(exc: BaseException) -> str:
+    """What the ledger and the result record for a failed job: one line, secrets hidden."""
     if isinstance(exc, JobFailed):
-        return exc.reason
+        return scrub(exc.reason)
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return scrub(f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)

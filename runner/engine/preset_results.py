@@ -1,7 +1,7 @@
 """The figures of ``runner bench --preset`` as typed results (``BenchResults.presets``).
 
 What each figure means is described in ``runner.experiments.presets``; here only their shape.
-The seed article's own figures travel beside ours (``article``) so a report can show both.
+The figures of "Asynchronous Programming" (Tai Le, 2023) travel beside ours (``article``) so a report can show both.
 """
 
 from __future__ import annotations
@@ -171,6 +171,32 @@ class BlockingFigure(Typed):
     article: dict[str, Any]
 
 
+# --- race --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RaceVariant(Typed):
+    """One way of sharing a counter: ``lost`` increments of ``increments`` (visible = the counter
+    as the starter saw it at the end)."""
+
+    variant: str
+    strategy: str  # the article's column: coroutine, thread or process
+    workers: int
+    increments: int
+    visible: int
+    lost: int
+    lost_per_million: float
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class RaceFigure(Typed):
+    increments: int
+    workers: int
+    variants: list[RaceVariant]
+    article: dict[str, str]  # strategy -> the article's claim
+
+
 @dataclass(frozen=True, kw_only=True)
 class Presets(Typed):
     """The presets that ran, each with its figures."""
@@ -178,7 +204,8 @@ class Presets(Typed):
     requests: RequestsFigure | None = optional()
     spawn: SpawnFigure | None = optional()
     blocking: BlockingFigure | None = optional()
+    race: RaceFigure | None = optional()
     more: dict[str, Any] = rest()
 
     def names(self) -> list[str]:
-        return [name for name in ("requests", "spawn", "blocking") if getattr(self, name) is not None]
+        return [name for name in ("requests", "spawn", "blocking", "race") if getattr(self, name) is not None]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from runner.engine.codec import Typed, optional, rest
+from runner.engine.codec import Typed, keyed, optional, rest
 from runner.engine.preset_results import Presets
 from runner.engine.spec import WorkloadSpec
 from runner.engine.stats import Interval
@@ -274,6 +274,11 @@ class CellSummary(Typed):
     jobs: Jobs
     bound: Bound
     efficiency: float | None
+    # Noise: coefficient of variation of the repeats' throughput, and how many repeats began on a
+    # busy machine (``machine.busy``); peak jobs in flight over the repeats (closed loop: the window).
+    cv: float | None = optional()
+    busy_runs: int | None = optional()
+    peak_in_flight: int | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,8 +290,20 @@ class Cell(Typed):
     mix: dict[str, float]
     cpu_share: float
     jobs_per_run: int
+    # The sweep axes this cell sits at (files written before the axes existed lack them).
+    workers: int | None = optional()
+    concurrency: int | None = optional()
+    rate_per_s: float | None = optional()  # 0: closed loop
     summary: CellSummary
     repeats: list[RunResult]
+
+    @property
+    def open_loop(self) -> bool:
+        return bool(self.rate_per_s)
+
+    def at(self) -> tuple[int | None, int | None, float]:
+        """Where the cell sits on the sweep axes: (workers, concurrency, rate)."""
+        return self.workers, self.concurrency, self.rate_per_s or 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -314,18 +331,58 @@ class SweepPlan(Typed):
     max_jobs: int
     seed: int
     quick: bool
+    # Sweep axes: each value list gives one cell per combination (absent: the single value above).
+    workers_axis: list[int] | None = optional()
+    concurrency_axis: list[int] | None = optional()
+    rates: list[float] | None = optional()
+    slo_p99_ms: float | None = optional()
     more: dict[str, Any] = rest()
 
 
 @dataclass(frozen=True, kw_only=True)
 class Verdict(Typed):
-    """A conclusion in words; ``kind`` is mix, crossover, loop or preset. The figures behind it
+    """A conclusion in words; ``kind`` is mix, crossover, loop, scaling, capacity or preset. The figures behind it
     (winner, ratios, p-values, ...) differ per kind and are kept beside the text."""
 
     kind: str
     text: str
     preset: str | None = optional()
     figures: dict[str, Any] = rest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usl(Typed):
+    """The Universal Scalability Law fitted to throughput vs workers, X(N) = lambda N / (1 + sigma
+    (N-1) + kappa N (N-1)): sigma is contention, kappa coherency, lambda the one-worker rate."""
+
+    sigma: float
+    kappa: float
+    lambda_: float = keyed("lambda")
+    peak_workers: float | None
+    peak_jobs_per_s: float | None
+    r2: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScalingPoint(Typed):
+    workers: int
+    jobs_per_s: float
+    half_width: float
+    bound: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scaling(Typed):
+    """Throughput vs workers of one executor on one mix (at one concurrency and rate), with the
+    USL fit where there are enough points and it fits; ``note`` says why not otherwise."""
+
+    mode: str
+    mix_name: str
+    concurrency: int | None = None
+    rate_per_s: float = 0.0
+    points: list[ScalingPoint]
+    usl: Usl | None = optional()
+    note: str | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -363,6 +420,7 @@ class BenchResults(Typed):
     warmup: list[RunResult] | None = optional()
     cells: list[Cell] = field(default_factory=list)
     presets: Presets | None = optional()
+    scaling: list[Scaling] | None = optional()
     verdicts: list[Verdict] = field(default_factory=list)
     stopped: BenchStopped | None = optional()
     containers: list[Container] | None = optional()

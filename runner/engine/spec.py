@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.engine.inputs import is_subnormal, number, parse_float, read_text_file, shown
 from runner.engine.machine import usable_cpus
 from workers.errors import InputError
 from workers.jobs import KINDS
@@ -37,8 +38,9 @@ DEFAULTS: dict[str, Any] = {
 }
 ARRIVALS = ("constant", "poisson")
 
-# field -> (type, minimum, maximum); bounds keep a typo from asking for a week-long run.
-_NUMBERS: dict[str, tuple[type, float, float]] = {
+# field -> (type, minimum, maximum); bounds keep a typo from asking for a week-long run. Tests
+# and other readers take the bounds from here.
+BOUNDS: dict[str, tuple[type, float, float]] = {
     "jobs": (int, 1, 100_000_000),
     "io_ms": (float, 0, 600_000),
     "cpu_ms": (float, 0, 600_000),
@@ -52,6 +54,9 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "wait_s": (float, 0, 3600),
 }
 SPEC_KEYS = ("mode", *DEFAULTS)
+# The longest delay ``runner target`` serves (runner.target imports aiohttp, so the figure lives here).
+TARGET_MAX_DELAY_MS = 60_000
+_LONGEST_SCHEDULE_S = 7 * 86_400  # an open-loop schedule longer than a week is a typo
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,9 @@ class WorkloadSpec:
             merged["workers"] = usable_cpus()
         if merged["celery_workers"] is None:
             merged["celery_workers"] = merged["workers"]
-        num = {name: _number(name, merged[name]) for name in _NUMBERS}
+        num = {name: _number(name, merged[name]) for name in BOUNDS}
         mix = merged["mix"]
-        return cls(
+        spec = cls(
             jobs=int(num["jobs"]),
             mix=parse_mix(mix) if isinstance(mix, str) else _mix_table(mix),
             io_ms=float(num["io_ms"]),
@@ -98,6 +103,20 @@ class WorkloadSpec:
             celery_pool=_choice("celery_pool", merged["celery_pool"], ("prefork", "threads", "gevent")),
             modes=modes,
         )
+        if len(set(modes)) != len(modes):
+            raise InputError(f"--mode: each executor may appear once, got {','.join(modes)}")
+        if "http" in spec.mix and spec.mix["http"] > 0 and spec.io_ms > TARGET_MAX_DELAY_MS:
+            raise InputError(
+                f"--io-ms: http jobs wait on the target's /delay, which serves at most {TARGET_MAX_DELAY_MS} ms; "
+                f"got {spec.io_ms:g}"
+            )
+        if spec.rate > 0 and (spec.jobs - 1) / spec.rate > _LONGEST_SCHEDULE_S:  # a rate typed per hour, not per second
+            days = (spec.jobs - 1) / spec.rate / 86_400
+            raise InputError(
+                f"--rate: {spec.jobs} jobs at {spec.rate:g}/s would take {days:.3g} days to start; "
+                f"at most {_LONGEST_SCHEDULE_S // 86_400} days"
+            )
+        return spec
 
     def kind_counts(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(self.mix, 0)
@@ -147,26 +166,13 @@ class WorkloadSpec:
 
 
 def _number(name: str, value: Any) -> int | float:
-    kind, low, high = _NUMBERS[name]
-    flag = "--" + name.replace("_", "-")
-    wanted = "a whole number" if kind is int else "a number"
-    fractional = isinstance(value, float) and kind is int and not value.is_integer()
-    if isinstance(value, bool) or not isinstance(value, int | float | str) or fractional:
-        raise InputError(f"{flag}: expected {wanted}, got {value!r}")
-    try:
-        number: int | float = kind(value)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{flag}: expected {wanted}, got {value!r}") from None
-    if isinstance(number, float) and not math.isfinite(number):
-        raise InputError(f"{flag}: expected a finite number, got {value!r}")
-    if not low <= number <= high:
-        raise InputError(f"{flag}: {value!r} is out of range ({low} to {high})")
-    return number
+    kind, low, high = BOUNDS[name]
+    return number("--" + name.replace("_", "-"), value, kind is int, low, high)
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise InputError(f"--{name.replace('_', '-')}: choose one of {', '.join(choices)}, got {value!r}")
+    if not isinstance(value, str) or value not in choices:
+        raise InputError(f"--{name.replace('_', '-')}: choose one of {', '.join(choices)}, got {shown(value)}")
     return str(value)
 
 
@@ -183,26 +189,27 @@ def parse_mix(text: str | Mapping[str, Any]) -> dict[str, float]:
         kind, sep, weight = part.partition("=")
         kind = kind.strip()
         if kind in pairs:
-            raise InputError(f"--mix: kind {kind!r} given twice")
+            raise InputError(f"--mix: kind {shown(kind)} given twice")
         pairs[kind] = weight.strip() if sep else 1.0
     return _mix_table(pairs)
 
 
 def _mix_table(table: Any) -> dict[str, float]:
     if not isinstance(table, Mapping) or not table:
-        raise InputError(f"--mix: expected kind=weight pairs such as sleep=0.5,cpu=0.5, got {table!r}")
+        raise InputError(f"--mix: expected kind=weight pairs such as sleep=0.5,cpu=0.5, got {shown(table)}")
     mix: dict[str, float] = {}
     for kind, weight in table.items():
         if kind not in KINDS:
-            raise InputError(f"--mix: unknown job kind {kind!r}; choose from: {', '.join(KINDS)}")
-        try:
-            if isinstance(weight, bool):
-                raise ValueError
+            raise InputError(f"--mix: unknown job kind {shown(kind)}; choose from: {', '.join(KINDS)}")
+        value: float | None = None
+        if isinstance(weight, str):
+            value = parse_float(weight.strip())
+        elif isinstance(weight, int | float) and not isinstance(weight, bool):
             value = float(weight)
-        except (TypeError, ValueError):
-            raise InputError(f"--mix: weight for {kind!r} is not a number: {weight!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise InputError(f"--mix: weight for {kind!r} must be a finite number >= 0, got {weight!r}")
+        if value is None:
+            raise InputError(f"--mix: weight for {kind!r} is not a number in plain digits: {shown(weight)}")
+        if not math.isfinite(value) or value < 0 or is_subnormal(value):
+            raise InputError(f"--mix: weight for {kind!r} must be a finite number >= 0, got {shown(weight)}")
         mix[kind] = value
     total = sum(mix.values())
     if total <= 0:
@@ -214,16 +221,17 @@ def _mix_table(table: Any) -> dict[str, float]:
 
 def read_toml(path: Path, flag: str, known: Iterable[str]) -> dict[str, Any]:
     """A TOML file's table, or InputError naming ``flag``: unreadable, not TOML, or a key not in ``known``."""
+    text = read_text_file(path, flag)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{flag}: cannot read {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{flag}: {path} is not valid TOML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise InputError(f"{flag}: {path} nests arrays or tables too deeply") from None
     known = sorted(known)
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise InputError(f"{flag}: unknown key {unknown[0]!r} in {path}; known keys: {', '.join(known)}")
+        raise InputError(f"{flag}: unknown key {shown(unknown[0])} in {path}; known keys: {', '.join(known)}")
     return data
 
 

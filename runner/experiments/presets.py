@@ -1,4 +1,5 @@
-"""``runner bench --preset NAME``: the seed article's claims, measured on this machine.
+"""``runner bench --preset NAME``: the claims of "Asynchronous Programming" (Tai Le, 2023), measured
+on this machine.
 
 Every figure is measured here; the article's own figures are carried beside ours (``article``)
 only so a report can show both. Estimates are ``{"mean", "ci95", "half_width", "n"}`` over
@@ -29,6 +30,11 @@ repeats (``runner.engine.stats.estimate``); ratios carry the half-width of their
   Each mode: estimates of ``loop_lag_p99_ms``, ``probe_p99_ms``, ``probe_p50_ms``,
   ``job_ms_p50`` (how long a CPU job took, as its caller saw it), ``jobs_per_s``, and the raw
   ``repeats``. ``ratios``: inline over offloaded for lag and probe p99.
+
+``race`` -- N read-modify-write increments of one shared counter by 4 coroutines, threads or
+  processes (``runner.experiments.race``: with and without an ``await`` or a lock between read and
+  write, processes on shared memory and on private copies): ``variants[]`` with ``lost`` and
+  ``lost_per_million``, beside the article's claim per strategy (``article``).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import codec
+from runner.engine import codec, preflight
 from runner.engine.coordinator import executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency, LoopLag
@@ -57,6 +63,7 @@ from runner.engine.preset_results import (
     Million,
     OrderHolds,
     Presets,
+    RaceFigure,
     RequestsArticle,
     RequestsFigure,
     RequestsPlan,
@@ -77,12 +84,13 @@ from workers.calibration import calibrate
 from workers.errors import InputError, RunnerError
 from workers.jobs import spin
 from workers.registry import executor_class
+from workers.urls import redact
 
-PRESETS = ("requests", "spawn", "blocking")
+PRESETS = ("requests", "spawn", "blocking", "race")
 
 Step = Callable[[int, int, str], None]
 
-# The seed article's figures, quoted so reports can put ours beside them.
+# The article's figures, quoted so reports can put ours beside them.
 ARTICLE: dict[str, dict[str, Any]] = {
     "requests": {
         "calls": 3,
@@ -107,6 +115,7 @@ QUICK_PLANS = (
     BlockingPlan(jobs=25, cpu_ms=20.0, repeats=3),
 )
 FULL_PLANS = (RequestsPlan(), SpawnPlan(), BlockingPlan())
+RACE_INCREMENTS = {True: 100_000, False: 1_000_000}  # per variant, by --quick
 
 
 def expand(names: Sequence[str]) -> list[str]:
@@ -142,15 +151,22 @@ def run_presets(names: Sequence[str], *, quick: bool, step: Callable[[int, int, 
         "requests": 1 + 3 * req.repeats,
         "spawn": len(spawn.counts()) * spawn.repeats,
         "blocking": 1 + 2 * block.repeats,
+        "race": 1,
     }
     progress = _Progress(sum(steps[name] for name in chosen), step)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     began = time.perf_counter()
+    uses_target = any(name in ("requests", "blocking") for name in chosen)
+    if uses_target:
+        preflight.check_environment((), {"http"})
     with LocalServices() as services:
+        if uses_target:  # a wrong TARGET_URL fails here, not in every call of the demonstration
+            preflight.check_services({"http": services.target_url()})
         presets = Presets(
             requests=run_requests(req, services, progress) if "requests" in chosen else None,
             spawn=run_spawn(spawn, progress) if "spawn" in chosen else None,
             blocking=run_blocking(block, services, progress) if "blocking" in chosen else None,
+            race=run_race(RACE_INCREMENTS[quick], progress) if "race" in chosen else None,
         )
     step(progress.total, progress.total, "done")
     return BenchResults(
@@ -163,6 +179,17 @@ def run_presets(names: Sequence[str], *, quick: bool, step: Callable[[int, int, 
         cells=[],
         presets=presets,
     )
+
+
+# --- race --------------------------------------------------------------------------------------
+
+
+def run_race(increments: int, progress: _Progress) -> RaceFigure:
+    """The race-conditions row: every variant of ``runner.experiments.race`` once."""
+    from runner.experiments.race import measure_races
+
+    progress.next(f"race: {increments:,} increments per variant")
+    return RaceFigure.from_json(measure_races(increments, workers=4), "race")
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -238,7 +265,7 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
     return RequestsFigure(
         plan=plan,
         target=where,
-        target_url=target,
+        target_url=redact(target),
         variants=variants,
         ratios=ratios,
         article=codec.decode(RequestsArticle, ARTICLE["requests"]),

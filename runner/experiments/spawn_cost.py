@@ -5,7 +5,7 @@ leaves behind never shows in another kind's figures and every kind starts from t
 Inside the child, N units are created and kept alive until the memory is read:
 
 - ``coroutine``: N ``create_task`` calls on a uvloop loop; the tasks are pending (created, not yet
-  run) when memory is read, as in the seed article's measurement.
+  run) when memory is read, as in the article's measurement.
 - ``thread``: N ``threading.Thread(...).start()``; each thread waits on an event, so all N are
   alive when memory is read (``start`` returns once the thread runs).
 - ``process`` (fork, the article's default on Linux) and ``process-spawn`` (a fresh interpreter,

@@ -1,14 +1,18 @@
-"""``runner bench``: sweep executors x workload mixes and summarise every cell.
+"""``runner bench``: sweep executors x workload mixes (x workers x concurrency x rate) and summarise
+every cell.
 
-All executors of the sweep are started once and stay up (so Celery's and the process pool's start-up
-is paid once, not per run); one warm-up run per executor is kept apart; then every (executor, mix,
-repeat) run happens in a shuffled order, so drift on the machine spreads over all cells instead of
-biasing one.
+Executors whose configuration differs are separate instances (a pool of 2 processes is not a pool
+of 4), so the sweep runs group by group: for each (workers, concurrency) combination it starts the
+executors of every mode once (so Celery's and the process pool's start-up is paid once per group,
+not per run), keeps one warm-up run per executor apart, runs the group's (executor, mix, rate,
+repeat) plan in a shuffled order -- so drift on the machine spreads over the group's cells instead
+of biasing one -- and stops them before the next group starts. A sweep without axes is one group.
 
-Each run is sized from the cell's bound (what the executor could do at best on that mix): about
-``run_s`` seconds of work, between ``min_jobs`` and ``max_jobs`` jobs. Without this, a job count
-that keeps the process pool busy for a second is over in milliseconds on the event loop, and a
-count that gives the event loop a fair run keeps the pool busy for minutes.
+Each closed-loop run is sized from the cell's bound (what the executor could do at best on that
+mix): about ``run_s`` seconds of work, between ``min_jobs`` and ``max_jobs`` jobs. Without this, a
+job count that keeps the process pool busy for a second is over in milliseconds on the event loop,
+and a count that gives the event loop a fair run keeps the pool busy for minutes. An open-loop run
+(a rate on the rate axis; 0 there means closed loop) is sized from rate x ``run_s``.
 """
 
 from __future__ import annotations
@@ -16,17 +20,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import statistics
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import uvloop
 
 from runner import __version__
-from runner.engine import codec, interrupt
+from runner.engine import codec, interrupt, preflight
 from runner.engine.coordinator import Progress, executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency
@@ -45,172 +49,43 @@ from runner.engine.results import (
     SweepPlan,
 )
 from runner.engine.services import LocalServices
-from runner.engine.spec import WorkloadSpec, parse_mix, read_toml
 from runner.engine.stats import Interval, bound, cpu_share, estimate
+from runner.experiments.plan import (
+    CLASSIC_MODES,
+    DEFAULT_MIXES,
+    Mix,
+    Sweep,
+    build_sweep,
+    parse_axis,
+    parse_named_mix,
+)
 from workers.base import Executor
 from workers.calibration import Calibration, calibrate
-from workers.errors import InputError, RunStopped
-from workers.registry import MODES, executor_class
+from workers.errors import RunStopped
+from workers.registry import executor_class
 
-# The four strategies the question is about; --modes all adds hybrid and gevent.
-CLASSIC_MODES = ("async", "thread", "process", "celery")
+__all__ = [
+    "CLASSIC_MODES",
+    "DEFAULT_MIXES",
+    "Mix",
+    "Sweep",
+    "build_sweep",
+    "parse_axis",
+    "parse_named_mix",
+    "run_sweep",
+]
 
 Step = Callable[[int, int, str], None]  # (runs done, runs in all, what runs next)
-
-
-@dataclass(frozen=True)
-class Mix:
-    name: str
-    weights: dict[str, float]
-
-
-DEFAULT_MIXES = (
-    Mix("cpu 0%", {"sleep": 1.0}),
-    Mix("cpu 25%", {"sleep": 3.0, "cpu": 1.0}),
-    Mix("cpu 50%", {"sleep": 1.0, "cpu": 1.0}),
-    Mix("cpu 75%", {"sleep": 1.0, "cpu": 3.0}),
-    Mix("cpu 100%", {"cpu": 1.0}),
-    Mix("hash", {"hash": 1.0}),
-    Mix("http", {"http": 1.0}),
-)
-
-
-@dataclass(frozen=True)
-class Sweep:
-    modes: tuple[str, ...] = CLASSIC_MODES
-    mixes: tuple[Mix, ...] = DEFAULT_MIXES
-    repeats: int = 3
-    io_ms: float = 50.0
-    cpu_ms: float = 10.0
-    concurrency: int = 1000
-    workers: int = field(default_factory=usable_cpus)
-    celery_workers: int | None = None  # same as workers
-    celery_pool: str = "prefork"
-    expect_workers: int = 0  # a cluster's Celery nodes to wait for (celery_workers 0)
-    wait_s: float = 30.0
-    timeout: float = 60.0
-    run_s: float = 2.0
-    min_jobs: int = 50
-    max_jobs: int = 50_000
-    seed: int = 1
-    quick: bool = False
-
-    def workload(self, mix: Mix, jobs: int, mode: str) -> WorkloadSpec:
-        values = {k: getattr(self, k) for k in ("io_ms", "cpu_ms", "concurrency", "workers", "timeout")}
-        values["celery_workers"] = self.celery_workers
-        values["celery_pool"] = self.celery_pool
-        values["expect_workers"], values["wait_s"] = self.expect_workers, self.wait_s
-        return WorkloadSpec.build({**values, "jobs": jobs, "mix": dict(mix.weights)}, (mode,))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["mixes"] = [{"name": m.name, "mix": m.weights} for m in self.mixes]
-        out["modes"] = list(self.modes)
-        return out
-
-
-QUICK = {
-    "repeats": 3,
-    "io_ms": 20.0,
-    "cpu_ms": 5.0,
-    "concurrency": 500,
-    "run_s": 0.6,
-    "min_jobs": 20,
-    "max_jobs": 5_000,
-    "quick": True,
-}
-_SWEEP_KEYS = {
-    "celery_pool",
-    "modes",
-    "mixes",
-    "repeats",
-    "io_ms",
-    "cpu_ms",
-    "concurrency",
-    "workers",
-    "celery_workers",
-    "expect_workers",
-    "wait_s",
-    "timeout",
-    "run_s",
-    "min_jobs",
-    "max_jobs",
-    "seed",
-}
-
-
-def parse_named_mix(text: str) -> Mix:
-    """``io:sleep=1`` -> Mix("io", ...); an unnamed ``sleep=1,cpu=1`` is named after itself."""
-    name, sep, weights = text.partition(":")
-    if not sep:
-        name, weights = text, text
-    name = name.strip()
-    if not name:
-        raise InputError(f"--mix: empty name in {text!r}; write NAME:KIND=W,... or KIND=W,...")
-    return Mix(name, parse_mix(weights))
-
-
-def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path | None = None) -> Sweep:
-    """Defaults < --quick < sweep file < flags; every value validated like ``runner submit``'s."""
-    values: dict[str, Any] = dict(QUICK) if quick else {}
-    if sweep_file is not None:
-        values.update(_load_sweep_file(sweep_file))
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    modes = tuple(values.get("modes") or CLASSIC_MODES)
-    if modes == ("all",):
-        modes = MODES
-    for mode in modes:
-        executor_class(mode)
-    if len(set(modes)) != len(modes):
-        raise InputError("--modes: each executor may appear once")
-    mixes = tuple(values.get("mixes") or DEFAULT_MIXES)
-    if len({m.name for m in mixes}) != len(mixes):
-        raise InputError("--mix: two mixes share a name; name them NAME:KIND=W,...")
-    sweep = Sweep(**{**values, "modes": modes, "mixes": mixes})
-    for name, low in (("repeats", 1), ("min_jobs", 1), ("max_jobs", 1)):
-        value = getattr(sweep, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InputError(f"--{name.replace('_', '-')}: expected a whole number >= {low}, got {value!r}")
-    if sweep.min_jobs > sweep.max_jobs:
-        raise InputError("--min-jobs: must not exceed --max-jobs")
-    if not isinstance(sweep.run_s, int | float) or not 0 < sweep.run_s <= 3600:
-        raise InputError(f"--run-s: expected seconds between 0 and 3600, got {sweep.run_s!r}")
-    sweep.workload(mixes[0], sweep.min_jobs, modes[0])  # validates the shared workload values
-    return sweep
-
-
-def _load_sweep_file(path: Path) -> dict[str, Any]:
-    data = read_toml(path, "--sweep", _SWEEP_KEYS)
-    if "modes" in data:
-        if not isinstance(data["modes"], list) or not all(isinstance(m, str) for m in data["modes"]):
-            raise InputError(f"--sweep: 'modes' in {path} must be a list of executor names")
-        data["modes"] = tuple(data["modes"])
-    if "mixes" in data:
-        data["mixes"] = tuple(_mix_entry(entry, path) for entry in _as_list(data["mixes"], path))
-    return data
-
-
-def _as_list(value: Any, path: Path) -> list[Any]:
-    if not isinstance(value, list) or not value:
-        raise InputError(f"--sweep: 'mixes' in {path} must be a non-empty array of tables")
-    return value
-
-
-def _mix_entry(entry: Any, path: Path) -> Mix:
-    if not isinstance(entry, dict) or set(entry) != {"name", "mix"} or not isinstance(entry["name"], str):
-        raise InputError(f"--sweep: each [[mixes]] entry in {path} needs exactly 'name' (text) and 'mix'")
-    return Mix(entry["name"], parse_mix(entry["mix"]))
 
 
 def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None = None) -> BenchResults:
     """Run the whole sweep; return the results document (see README, "Results file"). Verdicts are
     the report's to draw (``runner.report.verdicts``): measuring does not judge."""
-    probe = WorkloadSpec.build(
-        {"workers": sweep.workers, "celery_workers": sweep.celery_workers, "expect_workers": sweep.expect_workers},
-        sweep.modes,
-    )
-    for mode in sweep.modes:
-        executor_class(mode).validate(executor_config(probe), LocalServices.redis_from_environment())
+    preflight.check_environment(sweep.modes, {kind for mix in sweep.mixes for kind in mix.weights})
+    for at in sweep.groups():
+        probe = sweep.workload(sweep.mixes[0], sweep.min_jobs, sweep.modes[0], at)
+        for mode in sweep.modes:
+            executor_class(mode).validate(executor_config(probe), LocalServices.redis_from_environment())
     calibration = calibrate()
     began = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -241,6 +116,9 @@ def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None 
     return doc
 
 
+_Key = tuple[str, str, int, int, float]  # mode, mix, workers, concurrency, rate
+
+
 async def _sweep(
     sweep: Sweep,
     calibration: Calibration,
@@ -249,56 +127,121 @@ async def _sweep(
     stop: interrupt.StopRequest,
     progress: Progress | None = None,
 ) -> tuple[list[RunResult], list[Cell], RunStopped | None]:
-    cores = usable_cpus()
-    executors: dict[str, Executor] = {}
-    runs: dict[tuple[str, str], list[RunResult]] = {}
-    warmup: list[RunResult] = []
-    capacities: dict[str, Any] = {}
+    kinds = {kind for mix in sweep.mixes for kind in mix.weights}
+    preflight.check_services(  # a wrong TARGET_URL/REDIS_URL fails the sweep before its first run
+        {
+            "http": services.target_url() if "http" in kinds else "",
+            "redis": services.redis_url() if "redis" in kinds else "",
+        }
+    )
+    state = _SweepRun(sweep, calibration, services, step, stop, progress)
     stopped: RunStopped | None = None
     try:
-        for mode in sweep.modes:
-            spec = sweep.workload(sweep.mixes[0], sweep.min_jobs, mode)
-            executors[mode] = executor_class(mode)(executor_config(spec), services)
-            await executors[mode].start()
-        sizes = {
-            (mode, mix.name): _jobs_for(sweep, mix, executors[mode], cores)
-            for mode in sweep.modes
-            for mix in sweep.mixes
-        }
-        plan = [(mode, mix, r) for mode in sweep.modes for mix in sweep.mixes for r in range(sweep.repeats)]
-        random.Random(sweep.seed).shuffle(plan)
-        total = len(plan) + len(sweep.modes)
-        capacities = {mode: ex.capacity(cores) for mode, ex in executors.items()}
-        warm_mix = Mix("warm-up", {"sleep": 1.0, "cpu": 1.0})
-        runs = {key: [] for key in sizes}
+        for at in sweep.groups():
+            await state.group(at)
+    except RunStopped as exc:  # a run cut short is not a measurement: only whole runs are kept
+        stopped = exc
+    step(state.total, state.total, "done")
+    return state.warmup, state.cells(), stopped
+
+
+class _SweepRun:
+    """What a sweep has measured so far, group by group: runs, bounds and busy starts per cell key,
+    the warm-up runs, and the progress count across groups."""
+
+    def __init__(
+        self,
+        sweep: Sweep,
+        calibration: Calibration,
+        services: LocalServices,
+        step: Step,
+        stop: interrupt.StopRequest,
+        progress: Progress | None,
+    ) -> None:
+        self.sweep, self.calibration, self.services = sweep, calibration, services
+        self.step, self.stop, self.progress = step, stop, progress
+        self.cores = usable_cpus()
+        self.runs: dict[_Key, list[RunResult]] = {}
+        self.bounds: dict[_Key, dict[str, Any]] = {}
+        self.busy: dict[_Key, int] = {}
+        self.warmup: list[RunResult] = []
+        per_group = len(sweep.modes) * (1 + len(sweep.mixes) * len(sweep.rate_values()) * sweep.repeats)
+        self.done, self.total = 0, per_group * len(sweep.groups())
+
+    def _next(self, label: str) -> None:
+        self.step(self.done, self.total, label)
+        self.done += 1
+
+    async def group(self, at: tuple[int, int]) -> None:
+        """One (workers, concurrency) combination: its executors started, warmed up, its shuffled
+        plan run, and the executors stopped (also when a run fails or a signal stops the sweep)."""
+        sweep, where = self.sweep, _where(self.sweep, at)
+        executors: dict[str, Executor] = {}
         try:
-            for i, mode in enumerate(sweep.modes):
-                step(i, total, f"warm-up {mode}")
-                spec = sweep.workload(warm_mix, min(sweep.max_jobs, max(sweep.min_jobs, 4 * len(sweep.modes))), mode)
-                warmup.append(_lean(await measure(executors[mode], spec, calibration, services)))
-            for i, (mode, mix, r) in enumerate(plan):
-                if stop.requested:  # a signal between two runs
-                    raise RunStopped(f"interrupted by {stop.name}", stop.exit_code)
-                step(len(sweep.modes) + i, total, f"{mode} x {mix.name} (repeat {r + 1}/{sweep.repeats})")
-                spec = sweep.workload(mix, sizes[(mode, mix.name)], mode)
-                cell_progress = _labelled(progress, f"{mode} x {mix.name}")
-                run = await measure(executors[mode], spec, calibration, services, progress=cell_progress)
-                runs[(mode, mix.name)].append(_lean(run))
-        except RunStopped as exc:  # a run cut short is not a measurement: only whole runs are kept
-            stopped = exc
-        step(total, total, "done")
-    finally:
-        for ex in executors.values():
-            await ex.stop()
-    cells = [
-        summarize_cell(
-            mode, mix, runs[(mode, mix.name)], bound(mix.weights, sweep.io_ms, sweep.cpu_ms, capacities[mode], cores)
-        )
-        for mix in sweep.mixes
-        for mode in sweep.modes
-        if runs.get((mode, mix.name))
-    ]
-    return warmup, cells, stopped
+            for mode in sweep.modes:
+                spec = sweep.workload(sweep.mixes[0], sweep.min_jobs, mode, at)
+                executors[mode] = executor_class(mode)(executor_config(spec), self.services)
+                await executors[mode].start()
+            for mode, ex in executors.items():
+                cap = ex.capacity(self.cores)
+                for mix in sweep.mixes:
+                    for rate in sweep.rate_values():
+                        self.runs[(mode, mix.name, *at, rate)] = []
+                        self.bounds[(mode, mix.name, *at, rate)] = bound(
+                            mix.weights, sweep.io_ms, sweep.cpu_ms, cap, self.cores
+                        )
+            warm_mix = Mix("warm-up", {"sleep": 1.0, "cpu": 1.0})
+            for mode in sweep.modes:
+                self._next(f"warm-up {mode}{where}")
+                jobs = min(sweep.max_jobs, max(sweep.min_jobs, 4 * len(sweep.modes)))
+                spec = sweep.workload(warm_mix, jobs, mode, at)
+                self.warmup.append(_lean(await measure(executors[mode], spec, self.calibration, self.services)))
+            plan = [
+                (mode, mix, rate, r)
+                for mode in sweep.modes
+                for mix in sweep.mixes
+                for rate in sweep.rate_values()
+                for r in range(sweep.repeats)
+            ]
+            random.Random(sweep.seed).shuffle(plan)
+            for mode, mix, rate, r in plan:
+                if self.stop.requested:  # a signal between two runs
+                    raise RunStopped(f"interrupted by {self.stop.name}", self.stop.exit_code)
+                label = f"{mode} x {mix.name}{where}{_rate_label(rate)}"
+                self._next(f"{label} (repeat {r + 1}/{sweep.repeats})")
+                key = (mode, mix.name, *at, rate)
+                spec = sweep.workload(mix, _jobs_for(sweep, self.bounds[key], rate), mode, at, rate)
+                run = await measure(
+                    executors[mode], spec, self.calibration, self.services, progress=_labelled(self.progress, label)
+                )
+                if run.machine is not None and run.machine.busy:
+                    self.busy[key] = self.busy.get(key, 0) + 1
+                self.runs[key].append(_lean(run))
+        finally:
+            for ex in executors.values():
+                await ex.stop()
+
+    def cells(self) -> list[Cell]:
+        """A cell per key with whole runs, mix by mix in the sweep's order."""
+        return [
+            summarize_cell(key[0], mix, runs, self.bounds[key], at=key[2:], busy_runs=self.busy.get(key, 0))
+            for mix in self.sweep.mixes
+            for key, runs in self.runs.items()
+            if key[1] == mix.name and runs
+        ]
+
+
+def _where(sweep: Sweep, at: tuple[int, int]) -> str:
+    parts = []
+    if sweep.workers_axis:
+        parts.append(f"{at[0]} workers")
+    if sweep.concurrency_axis:
+        parts.append(f"concurrency {at[1]}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _rate_label(rate: float) -> str:
+    return f" at {rate:g}/s" if rate else ""
 
 
 def _labelled(progress: Progress | None, label: str) -> Progress | None:
@@ -308,9 +251,10 @@ def _labelled(progress: Progress | None, label: str) -> Progress | None:
     return lambda status: progress(dataclasses.replace(status, mode=label))
 
 
-def _jobs_for(sweep: Sweep, mix: Mix, executor: Executor, cores: int) -> int:
-    best = bound(mix.weights, sweep.io_ms, sweep.cpu_ms, executor.capacity(cores), cores)["jobs_per_s"]
-    wanted = sweep.max_jobs if best is None else round(best * sweep.run_s)
+def _jobs_for(sweep: Sweep, best: dict[str, Any], rate: float) -> int:
+    """Closed loop: about run_s at the bound; open loop: rate x run_s (the schedule's length)."""
+    rate_s = rate or best["jobs_per_s"]
+    wanted = sweep.max_jobs if rate_s is None else round(rate_s * sweep.run_s)
     return max(sweep.min_jobs, min(sweep.max_jobs, wanted))
 
 
@@ -319,8 +263,19 @@ def _lean(run: RunResult) -> RunResult:
     return replace(run, machine=None, calibration=None)
 
 
-def summarize_cell(mode: str, mix: Mix, runs: list[RunResult], best: dict[str, Any]) -> Cell:
-    throughput = estimate([r.throughput_jobs_per_s for r in runs])
+def summarize_cell(
+    mode: str,
+    mix: Mix,
+    runs: list[RunResult],
+    best: dict[str, Any],
+    *,
+    at: tuple[int, int, float] | None = None,
+    busy_runs: int = 0,
+) -> Cell:
+    samples = [r.throughput_jobs_per_s for r in runs]
+    throughput = estimate(samples)
+    mean = statistics.fmean(samples)
+    cv = statistics.stdev(samples) / mean if len(samples) > 1 and mean > 0 else None
     hists = {
         name: Percentiles(**Latency.merged([getattr(r.histograms_us, name) for r in runs]).summary())
         for name in ("latency", "queue_wait", "service")
@@ -341,6 +296,9 @@ def summarize_cell(mode: str, mix: Mix, runs: list[RunResult], best: dict[str, A
         mix=mix.weights,
         cpu_share=round(cpu_share(mix.weights), 4),
         jobs_per_run=runs[0].jobs.submitted,
+        workers=at[0] if at else None,
+        concurrency=at[1] if at else None,
+        rate_per_s=at[2] if at else None,
         summary=CellSummary(
             throughput=Interval.of(throughput),
             latency_ms=hists["latency"],
@@ -353,6 +311,9 @@ def summarize_cell(mode: str, mix: Mix, runs: list[RunResult], best: dict[str, A
             jobs=jobs,
             bound=Bound(jobs_per_s=best_rate, limited_by=best["limited_by"], limits=best["limits"]),
             efficiency=round(throughput.mean / best_rate, 3) if best_rate else None,
+            cv=round(cv, 4) if cv is not None else None,
+            busy_runs=busy_runs,
+            peak_in_flight=max(r.peak_in_flight for r in runs),
         ),
         repeats=runs,
     )

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from runner.engine.preset_results import BlockingFigure, BlockingMode, RequestsFigure, SpawnFigure
 from runner.engine.results import BenchResults, Cell
 from runner.engine.stats import Interval
-from runner.report.verdicts import cpu_series
+from runner.report.verdicts import cpu_series, main_slice
 
 _COLOURS = {
     "async": "#1f77b4",
@@ -52,12 +52,21 @@ def png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _colour(mode: str) -> str:
+def at_point(doc: BenchResults) -> str:
+    """Charts across mixes show one point of the sweep axes; this names it when there are several."""
+    from runner.report.verdicts import axes_label, slices
+
+    if len(slices(doc.cells)) < 2:
+        return ""
+    return f"\n(at {axes_label(main_slice(doc.cells)[0], doc.cells)}; other points in the tables)"
+
+
+def colour(mode: str) -> str:
     return _COLOURS.get(mode, "#7f7f7f")
 
 
 def crossover(doc: BenchResults) -> Chart | None:
-    series = cpu_series(doc.cells)
+    series = cpu_series(main_slice(doc.cells))
     if not series:
         return None
     plt = pyplot()
@@ -66,18 +75,18 @@ def crossover(doc: BenchResults) -> Chart | None:
         x = [100 * c.cpu_share for c in cells]
         y = [c.summary.throughput.mean for c in cells]
         err = [min(c.summary.throughput.half_width, y_i * 0.999) for c, y_i in zip(cells, y, strict=True)]
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=mode, color=_colour(mode))
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=mode, color=colour(mode))
     ax.set_yscale("log")
     ax.set_xlabel("CPU-bound share of jobs (%)")
     ax.set_ylabel("throughput (jobs/s, log scale)")
-    ax.set_title("Throughput vs CPU share: where the lines cross, the best strategy changes")
+    ax.set_title("Throughput vs CPU share: where the lines cross, the best strategy changes" + at_point(doc))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     return Chart("crossover", "Throughput vs CPU share (95 % CI)", png(fig))
 
 
 def _grouped_bars(doc: BenchResults, value: Callable[[Cell], float | None], ylabel: str, title: str, log: bool) -> Any:
-    cells = doc.cells
+    cells = main_slice(doc.cells)
     mixes = list(dict.fromkeys(c.mix_name for c in cells))
     modes = list(dict.fromkeys(c.mode for c in cells))
     table = {(c.mode, c.mix_name): c for c in cells}
@@ -92,12 +101,12 @@ def _grouped_bars(doc: BenchResults, value: Callable[[Cell], float | None], ylab
             if v is not None:
                 xs.append(j + (i - (len(modes) - 1) / 2) * width)
                 ys.append(v)
-        ax.bar(xs, ys, width=width, label=mode, color=_colour(mode))
+        ax.bar(xs, ys, width=width, label=mode, color=colour(mode))
     ax.set_xticks(range(len(mixes)), mixes, rotation=20)
     if log:
         ax.set_yscale("log")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title + at_point(doc))
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend()
     return fig
@@ -113,11 +122,13 @@ def throughput_bars(doc: BenchResults) -> Chart | None:
 def efficiency(doc: BenchResults) -> Chart | None:
     if not any(c.summary.efficiency is not None for c in doc.cells):
         return None
+    from runner.report.noise import over_bound
+
     fig = _grouped_bars(
         doc,
-        lambda c: c.summary.efficiency,
+        lambda c: None if over_bound(c) else c.summary.efficiency,  # not a figure: a calibration/bound problem
         "measured / bound",
-        "Efficiency: how close each executor gets to its own limit",
+        "Efficiency: how close each executor gets to its own limit\n(cells above 105 % of their bound left out)",
         log=False,
     )
     fig.axes[0].axhline(1.0, color="black", linewidth=0.8, linestyle="--")
@@ -132,7 +143,7 @@ def _log_lines(ax: Any, series: dict[str, list[Cell]], value: Callable[[Cell], f
             [value(c) for c in cells],
             marker="o",
             label=mode,
-            color=_colour(mode),
+            color=colour(mode),
         )
     ax.set_yscale("log")
     ax.set_xlabel("CPU-bound share of jobs (%)")
@@ -140,14 +151,14 @@ def _log_lines(ax: Any, series: dict[str, list[Cell]], value: Callable[[Cell], f
 
 
 def latency(doc: BenchResults) -> Chart | None:
-    series = cpu_series(doc.cells)
+    series = cpu_series(main_slice(doc.cells))
     if not series:
         return None
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, pct in zip(axes, ("p50", "p99"), strict=True):
         _log_lines(ax, series, _latency_at(pct))
-        ax.set_title(f"latency {pct}")
+        ax.set_title(f"latency {pct}{at_point(doc)}")
     axes[0].set_ylabel("ms from hand-off to result (log scale)")
     axes[0].legend()
     return Chart("latency", "Latency percentiles vs CPU share", png(fig))
@@ -162,25 +173,27 @@ def _latency_at(pct: str) -> Callable[[Cell], float]:
 
 
 def loop_lag(doc: BenchResults) -> Chart | None:
-    series = cpu_series(doc.cells)
+    series = cpu_series(main_slice(doc.cells))
     if not series:
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4))
     _log_lines(ax, series, lambda c: max(c.summary.loop_lag_p99_ms.mean, 0.01))
     ax.set_ylabel("event-loop lag p99 (ms, log scale)")
-    ax.set_title("How late the coordinator's event loop runs (in async mode: the jobs' loop)")
+    ax.set_title("How late the coordinator's event loop runs (in async mode: the jobs' loop)" + at_point(doc))
     ax.legend()
     return Chart("loop_lag", "Event-loop lag p99 vs CPU share", png(fig))
 
 
 def charts(doc: BenchResults) -> list[Chart]:
     """Every chart the document has figures for: the sweep's, then one per preset."""
+    from runner.report.curves import curve_charts
+
     made = (crossover(doc), throughput_bars(doc), latency(doc), efficiency(doc), loop_lag(doc))
-    return [chart for chart in made if chart is not None] + preset_charts(doc)
+    return [chart for chart in made if chart is not None] + curve_charts(doc) + preset_charts(doc)
 
 
-# --- presets: our figures beside the seed article's ----------------------------------------------
+# --- presets: our figures beside the article's ----------------------------------------------
 
 _UNIT_LABELS = {
     "process": "process\n(fork)",

@@ -35,6 +35,14 @@ CSV_FIELDS = [
     "timed_out",
     "lost",
     "duplicates",
+    # the sweep axes and noise, after the older columns so scripts reading by position keep working
+    "workers",
+    "concurrency",
+    "load",
+    "rate_per_s",
+    "peak_in_flight",
+    "cv",
+    "busy_runs",
 ]
 
 
@@ -77,6 +85,13 @@ class CsvExporter:
                     jobs.timed_out,
                     jobs.lost,
                     jobs.duplicates,
+                    c.workers,
+                    c.concurrency,
+                    "open" if c.open_loop else "closed",
+                    c.rate_per_s or 0.0,
+                    s.peak_in_flight,
+                    s.cv,
+                    s.busy_runs,
                 ]
             )
         return buffer.getvalue()

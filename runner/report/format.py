@@ -77,3 +77,22 @@ def size_mib(mib: float) -> str:
 def count(n: int) -> str:
     """A count with thousands separators."""
     return f"{n:,}"
+
+
+def ratio_range(value: float, low: float, high: float) -> str:
+    """A ratio of geometric means with its (asymmetric) 95 % interval: ``1.40x (1.31-1.52)``."""
+    digits = 0 if value >= 20 else 1 if value >= 2 else 2
+    if not math.isfinite(high) or high <= 0:
+        return f"{value:.{digits}f}x (interval unknown)"
+    while digits < 3 and f"{low:.{digits}f}" == f"{high:.{digits}f}":  # a narrow interval still shows
+        digits += 1
+    return f"{value:.{digits}f}x ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def small_pct(share: float) -> str:
+    """A small share as a percentage with the digits it needs: 0.04 -> 4 %, 0.0002 -> 0.02 %."""
+    value = 100 * share
+    if value < 0.0001:
+        return "0 %"
+    digits = 0 if value >= 10 else 1 if value >= 1 else 2 if value >= 0.01 else 4
+    return f"{value:.{digits}f} %"

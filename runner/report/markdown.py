@@ -7,12 +7,16 @@ from collections import Counter
 from collections.abc import Callable
 
 from runner.engine import codec
-from runner.engine.results import BenchResults, Cell, Jobs, Node
+from runner.engine.results import BenchResults, Cell, Jobs, Node, SweepPlan
 from runner.report import format as fmt
 from runner.report.charts import Chart
+from runner.report.noise import noise_warnings, over_bound
+from runner.report.sections import article_table, curve_sections
+from runner.report.verdicts import axes_label
 
 _ARTICLE = (
-    "The seed article measured: three 3 s HTTP calls took 11.4 s one after another, 4.1 s with gevent "
+    '"Asynchronous Programming" (Tai Le, 2023) measured: three 3 s HTTP calls took 11.4 s one after another, '
+    "4.1 s with gevent "
     "and 4.9 s with asyncio; creating a million coroutines took 6.8 s and 1,112 MB, a million threads "
     "43.6 s and 2,661 MB, and 1,000 processes 0.379 s (extrapolated: 379 s for a million)."
 )
@@ -34,13 +38,18 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _row(cell: Cell, cells: list[Cell]) -> str:
+    where = axes_label(cell, cells)
+    return cell.mix_name + (f" ({where})" if where else "")
+
+
 def _grid(cells: list[Cell], value: Callable[[Cell], str]) -> str:
-    """A mixes x modes table of one figure per cell."""
+    """A mixes (x points of the sweep axes) x modes table of one figure per cell."""
     modes = list(dict.fromkeys(c.mode for c in cells))
-    by = {(c.mix_name, c.mode): c for c in cells}
+    by = {(_row(c, cells), c.mode): c for c in cells}
     rows = []
-    for mix in dict.fromkeys(c.mix_name for c in cells):
-        rows.append([mix] + [value(by[(mix, m)]) if (mix, m) in by else "-" for m in modes])
+    for label in dict.fromkeys(_row(c, cells) for c in cells):
+        rows.append([label] + [value(by[(label, m)]) if (label, m) in by else "-" for m in modes])
     return table(["mix", *modes], rows)
 
 
@@ -56,23 +65,41 @@ def _efficiency(c: Cell) -> str:
     s = c.summary
     if s.efficiency is None:
         return "-"
+    if over_bound(c):  # not an upper bound, so not a figure to print as one
+        return f"above the bound of {fmt.num(s.bound.jobs_per_s)} ({s.bound.limited_by}): calibration/bound problem"
     return f"{fmt.pct(s.efficiency)} of {fmt.num(s.bound.jobs_per_s)} ({s.bound.limited_by})"
+
+
+def _load(c: Cell) -> str:
+    if c.open_loop:
+        return f"open loop, {fmt.num(c.rate_per_s)} jobs/s offered"
+    peak = c.summary.peak_in_flight
+    return "closed loop" + (f", peak in flight {fmt.count(peak)}" if peak is not None else "")
 
 
 def _sweep_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
     cells, sweep = doc.cells, doc.sweep
     out = ["## Sweep\n"]
+    warnings = noise_warnings(doc)
+    if warnings:
+        out += ["### Noise and bounds: read these cells with care\n", "\n".join(f"- {w}" for w in warnings) + "\n"]
     if sweep is not None:
         out.append(
             f"{len(sweep.modes)} executors x {len(sweep.mixes)} mixes, {sweep.repeats} measured repeats per cell "
             f"in shuffled order after one warm-up run per executor (kept apart). Jobs wait {sweep.io_ms:g} ms of I/O "
-            f"and/or burn {sweep.cpu_ms:g} ms of CPU; {sweep.concurrency} in flight; {sweep.workers} process-pool "
-            f"workers; each run sized to about {sweep.run_s:g} s at the executor's bound "
+            f"and/or burn {sweep.cpu_ms:g} ms of CPU; {_setting(sweep.concurrency, sweep.concurrency_axis)} in flight; "
+            f"{_setting(sweep.workers, sweep.workers_axis)} process-pool workers; each run sized to about "
+            f"{sweep.run_s:g} s at the executor's bound "
             f"({sweep.min_jobs}..{sweep.max_jobs} jobs). Intervals are 95 % confidence intervals of the mean.\n"
         )
+        out.append(_axes_line(sweep))
     if "crossover" in images:
         out.append(f"![Throughput vs CPU share]({images['crossover']})\n")
     out += [
+        "## Load\n",
+        "Closed loop: a job starts when one ends, at most `concurrency` in flight, latency from hand-off; "
+        "open loop: jobs start on a schedule at the offered rate, latency from each job's intended start.\n",
+        _grid(cells, _load),
         "## Throughput (jobs/s, mean +/- 95 % CI)\n",
         _grid(cells, lambda c: f"{fmt.num(c.summary.throughput.mean)} +/- {fmt.num(c.summary.throughput.half_width)}"),
     ]
@@ -110,9 +137,29 @@ def _sweep_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
         "CPU utilisation of all cores / peak RSS in MB (coordinator + worker processes):\n",
         _grid(cells, lambda c: f"{fmt.pct(c.summary.cpu_utilisation)} / {fmt.num(c.summary.peak_rss_mb, 0)}"),
     ]
+    out += curve_sections(doc, images)
     out += _accounting(cells)
     out += _workers(doc)
     return out
+
+
+def _setting(value: int, axis: list[int] | None) -> str:
+    return "per the axis below" if axis else str(value)
+
+
+def _axes_line(sweep: SweepPlan) -> str:
+    axes = [
+        f"workers {', '.join(map(str, sweep.workers_axis))}" if sweep.workers_axis else "",
+        f"concurrency {', '.join(map(str, sweep.concurrency_axis))}" if sweep.concurrency_axis else "",
+        f"offered rate {', '.join(fmt.num(r) for r in sweep.rates)} jobs/s (0: closed loop)" if sweep.rates else "",
+    ]
+    named = [a for a in axes if a]
+    if not named:
+        return ""
+    return (
+        f"Sweep axes: {'; '.join(named)}. Each (workers, concurrency) combination had its own executors, "
+        "started, warmed up and stopped around its shuffled runs.\n"
+    )
 
 
 def _percentiles(c: Cell) -> tuple[float, float, float, float]:
@@ -209,7 +256,7 @@ def markdown_report(doc: BenchResults, images: dict[str, str], charts: list[Char
 
         out.append(markdown(doc))
         out += [f"![{c.title}]({images[c.name]})\n" for c in (charts or []) if c.name.startswith("preset_")]
-    out += ["## The article behind this\n", _ARTICLE + "\n"]
+    out += ["## The article behind this\n", _ARTICLE + "\n", article_table(doc)]
     if doc.calibration is not None:
         out.append(f"Calibration on this machine: {codec.dumps(doc.calibration)}.\n")
     return "\n".join(out)

@@ -1,13 +1,13 @@
 """The Markdown sections of ``runner bench --preset`` (their charts are in ``runner.report.charts``).
 
-Each section says what was measured, shows our figures in a small table with the seed article's
+Each section says what was measured, shows our figures in a small table with the article's
 figure beside them, and ends with the verdict. Works from the results document alone (see
 ``runner.experiments.presets``), so ``runner report`` can re-render it.
 """
 
 from __future__ import annotations
 
-from runner.engine.preset_results import BlockingFigure, RequestsFigure, SpawnFigure
+from runner.engine.preset_results import BlockingFigure, RaceFigure, RequestsFigure, SpawnFigure
 from runner.engine.results import BenchResults
 from runner.report import format as fmt
 
@@ -15,6 +15,7 @@ _TITLES = {
     "requests": "Preset `requests`: three slow HTTP calls, one after another or at once",
     "spawn": "Preset `spawn`: what a coroutine, a thread and a process cost to create",
     "blocking": "Preset `blocking`: CPU work inside a coroutine blocks the event loop",
+    "race": "Preset `race`: lost updates when coroutines, threads or processes share a counter",
 }
 _UNIT_LABELS = {
     "coroutine": "coroutine (asyncio task)",
@@ -121,6 +122,55 @@ def _blocking_md(fig: BlockingFigure) -> list[str]:
     return lines
 
 
+PRIVATE = "processes-private"
+_RACE_HOW = {
+    "coroutines": "coroutines, no `await` between read and write",
+    "coroutines-await": "coroutines, an `await` between read and write",
+    "threads": "threads, plain read-modify-write",
+    "threads-lock": "threads, under a lock",
+    "processes-shared": "processes, a counter in shared memory",
+    "processes-lock": "processes, shared memory under its lock",
+    "processes-private": "processes, each its own copy (nothing shared)",
+}
+
+
+def _race_md(fig: RaceFigure) -> list[str]:
+    lines = [
+        f"{fmt.count(fig.increments)} increments of one counter per variant, split over {fig.workers} workers that "
+        "read the counter, compute, and write it back. A lost update is an increment the final count does not "
+        "show. For private process copies the starter sees none of the updates: nothing races, and nothing is "
+        "shared either.",
+        "",
+        "| variant | strategy | lost updates | per million | seconds | the article's claim for the strategy |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for v in fig.variants:
+        claim = fig.article.get(v.strategy, "--")
+        private = v.variant == PRIVATE  # each copy got every update; the starter sees none: not a race
+        lost = "none raced; none visible to the starter" if private else fmt.count(v.lost)
+        per_million = "-" if private else fmt.num(v.lost_per_million)
+        lines.append(
+            f"| {_RACE_HOW.get(v.variant, v.variant)} | {v.strategy} | {lost} | {per_million} "
+            f"| {fmt.fixed(v.seconds, 2)} | {claim} |"
+        )
+    return lines
+
+
+def race_verdict(fig: RaceFigure) -> str:
+    per = {v.variant: v.lost_per_million for v in fig.variants}
+
+    def lost(name: str) -> str:
+        return f"{fmt.num(per.get(name))} per million"
+
+    return (
+        f"Races, {fmt.count(fig.increments)} increments by {fig.workers} workers: coroutines lose {lost('coroutines')} "
+        f"without an await between read and write and {lost('coroutines-await')} with one; threads lose "
+        f"{lost('threads')} ({lost('threads-lock')} under a lock); processes on shared memory lose "
+        f'{lost("processes-shared")} ({lost("processes-lock")} under its lock) -- the article\'s "does not happen" '
+        "holds only while processes share nothing"
+    )
+
+
 def markdown(doc: BenchResults) -> str:
     """One ``## `` section per preset in the document, in the order they ran."""
     p = doc.presets
@@ -133,6 +183,8 @@ def markdown(doc: BenchResults) -> str:
         sections.append(("spawn", _spawn_md(p.spawn)))
     if p.blocking is not None:
         sections.append(("blocking", _blocking_md(p.blocking)))
+    if p.race is not None:
+        sections.append(("race", _race_md(p.race)))
     out: list[str] = []
     for name, lines in sections:
         out += [f"## {_TITLES[name]}", "", *lines, ""]

@@ -114,17 +114,21 @@ def print_comparison(console: Console, results: list[RunResult]) -> None:
 
 def render_comparison(console: Console, outcome: Comparison) -> None:
     """``runner compare``'s table: the change of each figure's mean, bold where it is significant."""
-    table = Table(title="new vs base: change of the mean (p-value of Welch's t-test)", title_justify="left")
+    title = "new vs base: change of the mean (Holm-adjusted p of Welch's test on log ratios)"
+    table = Table(title=title, title_justify="left")
     for name in ("mode", "mix", *METRICS):
         table.add_column(name, justify="left" if name in ("mode", "mix") else "right", no_wrap=True)
     for cell in outcome.cells:
         row = []
         for metric in METRICS:
             f = cell.metrics[metric]
-            text = f"{fmt.change(f.change_pct)} (p={f.p_value:.2f})"
+            p = f.p_holm if f.p_holm is not None else f.p_value
+            text = f"{fmt.change(f.change_pct)} (p={p:.2f})"
             row.append(f"[bold]{text}[/bold]" if f.significant else text)
         table.add_row(cell.mode, cell.mix, *row)
     console.print(table)
+    for warning in outcome.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
     for item in outcome.missing:
         console.print(f"only in one file: {item}")
     for reg in outcome.regressions:
@@ -134,3 +138,9 @@ def render_comparison(console: Console, outcome: Comparison) -> None:
         )
     if outcome.rules and not outcome.regressions:
         console.print(f"no significant regression ({', '.join(outcome.rules)})")
+
+
+def print_noise_warnings(console: Console, warnings: list[str]) -> None:
+    """A sweep's noisy, busy or over-bound cells, after its verdicts."""
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)

@@ -3,25 +3,32 @@
 Measuring does not judge: ``runner bench`` hands its results here (``with_verdicts``) before they
 are written, and the verdicts are kept in the results file so every report shows the same ones.
 
-- Per mix: who wins, and by how much over each other executor ("I/O only: async 1.4x +/- 0.1
-  thread, 120x +/- 6 process"), with Welch's t-test deciding whether a lead is real or a tie.
-- The crossover: along the sleep/cpu mixes, the CPU share at which the I/O winner stops winning.
+- Per mix (and point of the sweep axes): who wins, and by how much over each other executor ("I/O
+  only: async wins, 1.40x (1.31-1.52) thread"): the ratio of geometric means with its 95 % interval
+  and the decision from one Welch test on log ratios (``stats.log_ratio``), Holm-adjusted across
+  every comparison of the sweep, so an interval that includes 1 is never called a win.
+- The crossover: along the sleep/cpu mixes, the CPU share at which the I/O winner stops winning --
+  interpolated between the two measured shares around it, with the range the ratios' intervals allow.
+- Scaling: the Universal Scalability Law fitted per executor x mix (``runner.report.scaling``).
+- Capacity: with a rate axis and ``--slo-p99-ms``, each executor's highest rate meeting the target.
 - The loop: how much CPU work delays the event loop, for the executor where it grows most.
-- Per preset: the seed article's claim, with our figures beside the article's.
+- Per preset: the article's claim, with our figures beside the article's.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
 from runner.engine.preset_results import BlockingFigure, Presets, RequestsFigure, SpawnFigure
 from runner.engine.results import BenchResults, Cell, Verdict
-from runner.engine.stats import ratio, welch_p
+from runner.engine.stats import Ratio, holm, log_ratio
 from runner.report import format as fmt
+from runner.report import scaling as sc
 
 SIGNIFICANCE = 0.05
 _SERIES_KINDS = frozenset({"sleep", "cpu"})
@@ -40,31 +47,68 @@ def mix_label(cell: Cell) -> str:
     return cell.mix_name
 
 
-def _mix_verdict(group: list[Cell]) -> Verdict:
-    ranked = sorted(group, key=lambda c: c.summary.throughput.mean, reverse=True)
-    winner = ranked[0]
-    versus: list[dict[str, Any]] = []
-    parts, ties = [], []
-    for other in ranked[1:]:
-        value, half = ratio(winner.summary.throughput.estimate(), other.summary.throughput.estimate())
-        p = welch_p(_samples(winner), _samples(other))
-        significant = p < SIGNIFICANCE
-        versus.append(
-            {"mode": other.mode, "ratio": value, "half_width": half, "p_value": p, "significant": significant}
-        )
-        if significant:
-            parts.append(f"{fmt.times(value, half)} {other.mode}")
+def axes_label(cell: Cell, cells: list[Cell]) -> str:
+    """Where on the sweep axes a cell sits, naming only the axes the sweep varies; a rate axis
+    labels every cell as open loop (at its rate) or closed loop."""
+    parts = []
+    if len({c.workers for c in cells}) > 1:
+        parts.append(f"{cell.workers} worker{'s' if cell.workers != 1 else ''}")
+    if len({c.concurrency for c in cells}) > 1:
+        parts.append(f"concurrency {cell.concurrency}")
+    if len({c.rate_per_s or 0.0 for c in cells}) > 1 or any(c.open_loop for c in cells):
+        parts.append(f"open loop at {cell.rate_per_s or 0:g} jobs/s" if cell.open_loop else "closed loop")
+    return ", ".join(parts)
+
+
+def _group_label(cell: Cell, cells: list[Cell]) -> str:
+    where = axes_label(cell, cells)
+    return mix_label(cell) + (f", {where}" if where else "")
+
+
+def _geometric_mean(cell: Cell) -> float:
+    samples = [x for x in _samples(cell) if x > 0]
+    return statistics.geometric_mean(samples) if samples else 0.0
+
+
+def _mix_verdicts(groups: list[list[Cell]], cells: list[Cell]) -> list[Verdict]:
+    """One verdict per group of cells (same mix and axes), every comparison Holm-adjusted together."""
+    ranked = [sorted(g, key=_geometric_mean, reverse=True) for g in groups]  # what log_ratio compares
+    pairs = [(r[0], other) for r in ranked for other in r[1:]]
+    ratios: list[Ratio] = [log_ratio(_samples(w), _samples(o)) for w, o in pairs]
+    adjusted = holm([r.p_value for r in ratios])
+    found = {(id(w), id(o)): (r, p) for (w, o), r, p in zip(pairs, ratios, adjusted, strict=True)}
+    out = []
+    for r in ranked:
+        winner = r[0]
+        versus: list[dict[str, Any]] = []
+        parts, ties = [], []
+        for other in r[1:]:
+            result, p_holm = found[(id(winner), id(other))]
+            significant = p_holm < SIGNIFICANCE
+            versus.append({"mode": other.mode, **result.to_dict(), "p_holm": p_holm, "significant": significant})
+            if significant:
+                parts.append(f"{fmt.ratio_range(result.value, result.low, result.high)} {other.mode}")
+            else:
+                ties.append(other.mode)
+        label = _group_label(winner, cells)
+        if ties:
+            text = f"{label}: {winner.mode} ties with {', '.join(ties)} (no significant difference)"
+            if parts:
+                text += f"; {winner.mode} " + ", ".join(parts)
         else:
-            ties.append(other.mode)
-    label = mix_label(winner)
-    if ties:
-        text = f"{label}: {winner.mode} ties with {', '.join(ties)} (no significant difference)"
-        if parts:
-            text += f"; {winner.mode} " + ", ".join(parts)
-    else:
-        text = f"{label}: {winner.mode} wins, " + ", ".join(parts)
-    figures = {"mix": winner.mix_name, "winner": winner.mode, "ties": ties, "versus": versus}
-    return Verdict(kind="mix", text=text, figures=figures)
+            text = f"{label}: {winner.mode} wins, " + ", ".join(parts)
+        figures = {
+            "mix": winner.mix_name,
+            "workers": winner.workers,
+            "concurrency": winner.concurrency,
+            "rate_per_s": winner.rate_per_s,
+            "winner": winner.mode,
+            "ties": ties,
+            "versus": versus,
+            "comparisons_in_sweep": len(pairs),
+        }
+        out.append(Verdict(kind="mix", text=text, figures=figures))
+    return out
 
 
 def cpu_series(cells: list[Cell]) -> dict[str, list[Cell]]:
@@ -81,7 +125,8 @@ def _crossover(series: dict[str, list[Cell]]) -> Verdict | None:
     if len(series) < 2:
         return None
     shares = sorted({c.cpu_share for cs in series.values() for c in cs})
-    thr = {m: {c.cpu_share: c.summary.throughput.mean for c in cs} for m, cs in series.items()}
+    by = {m: {c.cpu_share: c for c in cs} for m, cs in series.items()}
+    thr = {m: {s: c.summary.throughput.mean for s, c in cells.items()} for m, cells in by.items()}
     common = [s for s in shares if all(s in t for t in thr.values())]
     if len(common) < 2:
         return None
@@ -90,18 +135,40 @@ def _crossover(series: dict[str, list[Cell]]) -> Verdict | None:
     if low_winner == high_winner:
         text = f"No crossover: {low_winner} leads from {fmt.pct(common[0])} to {fmt.pct(common[-1])} CPU"
         return Verdict(kind="crossover", text=text, figures={"modes": [low_winner], "between": None, "estimate": None})
-    a, b = thr[low_winner], thr[high_winner]
+    a, b = by[low_winner], by[high_winner]
     for lo, hi in itertools.pairwise(common):
-        if a[lo] >= b[lo] and a[hi] < b[hi]:
-            lr_lo, lr_hi = math.log(a[lo] / b[lo]), math.log(a[hi] / b[hi])
-            at = lo + (hi - lo) * lr_lo / (lr_lo - lr_hi) if lr_lo != lr_hi else lo
+        r_lo = log_ratio(_samples(a[lo]), _samples(b[lo]))
+        r_hi = log_ratio(_samples(a[hi]), _samples(b[hi]))
+        if r_lo.value >= 1 > r_hi.value:
+            at = _interpolate(lo, hi, r_lo.value, r_hi.value)
+            # The interpolated share moves with both log ratios: their intervals' ends give its range.
+            early, late = _interpolate(lo, hi, r_lo.low, r_hi.low), _interpolate(lo, hi, r_lo.high, r_hi.high)
             text = (
-                f"Crossover between {fmt.pct(lo)} and {fmt.pct(hi)} CPU (about {fmt.pct(at)}): {low_winner} wins "
-                f"below it, {high_winner} above"
+                f"Crossover between {fmt.pct(lo)} and {fmt.pct(hi)} CPU: {low_winner} wins below it, {high_winner} "
+                f"above; interpolated (log-linear between the two measured shares, not measured) at about "
+                f"{fmt.pct(at)}, 95 % range {fmt.pct(early)}-{fmt.pct(late)}"
             )
-            figures = {"modes": [low_winner, high_winner], "between": [lo, hi], "estimate": at}
+            figures = {
+                "modes": [low_winner, high_winner],
+                "between": [lo, hi],
+                "estimate": at,
+                "range": [early, late],
+                "interpolated": True,
+            }
             return Verdict(kind="crossover", text=text, figures=figures)
     return None
+
+
+def _interpolate(lo: float, hi: float, ratio_lo: float, ratio_hi: float) -> float:
+    """Where the log ratio, linear between two measured shares, crosses 0; clipped to [lo, hi]."""
+    if not (ratio_lo > 0 and ratio_hi > 0 and math.isfinite(ratio_lo) and math.isfinite(ratio_hi)):
+        return hi if ratio_lo > 1 else lo
+    l_lo, l_hi = math.log(ratio_lo), math.log(ratio_hi)
+    if l_lo <= 0:
+        return lo
+    if l_hi >= 0:
+        return hi
+    return lo + (hi - lo) * l_lo / (l_lo - l_hi)
 
 
 def _loop_verdict(series: dict[str, list[Cell]]) -> Verdict | None:
@@ -120,22 +187,94 @@ def _loop_verdict(series: dict[str, list[Cell]]) -> Verdict | None:
     return Verdict(kind="loop", text=text, figures={"mode": mode, "from_ms": lag(first), "to_ms": lag(last)})
 
 
-def sweep_verdicts(cells: list[Cell]) -> list[Verdict]:
-    groups: dict[str, list[Cell]] = defaultdict(list)
+def main_slice(cells: list[Cell]) -> list[Cell]:
+    """The cells of the most populated point of the axes (the one charts across mixes show):
+    closed loop first, then the most workers and concurrency."""
+    points = slices(cells)
+    if not points:
+        return []
+    best = max(points, key=lambda p: (len(points[p]), p[2] == 0, p[0] or 0, p[1] or 0))
+    return points[best]
+
+
+def slices(cells: list[Cell]) -> dict[tuple[int | None, int | None, float], list[Cell]]:
+    """The cells at each point of the (workers, concurrency, rate) axes."""
+    out: dict[tuple[int | None, int | None, float], list[Cell]] = defaultdict(list)
     for cell in cells:
-        groups[cell.mix_name].append(cell)
-    out = [_mix_verdict(group) for group in groups.values() if len(group) >= 2]
-    series = cpu_series(cells)
-    for extra in (_crossover(series), _loop_verdict(series)):
-        if extra is not None:
-            out.append(extra)
+        out[cell.at()].append(cell)
+    return out
+
+
+def _capacity_verdicts(cells: list[Cell], slo_ms: float) -> list[Verdict]:
+    """Per mix (and workers, concurrency): each executor's highest open-loop rate whose p99 meets
+    the target, the jobs all done and the rate kept up with (throughput within 10 % of it)."""
+    groups: dict[tuple[str, int | None, int | None], dict[str, list[Cell]]] = defaultdict(lambda: defaultdict(list))
+    for cell in cells:
+        if cell.open_loop:
+            groups[(cell.mix_name, cell.workers, cell.concurrency)][cell.mode].append(cell)
+    out = []
+    for (mix, workers, concurrency), modes in groups.items():
+        best: dict[str, float | None] = {}
+        for mode, cs in modes.items():
+            meets = [c.rate_per_s or 0.0 for c in cs if meets_slo(c, slo_ms)]
+            best[mode] = max(meets) if meets else None
+        rates = sorted({c.rate_per_s or 0.0 for cs in modes.values() for c in cs})
+        order = sorted(best, key=lambda m: best[m] or -1.0, reverse=True)
+        met = [m for m in order if best[m] is not None]
+        none = [m for m in order if best[m] is None]
+        axes = (
+            f"{workers} workers" if len({c.workers for c in cells}) > 1 else "",
+            f"concurrency {concurrency}" if len({c.concurrency for c in cells}) > 1 else "",
+        )
+        where = ", ".join(x for x in axes if x)
+        text = f"At p99 <= {fmt.num(slo_ms)} ms on {mix}" + (f" ({where})" if where else "") + ": "
+        if met:
+            text += f"{met[0]} sustains {fmt.num(best[met[0]], 0)} jobs/s"
+            text += "".join(f", {m} {fmt.num(best[m], 0)}" for m in met[1:])
+        if none:
+            text += ("; " if met else "") + f"{', '.join(none)} meet{'s' if len(none) == 1 else ''} it at none"
+        text += f" of the rates tried ({', '.join(fmt.num(r, 0) for r in rates)} jobs/s)"
+        figures = {"mix": mix, "workers": workers, "concurrency": concurrency, "slo_p99_ms": slo_ms, "sustained": best}
+        out.append(Verdict(kind="capacity", text=text, figures=figures))
+    return out
+
+
+def meets_slo(cell: Cell, slo_ms: float) -> bool:
+    s = cell.summary
+    kept_up = s.throughput.mean >= 0.9 * (cell.rate_per_s or 0.0)
+    return s.latency_ms.p99 <= slo_ms and s.jobs.done == s.jobs.submitted and kept_up
+
+
+def sweep_verdicts(cells: list[Cell], slo_ms: float | None = None) -> list[Verdict]:
+    groups: dict[tuple[str, int | None, int | None, float], list[Cell]] = defaultdict(list)
+    for cell in cells:
+        groups[(cell.mix_name, *cell.at())].append(cell)
+    out = _mix_verdicts([g for g in groups.values() if len(g) >= 2], cells)
+    for point in slices(cells).values():
+        series = cpu_series(point)
+        for extra in (_crossover(series), _loop_verdict(series)):
+            if extra is not None:
+                if len(slices(cells)) > 1:
+                    extra = replace(extra, text=f"{extra.text} ({axes_label(point[0], cells)})")
+                out.append(extra)
+    fits = sc.scaling(cells)
+    axes = len({(s.concurrency, s.rate_per_s) for s in fits}) > 1
+    for s in fits:
+        if s.note == sc.UNCHANGED:  # said in the report's scaling section; not a finding
+            continue
+        figures = {"mode": s.mode, "mix": s.mix_name, "concurrency": s.concurrency, "rate_per_s": s.rate_per_s}
+        out.append(Verdict(kind="scaling", text=sc.usl_words(s, axes), figures=figures))
+    if slo_ms is not None:
+        out += _capacity_verdicts(cells, slo_ms)
     return out
 
 
 def with_verdicts(doc: BenchResults) -> BenchResults:
-    """The document with its verdicts drawn: the sweep's cells first, then each preset."""
-    found = sweep_verdicts(doc.cells) + (preset_verdicts(doc.presets) if doc.presets else [])
-    return replace(doc, verdicts=found)
+    """The document with its scaling fits and verdicts drawn: the sweep's cells first, then each preset."""
+    slo = doc.sweep.slo_p99_ms if doc.sweep is not None else None
+    found = sweep_verdicts(doc.cells, slo) + (preset_verdicts(doc.presets) if doc.presets else [])
+    fits = sc.scaling(doc.cells)
+    return replace(doc, verdicts=found, scaling=fits or None)
 
 
 # --- presets ------------------------------------------------------------------------------------
@@ -210,4 +349,8 @@ def preset_verdicts(presets: Presets) -> list[Verdict]:
         found.append(Verdict(kind="preset", preset="spawn", text=spawn_verdict(presets.spawn)))
     if presets.blocking is not None:
         found.append(Verdict(kind="preset", preset="blocking", text=blocking_verdict(presets.blocking)))
+    if presets.race is not None:
+        from runner.report.presets import race_verdict
+
+        found.append(Verdict(kind="preset", preset="race", text=race_verdict(presets.race)))
     return found

@@ -1,0 +1,46 @@
+"""Warnings about figures that should not be read as facts: a cell whose repeats scatter (CV above
+10 %), a cell with a run that began on a busy machine, and an efficiency above 105 % of the bound
+(the bound was not an upper bound: a calibration or bound problem, not a result)."""
+
+from __future__ import annotations
+
+from runner.engine.results import BenchResults, Cell
+from runner.report import format as fmt
+
+MAX_CV = 0.10
+MAX_EFFICIENCY = 1.05
+
+
+def over_bound(cell: Cell) -> bool:
+    return cell.summary.efficiency is not None and cell.summary.efficiency > MAX_EFFICIENCY
+
+
+def cell_name(cell: Cell, cells: list[Cell]) -> str:
+    from runner.report.verdicts import axes_label
+
+    where = axes_label(cell, cells)
+    return f"{cell.mode} x {cell.mix_name}" + (f" ({where})" if where else "")
+
+
+def cell_warnings(cell: Cell) -> list[str]:
+    s, out = cell.summary, []
+    if s.cv is not None and s.cv > MAX_CV:
+        out.append(f"its repeats scatter (coefficient of variation {fmt.small_pct(s.cv)}, over {fmt.pct(MAX_CV)})")
+    if s.busy_runs:
+        out.append(f"{s.busy_runs} of its {len(cell.repeats)} runs began on a busy machine")
+    if over_bound(cell):
+        out.append(
+            f"measured above its bound ({fmt.pct(s.efficiency or 0)}): the bound or the calibration is wrong here, "
+            "so this efficiency is a measurement problem, not a result"
+        )
+    return out
+
+
+def noise_warnings(doc: BenchResults) -> list[str]:
+    """One line per cell that needs care: rerun it with more repeats on a quieter machine."""
+    out = []
+    for cell in doc.cells:
+        found = cell_warnings(cell)
+        if found:
+            out.append(f"{cell_name(cell, doc.cells)}: {'; '.join(found)}")
+    return out
