@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## The same workload through all four executors, on embedded Redis and local workers.
+## The same workload through all six executors, on embedded Redis and local workers.
 demo: setup
 	$(BIN)/runner submit --mode all --jobs 400 --mix sleep=0.5,cpu=0.5 --io-ms 50 --cpu-ms 5 --workers 2
 

@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +35,7 @@ from runner.engine.coordinator import executor_config, measure
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
 from workers.calibration import calibrate
+from workers.celery_nodes import LocalNodes, NodeSpec, wait_until_answering
 from workers.registry import executor_class
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -107,55 +106,19 @@ def process_map(pool: ProcessPoolExecutor, jobs: int, chunksize: int) -> float:
     return jobs / (time.perf_counter() - began)
 
 
-def start_baseline_workers(redis_url: str, count: int) -> list[subprocess.Popen[bytes]]:
-    env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=os.pathsep.join([HERE, ROOT]))
-    nodes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "celery_baseline",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "1",
-                "-n",
-                f"baseline{i}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--loglevel",
-                "WARNING",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for i in range(count)
-    ]
-    from celery_baseline import app
+def start_baseline_workers(redis_url: str, count: int) -> LocalNodes:
+    nodes = LocalNodes({"REDIS_URL": redis_url}, paths=(HERE,))
+    try:
+        nodes.start(NodeSpec("baseline{i}@%h", app="celery_baseline"), count)
+        from celery_baseline import app
 
-    app.conf.broker_url = app.conf.result_backend = redis_url
-    deadline = time.monotonic() + 60
-    while len(app.control.ping(timeout=0.5)) < count:
-        if time.monotonic() > deadline:
+        app.conf.broker_url = app.conf.result_backend = redis_url
+        if wait_until_answering(app, count, 60.0, nodes=nodes, marker="baseline") is None:
             raise SystemExit("baseline Celery workers did not start")
+    except BaseException:
+        nodes.stop()
+        raise
     return nodes
-
-
-def stop_baseline_workers(nodes: list[subprocess.Popen[bytes]]) -> None:
-    for node in nodes:
-        os.killpg(node.pid, signal.SIGTERM)
-    for node in nodes:
-        try:
-            node.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(node.pid, signal.SIGKILL)
-            node.wait()
 
 
 def apply_async_loop(jobs: int) -> float:
@@ -211,9 +174,18 @@ async def runner_rate(
 async def compare(mode: str, args: argparse.Namespace, services: LocalServices, cal: Any) -> Pair:
     jobs = args.jobs if mode in ("async", "thread") else args.jobs // 10
     name = "celery" if mode.startswith("celery") else mode
-    spec = WorkloadSpec.build(spec_values(args, jobs), (name,))
-    executor = executor_class(name)(executor_config(spec), services)
-    await executor.start()
+    if mode in ("celery", "celery-1"):  # celery-1 is runner's one-task-per-job path (--batch 1)
+        values = {**spec_values(args, jobs), "batch": 1 if mode == "celery-1" else 0}
+    else:
+        values = spec_values(args, jobs)
+    spec = WorkloadSpec.build(values, (name,))
+    async with executor_class(name)(executor_config(spec), services) as executor:
+        return await _rounds(mode, args, jobs, executor, spec, services, cal)
+
+
+async def _rounds(
+    mode: str, args: argparse.Namespace, jobs: int, executor: Any, spec: WorkloadSpec, services: LocalServices, cal: Any
+) -> Pair:
     baseline: Callable[[], Awaitable[float]]
     cleanup: Callable[[], None] = lambda: None  # noqa: E731
     if mode == "async":
@@ -235,16 +207,8 @@ async def compare(mode: str, args: argparse.Namespace, services: LocalServices, 
         async def baseline() -> float:
             return process_map(procs, jobs, chunk)
     elif mode in ("celery", "celery-1"):
-        # celery-1 is runner's one-task-per-job path (--batch 1), against the same baseline.
-        spec = WorkloadSpec.build({**spec_values(args, jobs), "batch": 1 if mode == "celery-1" else 0}, ("celery",))
-        await executor.stop()
-        executor = executor_class("celery")(executor_config(spec), services)
-        await executor.start()
         nodes = start_baseline_workers(services.redis_url(), args.workers)
-        pair = Pair(mode, "apply_async loop")
-
-        def cleanup() -> None:
-            stop_baseline_workers(nodes)
+        pair, cleanup = Pair(mode, "apply_async loop"), nodes.stop
 
         async def baseline() -> float:
             return await asyncio.to_thread(apply_async_loop, jobs)
@@ -257,7 +221,6 @@ async def compare(mode: str, args: argparse.Namespace, services: LocalServices, 
             pair.ours.append(await runner_rate(executor, spec, services, cal))
             pair.theirs.append(await baseline())
     finally:
-        await executor.stop()
         cleanup()
     return pair
 
@@ -265,17 +228,13 @@ async def compare(mode: str, args: argparse.Namespace, services: LocalServices, 
 async def measurement_cost(args: argparse.Namespace, services: LocalServices, cal: Any) -> str:
     """Async no-op jobs with latency recording and resource sampling on, then off, alternating."""
     spec = WorkloadSpec.build({"jobs": args.jobs, "mix": "noop=1", "concurrency": args.concurrency}, ("async",))
-    executor = executor_class("async")(executor_config(spec), services)
-    await executor.start()
     on: list[float] = []
     off: list[float] = []
-    try:
+    async with executor_class("async")(executor_config(spec), services) as executor:
         await runner_rate(executor, spec, services, cal)
         for _ in range(args.rounds):
             on.append(await runner_rate(executor, spec, services, cal, instrument=True))
             off.append(await runner_rate(executor, spec, services, cal, instrument=False))
-    finally:
-        await executor.stop()
     costs = [1 - a / b for a, b in zip(on, off, strict=True)]
     return (
         f"measurement cost (async, no-op jobs): on {statistics.median(on):,.0f} jobs/s, off "

@@ -76,7 +76,7 @@ build_runner_image() {
     fi
     log "building the wheelhouse with $wheel_python (Python $image_python)"
     rm -rf deploy/wheelhouse
-    "$wheel_python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir deploy/wheelhouse . setuptools \
+    "$wheel_python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir deploy/wheelhouse '.[report]' setuptools \
         >"$STATE/wheel.log" 2>&1 || { tail -n 20 "$STATE/wheel.log" >&2; die "pip wheel"; }
     rm -f deploy/wheelhouse/runner-*.whl # the image builds runner from the sources; the rest stays cached
     log "building $IMAGE from $BASE_PYTHON ($(ls deploy/wheelhouse | wc -l) wheels)"

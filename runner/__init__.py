@@ -1,3 +1,4 @@
-"""runner: send one workload through async, threads, processes or Celery, and measure each."""
+"""runner: send one workload through six executors -- async, threads, processes, Celery, hybrid and
+gevent -- and measure each."""
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)

@@ -3,9 +3,7 @@ leaves a process behind."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ from runner.engine.services import LocalServices
 from runner.experiments.sweep import Mix, build_sweep, run_sweep
 from runner.report.export import write_report
 from runner.report.verdicts import with_verdicts
+from workers.celery_nodes import LocalNodes, NodeSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,35 +63,12 @@ def redis_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 @pytest.fixture()
 def cluster_worker(redis_url: str) -> Iterator[subprocess.Popen[bytes]]:
     """A Celery worker started the way a cluster starts one: ``celery -A workers.celery_app worker``."""
-    env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(ROOT))
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.celery_app",
-        "worker",
-        "--pool",
-        "prefork",
-        "--concurrency",
-        "2",
-        "-n",
-        "cluster-test@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--loglevel",
-        "WARNING",
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    nodes = LocalNodes({"REDIS_URL": redis_url})
     try:
-        yield proc
+        nodes.start(NodeSpec("cluster-test@%h", concurrency=2, heartbeat=True), 1)
+        yield nodes.procs[0]
     finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+        nodes.stop(grace_s=10.0)
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from runner.experiments.spawn_cost import measure_in_child
 from runner.report.charts import preset_charts
 from runner.report.presets import markdown
 from runner.report.verdicts import with_verdicts
-from workers.errors import InputError, RunnerError
+from workers.errors import InputError
 
 
 def _run(name: str) -> tuple[BenchResults, list[tuple[int, int, str]]]:
@@ -98,5 +98,5 @@ def test_preset_names_expand_and_are_checked() -> None:
         expand(["nope"])
     with pytest.raises(InputError):
         expand([])
-    with pytest.raises(RunnerError, match="unknown unit kind"):
+    with pytest.raises(InputError, match="unknown unit kind"):
         measure_in_child("fiber", 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.base import Capacity, Executor, JobReport
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.clients import AsyncClients
 from workers.jobs import Job, run_async
 
@@ -17,16 +17,15 @@ class AsyncExecutor(Executor):
     name = "async"
     summary = "coroutines on one uvloop event loop; CPU work blocks the loop"
 
-    async def start(self) -> None:
-        self._clients = AsyncClients(pool_size=self.config.concurrency)
+    def __init__(self, config: ExecutorConfig, services: Services) -> None:
+        super().__init__(config, services)
+        self._clients = AsyncClients(pool_size=config.concurrency)  # opens connections on first use
 
     async def run(self, job: Job) -> JobReport:
         return JobReport(await run_async(job, self._clients), "loop")
 
     async def stop(self) -> None:
-        clients = getattr(self, "_clients", None)
-        if clients is not None:
-            await clients.close()
+        await self._clients.close()
 
     def capacity(self, cores: int) -> Capacity:
         return Capacity(self.config.concurrency, 1, 1)  # one thread runs everything

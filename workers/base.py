@@ -12,10 +12,13 @@ which one is in use.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar, NamedTuple, Protocol, Self
 
 from workers.jobs import Job
+from workers.options import Option, OptionValue
 
 
 class Services(Protocol):
@@ -23,19 +26,16 @@ class Services(Protocol):
 
     def redis_url(self) -> str: ...
 
-    def redis_is_external(self) -> bool: ...
-
 
 @dataclass(frozen=True)
 class ExecutorConfig:
     concurrency: int  # jobs the coordinator keeps in flight (and threads, for the thread pool)
     workers: int  # worker processes of a local pool
     timeout_s: float  # per-job timeout, which some executors need (e.g. broker visibility)
-    celery_workers: int = 1  # local Celery worker nodes to start; 0 = use a cluster's
-    celery_pool: str = "prefork"  # the local nodes' pool: prefork, threads or gevent
     batch: int = 0  # jobs per pool/broker task for small jobs: 0 = sized from measured cost, 1 = off
     expect_workers: int = 0  # a cluster's nodes to wait for before timing starts (celery_workers 0)
     wait_s: float = 30.0  # how long to wait for them
+    options: Mapping[str, OptionValue] = field(default_factory=dict)  # the executors' own (``Executor.options``)
 
 
 class JobReport(NamedTuple):
@@ -56,12 +56,29 @@ class Capacity(NamedTuple):
 
 
 class Executor(ABC):
+    """Use as ``async with executor:`` -- started on entry, always stopped on exit (a failed
+    start included) -- or call ``start``/``stop`` yourself."""
+
     name: ClassVar[str]
     summary: ClassVar[str]
+    options: ClassVar[tuple[Option, ...]] = ()  # options of its own, listed in ``workers.registry``
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         self.config = config
         self.services = services
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
 
     @classmethod
     def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 from celery import Celery, Task, signals
 from celery.worker.control import control_command
 
+from workers import lifeline
 from workers.clients import SyncClients
 from workers.errors import InputError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
@@ -180,6 +181,21 @@ def _set_visibility(consumer: Any, seconds: float) -> None:
         qos = getattr(channel, "_qos", None)
         if qos is not None:
             vars(qos).pop("visibility_timeout", None)  # a cached_property's value
+
+
+def _hold_node(**_: Any) -> None:
+    """A node that runner started dies with the coordinator (and takes its prefork children)."""
+    lifeline.hold_if_child()
+
+
+def _hold_child(**_: Any) -> None:
+    """A prefork child of such a node dies with the node."""
+    if os.environ.get(lifeline.ENV):
+        lifeline.hold()
+
+
+signals.worker_init.connect(_hold_node, weak=False)
+signals.worker_process_init.connect(_hold_child, weak=False)
 
 
 def settings_from_environment() -> dict[str, Any]:

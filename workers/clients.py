@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from workers.errors import RunnerError
+from workers.errors import HttpStatusError
 from workers.urls import redact
 
 __all__ = ["AsyncClients", "HttpStatusError", "SyncClients", "check_redis", "redact"]
@@ -19,10 +19,6 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
     import urllib3
-
-
-class HttpStatusError(RunnerError):
-    """The target answered with a non-2xx status."""
 
 
 class SyncClients:

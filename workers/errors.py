@@ -5,7 +5,9 @@
      ├── ServiceError           Redis, target or workers    -> one line saying what to start, exit 1
      ├── RunStopped             a run ended early (signal, lost service) -> partial result, one line,
      │                          exit 130 / 143 for SIGINT / SIGTERM, 1 otherwise
-     └── JobFailed              a job ended ``failed``; ``reason`` is what the ledger records
+     ├── JobFailed              a job ended ``failed``; ``reason`` is what the ledger records
+     ├── HttpStatusError        an http job's GET answered a non-2xx status -> that job ``failed``
+     └── MissingExtra           an optional dependency is not installed -> one line naming the extra, exit 1
 
 Backend errors (redis, kombu, aiohttp, OSError) are mapped onto these with ``raise ... from exc``.
 """
@@ -44,3 +46,11 @@ class JobFailed(RunnerError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class HttpStatusError(RunnerError):
+    """The target answered an http job with a non-2xx status; the job fails, the run goes on."""
+
+
+class MissingExtra(RunnerError):
+    """An optional part of runner is not installed; the message names the extra to install."""

@@ -7,7 +7,11 @@ in a greenlet (at most CONCURRENCY at once) with the ordinary sync clients -- wh
 work blocks every greenlet, as it does in real gevent code.
 """
 
-from gevent import monkey
+from workers import lifeline
+
+lifeline.hold_if_child()  # a real thread, started before the patching makes threads greenlets
+
+from gevent import monkey  # noqa: E402
 
 monkey.patch_all()  # before anything imports socket, ssl, time or threading
 

@@ -37,13 +37,13 @@ class HybridExecutor(Executor):
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         super().__init__(config, services)
         self._cpu = ProcessExecutor(config, services)
+        self._clients = AsyncClients(pool_size=config.concurrency)  # opens connections on first use
 
     @classmethod
     def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
         ProcessExecutor.validate(config, external_redis)
 
     async def start(self) -> None:
-        self._clients = AsyncClients(pool_size=self.config.concurrency)
         await self._cpu.start()
 
     async def begin_workload(self) -> None:
@@ -58,10 +58,10 @@ class HybridExecutor(Executor):
         return JobReport(time.perf_counter() - started, worker)
 
     async def stop(self) -> None:
-        clients = getattr(self, "_clients", None)
-        if clients is not None:
-            await clients.close()
-        await self._cpu.stop()
+        try:
+            await self._clients.close()
+        finally:
+            await self._cpu.stop()
 
     def worker_pids(self) -> list[int]:
         return self._cpu.worker_pids()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import signal
 import threading
 import time
@@ -32,9 +33,12 @@ if TYPE_CHECKING:
 
 KINDS = ("sleep", "http", "redis", "cpu", "hash", "mixed", "noop", "fail", "hang", "crash", "unserializable")
 IO_KINDS = frozenset({"sleep", "http", "redis", "mixed", "hang"})
-CPU_KINDS = frozenset({"cpu", "hash", "mixed"})
+GIL_CPU_KINDS = frozenset({"cpu", "mixed"})  # pure-Python CPU work: holds the GIL
+FREE_CPU_KINDS = frozenset({"hash"})  # CPU work that releases the GIL
 
-WORKER_DIED = "worker died: the process running it exited abruptly, twice"  # the reason, in every executor
+# The reason a job fails when the process running it died, in every executor (those that can,
+# retry it once first).
+WORKER_DIED = "worker died: the process running it exited abruptly"
 HANG_S = 3600.0  # how long a hang job waits: far past any sensible --timeout
 
 # 256 KiB: big enough that hashlib releases the GIL, small enough to size jobs finely.
@@ -115,6 +119,13 @@ def cpu_phase(job: Job) -> None:
 # --- I/O phases -------------------------------------------------------------------------------
 
 
+def _redis_key(job: Job) -> str:
+    """A key no other run of any job shares: runs in parallel on one Redis (job ids restart at 0 in
+    each), or a job and its duplicate, never touch each other's. Random, not a pid: workers in
+    containers share pids (``random`` is reseeded in forked children)."""
+    return f"runner:job:{job.id}:{random.getrandbits(64):016x}"
+
+
 def io_phase_sync(job: Job, clients: SyncClients) -> None:
     kind = job.kind
     if kind in ("sleep", "mixed"):
@@ -124,7 +135,7 @@ def io_phase_sync(job: Job, clients: SyncClients) -> None:
     elif kind == "http":
         clients.http_get(f"{job.target}/delay/{job.io_ms:g}")
     elif kind == "redis":
-        key = f"runner:job:{job.id}"
+        key = _redis_key(job)
         conn = clients.redis(job.target)
         conn.set(key, _REDIS_VALUE, ex=60)
         conn.get(key)
@@ -140,7 +151,7 @@ async def io_phase_async(job: Job, clients: AsyncClients) -> None:
     elif kind == "http":
         await clients.http_get(f"{job.target}/delay/{job.io_ms:g}")
     elif kind == "redis":
-        key = f"runner:job:{job.id}"
+        key = _redis_key(job)
         conn = clients.redis(job.target)
         await conn.set(key, _REDIS_VALUE, ex=60)
         await conn.get(key)

@@ -35,7 +35,9 @@ from typing import Any
 
 import psutil
 
-from workers.base import Capacity, Executor, ExecutorConfig, JobReport
+from workers import lifeline
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
+from workers.batching import Outbox
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
@@ -43,8 +45,6 @@ from workers.jobs import WORKER_DIED, Job, result_of, run_sync
 _COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
 _BATCH_BUDGET_S = 0.002  # a batch should take about this long in a pool process
-_MAX_BATCH = 256
-_BATCH_AFTER = 8  # results of a kind seen before its cost is trusted enough to batch on
 
 # Per pool process, set by the initializer.
 _clients: SyncClients | None = None
@@ -54,6 +54,7 @@ _row = -1
 
 def _init_process(table: Any, counter: Any) -> None:
     global _clients, _table, _row
+    lifeline.hold()  # a coordinator killed without cleaning up takes this process with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C hits the whole process group; the coordinator decides
     with counter.get_lock():
         _row = counter.value
@@ -101,10 +102,11 @@ def _run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, 
 class _Queued:
     """A job waiting in the outbox to go to a pool process in a batch."""
 
-    __slots__ = ("batch_future", "sent", "ticket", "waiter", "wire")
+    __slots__ = ("batch_future", "order", "sent", "ticket", "waiter", "wire")
 
     def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[tuple[float, int]]) -> None:
         self.wire, self.ticket, self.waiter = wire, ticket, waiter
+        self.order = int(wire[0])  # the job id: first come, first sent
         self.sent = False
         self.batch_future: Future[Any] | None = None
 
@@ -123,22 +125,35 @@ class ProcessExecutor(Executor):
         if config.workers < 1:
             raise InputError("--workers: the process pool needs at least 1 worker process")
 
-    async def start(self) -> None:
+    def __init__(self, config: ExecutorConfig, services: Services) -> None:
+        super().__init__(config, services)
         self._pids: set[int] = set()
         self._tickets = itertools.count(1)
         self._generation = 0
         self._blamed: dict[int, set[int]] = {}  # generation -> tickets whose process died on its own
         self._abandoned: set[int] = set()  # tickets timed out before they started: kill when they do
         self._rebuild_lock = asyncio.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._table: Any = []
+        self._watchdog: asyncio.Task[None] | None = None
+        self._outbox: Outbox[_Queued] = Outbox(
+            self._send_batch, fixed=config.batch, budget_s=_BATCH_BUDGET_S, limit=lambda: 2 * self.config.workers
+        )
+
+    async def start(self) -> None:
         self._pool, self._table = self._new_pool()
+        try:
+            await self._warm_up()
+        except BrokenProcessPool:  # a process died while starting (killed from outside): once more
+            await self._rebuild(self._generation)
+            await self._warm_up()
+        self._watchdog = asyncio.create_task(self._watch_abandoned(), name="process-watchdog")
+
+    async def _warm_up(self) -> None:
+        """Start every process now, before timing starts, and learn their pids."""
         loop = asyncio.get_running_loop()
         warm = [loop.run_in_executor(self._pool, _warm_up, 0.05) for _ in range(self.config.workers)]
         self._pids.update(await asyncio.gather(*warm))
-        self._watchdog = asyncio.create_task(self._watch_abandoned(), name="process-watchdog")
-        self._outbox: dict[str, list[_Queued]] = {}
-        self._flush_scheduled = False
-        self._batches_out = 0
-        self._costs: dict[str, tuple[float, int]] = {}  # kind -> (moving average of service time, results)
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
@@ -158,11 +173,12 @@ class ProcessExecutor(Executor):
             future: Future[Any] | None = None
             queued: _Queued | None = None
             try:
-                if self._batch_size(job.kind) > 1:
-                    queued = self._enqueue(job.kind, wire, ticket)
+                if self._outbox.batch_size(job.kind) > 1:
+                    queued = _Queued(wire, ticket, asyncio.get_running_loop().create_future())
+                    self._outbox.put(job.kind, queued)
                     service_s, pid = await queued.waiter
                 else:
-                    future = self._pool.submit(_run_wire, wire, ticket)
+                    future = self._started_pool().submit(_run_wire, wire, ticket)
                     service_s, pid, _ = await asyncio.wrap_future(future)
             except RuntimeError as exc:  # BrokenProcessPool, or a submit to a pool already replaced
                 if not isinstance(exc, BrokenProcessPool) and generation == self._generation:
@@ -176,69 +192,39 @@ class ProcessExecutor(Executor):
                 continue
             except asyncio.CancelledError:
                 if queued is not None and not queued.sent:
-                    self._outbox[job.kind].remove(queued)  # never left the coordinator
+                    self._outbox.remove(job.kind, queued)  # never left the coordinator
                 elif queued is not None and queued.batch_future is not None:
                     self._abandon(ticket, queued.batch_future)  # batch-mates are retried if it is killed
                 elif future is not None and not future.cancel():  # running, or queued in the pool
                     self._abandon(ticket, future)
                 raise
             self._pids.add(pid)
-            cost, seen = self._costs.get(job.kind, (service_s, 0))
-            self._costs[job.kind] = (0.9 * cost + 0.1 * service_s, seen + 1)
+            self._outbox.note_cost(job.kind, service_s)
             return JobReport(service_s, f"pid-{pid}")
 
-    def _batch_size(self, kind: str) -> int:
-        if self.config.batch > 0:
-            return self.config.batch
-        cost, seen = self._costs.get(kind, (0.0, 0))
-        if seen < _BATCH_AFTER:
-            return 1  # unknown cost: a slow job in a batch would hold up its batch-mates
-        return max(1, min(_MAX_BATCH, int(_BATCH_BUDGET_S / max(cost, 1e-7))))
+    def _started_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            raise RuntimeError("the process executor is not started")
+        return self._pool
 
-    def _enqueue(self, kind: str, wire: list[Any], ticket: int) -> _Queued:
-        queued = _Queued(wire, ticket, asyncio.get_running_loop().create_future())
-        self._outbox.setdefault(kind, []).append(queued)
-        self._kick()
-        return queued
-
-    def _kick(self) -> None:
-        if not self._flush_scheduled and any(self._outbox.values()):
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        """Send batches while fewer than two per process are out, so jobs wait here (where they
-        can join a batch) rather than in the pool's queue."""
-        self._flush_scheduled = False
-        while self._batches_out < 2 * self.config.workers:
-            waiting = [(box[0].wire[0], kind) for kind, box in self._outbox.items() if box]
-            if not waiting:
-                return
-            kind = min(waiting)[1]  # the kind whose first job has waited longest: no kind starves
-            outbox = self._outbox[kind]
-            chunk = outbox[: self._batch_size(kind)]
-            del outbox[: len(chunk)]
-            self._send_batch(chunk)
-
-    def _send_batch(self, chunk: list[_Queued]) -> None:
+    def _send_batch(self, chunk: list[_Queued]) -> bool:
+        """The outbox's ``send``: one batch to a pool process; always taken."""
         for queued in chunk:
             queued.sent = True
+        future: Future[Any]
         try:
-            future = self._pool.submit(_run_batch, [q.wire for q in chunk], [q.ticket for q in chunk])
+            future = self._started_pool().submit(_run_batch, [q.wire for q in chunk], [q.ticket for q in chunk])
         except RuntimeError as exc:  # the pool broke or was replaced: each job retries on its own
-            for queued in chunk:
-                if not queued.waiter.done():
-                    queued.waiter.set_exception(exc)
-            return
-        self._batches_out += 1
+            future = Future()
+            future.set_exception(exc)
         for queued in chunk:
             queued.batch_future = future
         loop = asyncio.get_running_loop()
         future.add_done_callback(lambda done: loop.call_soon_threadsafe(self._batch_done, done, chunk))
+        return True
 
     def _batch_done(self, future: Future[Any], chunk: list[_Queued]) -> None:
-        self._batches_out -= 1
-        self._kick()
+        self._outbox.task_done()
         error = future.exception()
         outcomes = future.result() if error is None else [error] * len(chunk)
         for queued, outcome in zip(chunk, outcomes, strict=True):
@@ -253,7 +239,7 @@ class ProcessExecutor(Executor):
         """Replace the broken pool (once per break); return the tickets whose process died on its own."""
         async with self._rebuild_lock:
             if generation == self._generation:
-                old, table = self._pool, self._table
+                old, table = self._started_pool(), self._table
                 try:
                     self._pool, self._table = self._new_pool()
                 except OSError as exc:
@@ -286,11 +272,11 @@ class ProcessExecutor(Executor):
                     self._abandoned.discard(ticket)
 
     async def stop(self) -> None:
-        watchdog = getattr(self, "_watchdog", None)
+        watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None:
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
-        pool = getattr(self, "_pool", None)
+        pool, self._pool = self._pool, None
         if pool is None:
             return
         # Jobs that outlived --timeout may still be running: give them a moment, then kill.

@@ -1,5 +1,5 @@
-"""Executor names -> classes. Modules are imported on first use so that, say, a thread-pool run
-never imports Celery."""
+"""Executor names -> classes, and the options each executor declares. Modules are imported on
+first use so that, say, a thread-pool run never imports Celery; options come from light modules."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import importlib
 
 from workers.base import Executor
 from workers.errors import InputError
+from workers.options import Option
 
 _EXECUTORS: dict[str, str] = {
     "async": "workers.async_loop:AsyncExecutor",
@@ -15,6 +16,11 @@ _EXECUTORS: dict[str, str] = {
     "celery": "workers.celery_executor:CeleryExecutor",
     "hybrid": "workers.hybrid:HybridExecutor",
     "gevent": "workers.gevent_executor:GeventExecutor",
+}
+
+# Executors with options of their own -> where they are declared (modules that import no backend).
+_OPTIONS: dict[str, str] = {
+    "celery": "workers.celery_nodes:OPTIONS",
 }
 
 MODES: tuple[str, ...] = tuple(_EXECUTORS)
@@ -27,3 +33,17 @@ def executor_class(name: str) -> type[Executor]:
         raise InputError(f"--mode: unknown executor {name!r}; choose one of: {', '.join(MODES)}") from None
     cls: type[Executor] = getattr(importlib.import_module(module_name), class_name)
     return cls
+
+
+def options_of(name: str) -> tuple[Option, ...]:
+    """The options executor ``name`` declares (its class's ``options``, without importing it)."""
+    if name not in _OPTIONS:
+        return ()
+    module_name, _, attr = _OPTIONS[name].partition(":")
+    options: tuple[Option, ...] = getattr(importlib.import_module(module_name), attr)
+    return options
+
+
+def executor_options() -> tuple[Option, ...]:
+    """Every executor's own options, for the spec, the command line and sweep files."""
+    return tuple(option for name in MODES for option in options_of(name))

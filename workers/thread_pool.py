@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from workers.base import Capacity, Executor, ExecutorConfig, JobReport
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed
 from workers.jobs import Job, run_sync
@@ -159,6 +159,11 @@ class ThreadExecutor(Executor):
     name = "thread"
     summary = "a pool of OS threads sharing one interpreter (and its GIL)"
 
+    def __init__(self, config: ExecutorConfig, services: Services) -> None:
+        super().__init__(config, services)
+        self._clients = SyncClients(pool_size=config.concurrency)  # opens connections on first use
+        self._pool: _DaemonThreads | None = None
+
     @classmethod
     def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
         room, why = thread_limit()
@@ -169,7 +174,6 @@ class ThreadExecutor(Executor):
             )
 
     async def start(self) -> None:
-        self._clients = SyncClients(pool_size=self.config.concurrency)
         self._pool = _DaemonThreads(self.config.concurrency, prefix="runner-job")
 
     def _run(self, job: Job) -> JobReport:
@@ -182,20 +186,22 @@ class ThreadExecutor(Executor):
             raise JobFailed(f"{type(exc).__name__} raised by the job") from exc
 
     async def run(self, job: Job) -> JobReport:
-        future = self._pool.submit(lambda: self._run(job))
+        pool = self._pool
+        assert pool is not None, "run before start"
+        future = pool.submit(lambda: self._run(job))
         try:
             report: JobReport = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             if not future.cancel() and not future.done():  # timed out mid-job: its thread is stuck
-                self._pool.replace_stuck()
+                pool.replace_stuck()
             raise
         return report
 
     async def stop(self) -> None:
-        pool = getattr(self, "_pool", None)
+        pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown()
-            self._clients.close()
+        self._clients.close()
 
     def capacity(self, cores: int) -> Capacity:
         return Capacity(self.config.concurrency, 1, min(self.config.concurrency, cores))

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from runner.cli.main import executor_flags
 from runner.cli.params import real, whole
 from workers.errors import InputError, RunStopped
 
@@ -52,8 +53,7 @@ from workers.errors import InputError, RunStopped
     type=real(),
     help="With a rate axis: each executor's highest rate whose p99 stays within this target becomes a verdict.",
 )
-@click.option("--celery-workers", type=whole(), help="Local Celery nodes; 0 = a cluster's (needs REDIS_URL).")
-@click.option("--celery-pool", type=click.Choice(["prefork", "threads", "gevent"]), help="Pool of local Celery nodes.")
+@executor_flags
 @click.option("--timeout", type=real(), help="Per-job timeout, seconds.")
 @click.option("--expect-workers", type=whole(), help="With --celery-workers 0: wait for this many cluster nodes first.")
 @click.option("--wait-s", type=real(), help="How long --expect-workers waits, seconds. [default: 30]")
@@ -101,6 +101,9 @@ def bench(
     from runner.engine import codec
     from runner.engine.outputs import OutLock, prepare_out_dir, write_or_save
     from runner.experiments.sweep import build_sweep, parse_axis, parse_named_mix, run_sweep
+    from runner.extras import require
+
+    require("report")
     from runner.report.export import write_report
     from runner.report.noise import noise_warnings
     from runner.report.terminal import print_noise_warnings, stderr_console

@@ -31,6 +31,7 @@ from typing import Any
 import click
 
 from runner.cli.params import real
+from runner.extras import needs_extra
 from workers.errors import InputError, ServiceError
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -100,8 +101,9 @@ class ClusterSampler:
     thread each."""
 
     def __init__(self, project: str, stack: bool = False) -> None:
-        import docker
-        import docker.errors
+        with needs_extra("cluster"):
+            import docker
+            import docker.errors
 
         try:
             self._client = docker.from_env(version="auto", timeout=30)

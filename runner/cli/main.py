@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from runner.cli.params import name_envvars, real, whole
-from runner.engine.spec import ARRIVALS, DEFAULTS, WorkloadSpec, load_spec_file
+from runner.engine.spec import ARRIVALS, DEFAULTS, EXECUTOR_OPTIONS, SPEC_KEYS, WorkloadSpec, load_spec_file
 from workers.errors import InputError, RunnerError, RunStopped
 from workers.jobs import KINDS
 
@@ -27,14 +28,23 @@ _SPEC_OPTIONS = (
     "concurrency",
     "workers",
     "timeout",
-    "celery_workers",
-    "celery_pool",
     "batch",
     "rate",
     "arrivals",
     "expect_workers",
     "wait_s",
+    *EXECUTOR_OPTIONS,
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def executor_flags(command: F) -> F:
+    """The executors' own options (e.g. --celery-pool) as flags, as each executor declares them."""
+    for option in reversed(EXECUTOR_OPTIONS.values()):
+        kind: click.ParamType[Any] = click.Choice(option.choices) if option.choices else whole()
+        command = click.option(option.flag, type=kind, help=f"{option.help} [default: {option.default_text}]")(command)
+    return command
 
 
 class OneLineErrors(click.Group):
@@ -134,17 +144,7 @@ def _default(name: str) -> str:
     type=whole(),
     help=f"Worker processes of the process pool. [default: {_default('workers')}]",
 )
-@click.option(
-    "--celery-workers",
-    type=whole(),
-    help="Local Celery worker nodes to start (celery mode); 0 = use a cluster's (needs REDIS_URL). "
-    "[default: same as --workers]",
-)
-@click.option(
-    "--celery-pool",
-    type=click.Choice(["prefork", "threads", "gevent"]),
-    help="Pool of the local Celery workers (celery mode). [default: prefork]",
-)
+@executor_flags
 @click.option(
     "--batch",
     type=whole(),
@@ -174,7 +174,7 @@ def _default(name: str) -> str:
     "--spec",
     "spec_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="TOML file with any of: mode, jobs, mix, io_ms, cpu_ms, concurrency, workers, celery_workers, timeout.",
+    help=f"TOML file with any of: {', '.join(SPEC_KEYS)}; flags win.",
 )
 @click.option(
     "--out",

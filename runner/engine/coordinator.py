@@ -19,6 +19,7 @@ histograms of their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -70,11 +71,10 @@ def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
         concurrency=spec.concurrency,
         workers=spec.workers,
         timeout_s=spec.timeout,
-        celery_workers=spec.celery_workers,
-        celery_pool=spec.celery_pool,
         batch=spec.batch,
         expect_workers=spec.expect_workers,
         wait_s=spec.wait_s,
+        options=spec.options,
     )
 
 
@@ -108,11 +108,9 @@ def run_mode(
         executor = cls(config, services)
 
         async def start_measure_stop() -> rs.RunResult:
-            try:
-                await _unless_stopped(executor.start(), stop, "while starting the executor")
+            async with contextlib.AsyncExitStack() as started:
+                await _unless_stopped(started.enter_async_context(executor), stop, "while starting the executor")
                 return await measure(executor, spec, calibration, services, out_dir=out_dir, progress=progress)
-            finally:
-                await executor.stop()
 
         result = runner.run(start_measure_stop())
     if stop.requested:  # arrived while the executor was stopping: the run is complete, but say so
@@ -120,7 +118,7 @@ def run_mode(
     return result
 
 
-async def _unless_stopped(work: Coroutine[Any, Any, None], stop: interrupt.StopRequest, when: str) -> None:
+async def _unless_stopped(work: Coroutine[Any, Any, object], stop: interrupt.StopRequest, when: str) -> None:
     """Await ``work`` unless a stop is requested first; then cancel it and raise RunStopped."""
     task = asyncio.create_task(work)
     loop = asyncio.get_running_loop()

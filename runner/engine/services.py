@@ -34,7 +34,6 @@ _START_TIMEOUT_S = 15.0
 class LocalServices:
     def __init__(self) -> None:
         self._redis_url = os.environ.get("REDIS_URL") or None
-        self._external_redis = self._redis_url is not None
         self._target_url = (os.environ.get("TARGET_URL") or "").rstrip("/") or None
         self._procs: list[subprocess.Popen[bytes]] = []
         self._tmp: str | None = None
@@ -43,9 +42,6 @@ class LocalServices:
     @staticmethod
     def redis_from_environment() -> bool:
         return bool(os.environ.get("REDIS_URL"))
-
-    def redis_is_external(self) -> bool:
-        return self._external_redis
 
     def redis_url(self) -> str:
         if self._redis_url is None:

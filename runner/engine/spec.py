@@ -19,6 +19,12 @@ from runner.engine.inputs import is_subnormal, number, parse_float, read_text_fi
 from runner.engine.machine import usable_cpus
 from workers.errors import InputError
 from workers.jobs import KINDS
+from workers.options import OptionValue
+from workers.registry import executor_options
+
+# Options an executor declares for itself (Celery's node count and pool): defaults, bounds and
+# choices come from the executor (``workers.options``), never written here.
+EXECUTOR_OPTIONS = {option.name: option for option in executor_options()}
 
 DEFAULTS: dict[str, Any] = {
     "jobs": 1000,
@@ -28,13 +34,12 @@ DEFAULTS: dict[str, Any] = {
     "concurrency": 100,
     "workers": None,  # CPU count, resolved in WorkloadSpec.build
     "timeout": 60.0,
-    "celery_workers": None,  # same as workers
-    "celery_pool": "prefork",
     "batch": 0,  # 0: sized from measured job cost
     "rate": 0.0,  # jobs/s on a schedule (open loop); 0: a new job whenever one ends (closed loop)
     "arrivals": "constant",  # open loop: evenly spaced, or a Poisson process (seeded, reproducible)
     "expect_workers": 0,  # celery with a cluster's workers: nodes to wait for before timing starts
     "wait_s": 30.0,  # ... and for how long
+    **{name: option.default for name, option in EXECUTOR_OPTIONS.items()},  # None: same as workers
 }
 ARRIVALS = ("constant", "poisson")
 
@@ -47,11 +52,11 @@ BOUNDS: dict[str, tuple[type, float, float]] = {
     "concurrency": (int, 1, 1_000_000),
     "workers": (int, 0, 1024),
     "timeout": (float, 0.001, 86_400),
-    "celery_workers": (int, 0, 1024),
     "batch": (int, 0, 100_000),
     "rate": (float, 0, 10_000_000),
     "expect_workers": (int, 0, 1024),
     "wait_s": (float, 0, 3600),
+    **{name: (int, *option.bounds) for name, option in EXECUTOR_OPTIONS.items() if option.bounds},
 }
 SPEC_KEYS = ("mode", *DEFAULTS)
 # The longest delay ``runner target`` serves (runner.target imports aiohttp, so the figure lives here).
@@ -68,23 +73,27 @@ class WorkloadSpec:
     concurrency: int
     workers: int
     timeout: float
-    celery_workers: int
-    celery_pool: str = "prefork"
     batch: int = 0
     rate: float = 0.0
     arrivals: str = "constant"
     expect_workers: int = 0
     wait_s: float = 30.0
     modes: tuple[str, ...] = field(default=("async",))
+    options: dict[str, OptionValue] = field(default_factory=dict)  # the executors' own, by name
 
     @classmethod
     def build(cls, values: Mapping[str, Any], modes: tuple[str, ...]) -> WorkloadSpec:
         merged = {**DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
         if merged["workers"] is None:
             merged["workers"] = usable_cpus()
-        if merged["celery_workers"] is None:
-            merged["celery_workers"] = merged["workers"]
+        for name in EXECUTOR_OPTIONS:
+            if merged[name] is None:
+                merged[name] = merged["workers"]
         num = {name: _number(name, merged[name]) for name in BOUNDS}
+        options: dict[str, OptionValue] = {
+            name: int(num[name]) if option.bounds else _choice(name, merged[name], option.choices)
+            for name, option in EXECUTOR_OPTIONS.items()
+        }
         mix = merged["mix"]
         spec = cls(
             jobs=int(num["jobs"]),
@@ -94,14 +103,13 @@ class WorkloadSpec:
             concurrency=int(num["concurrency"]),
             workers=int(num["workers"]),
             timeout=float(num["timeout"]),
-            celery_workers=int(num["celery_workers"]),
             batch=int(num["batch"]),
             rate=float(num["rate"]),
             expect_workers=int(num["expect_workers"]),
             wait_s=float(num["wait_s"]),
             arrivals=_choice("arrivals", merged["arrivals"], ARRIVALS),
-            celery_pool=_choice("celery_pool", merged["celery_pool"], ("prefork", "threads", "gevent")),
             modes=modes,
+            options=options,
         )
         if len(set(modes)) != len(modes):
             raise InputError(f"--mode: each executor may appear once, got {','.join(modes)}")
@@ -162,7 +170,7 @@ class WorkloadSpec:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["modes"] = list(self.modes)
-        return out
+        return {**out, **out.pop("options")}  # executor options sit beside the others, as in a spec file
 
 
 def _number(name: str, value: Any) -> int | float:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.engine.codec import Typed
+from runner.extras import needs_extra
 from workers.base import Capacity
+from workers.jobs import FREE_CPU_KINDS, GIL_CPU_KINDS
 
 IO_MS_KINDS = frozenset({"sleep", "http", "mixed"})  # kinds whose I/O lasts --io-ms
-GIL_CPU_KINDS = frozenset({"cpu", "mixed"})
-FREE_CPU_KINDS = frozenset({"hash"})
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ class Interval(Typed):
 
 
 def t_critical(n: int, confidence: float = 0.95) -> float:
-    from scipy import stats as scipy_stats
+    with needs_extra("report"):
+        from scipy import stats as scipy_stats
 
     return float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) if n > 1 else math.inf
 
@@ -89,7 +90,8 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
     var_a, var_b = statistics.variance(a), statistics.variance(b)
     if var_a == 0 and var_b == 0:
         return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
-    from scipy import stats as scipy_stats
+    with needs_extra("report"):
+        from scipy import stats as scipy_stats
 
     return float(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
 
@@ -126,7 +128,8 @@ def log_ratio(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) 
         return Ratio(value, value, value, 0.0 if diff else 1.0, math.inf)
     # Welch-Satterthwaite degrees of freedom
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    from scipy import stats as scipy_stats
+    with needs_extra("report"):
+        from scipy import stats as scipy_stats
 
     t = float(scipy_stats.t.ppf(0.5 + confidence / 2, df))
     p = float(2 * scipy_stats.t.sf(abs(diff) / se, df))

@@ -40,6 +40,7 @@ repeats (``runner.engine.stats.estimate``); ratios carry the half-width of their
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -219,11 +220,12 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
     async def go() -> dict[str, list[tuple[float, float]]]:  # per variant: (wall s, call ms p50) per repeat
         executors: dict[str, Executor] = {}
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in _REQUEST_VARIANTS}
-        try:
+        async with contextlib.AsyncExitStack() as started:  # stops every executor, even if one stop() raises
             for name, mode, in_flight, _ in _REQUEST_VARIANTS:
                 first = spec(in_flight, plan.call_ms, mode)
-                executors[name] = executor_class(mode)(executor_config(first), services)
-                await executors[name].start()
+                executors[name] = await started.enter_async_context(
+                    executor_class(mode)(executor_config(first), services)
+                )
             progress.next("requests: warm-up (connections opened, kept apart)")
             for name, mode, in_flight, _ in _REQUEST_VARIANTS:
                 await measure(executors[name], spec(in_flight, 1.0, mode), calibration, services)
@@ -236,9 +238,6 @@ def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progres
                         reasons = "; ".join(result.failures) or "timed out"
                         raise RunnerError(f"requests preset: {done} of {plan.calls} calls succeeded: {reasons}")
                     runs[name].append((result.wall_s, result.latency_ms.p50))
-        finally:
-            for ex in executors.values():
-                await ex.stop()
         return runs
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:

@@ -36,7 +36,7 @@ from typing import Any
 
 import psutil
 
-from workers.errors import RunnerError
+from workers.errors import InputError, RunnerError
 
 KINDS = ("coroutine", "thread", "process", "process-spawn")
 _CHILD_TIMEOUT_S = 300.0
@@ -45,7 +45,7 @@ _CHILD_TIMEOUT_S = 300.0
 def measure_in_child(kind: str, n: int) -> dict[str, Any]:
     """Create ``n`` units of ``kind`` in a fresh interpreter; return its figures (see module doc)."""
     if kind not in KINDS:
-        raise RunnerError(f"unknown unit kind {kind!r}; choose from: {', '.join(KINDS)}")
+        raise InputError(f"unknown unit kind {kind!r}; choose from: {', '.join(KINDS)}")
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     code = "import sys; from runner.experiments.spawn_cost import child_main; child_main(sys.argv[1], int(sys.argv[2]))"

@@ -18,6 +18,7 @@ and a count that gives the event loop a fair run keeps the pool busy for minutes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 import statistics
@@ -31,7 +32,7 @@ import uvloop
 
 from runner import __version__
 from runner.engine import codec, interrupt, preflight
-from runner.engine.coordinator import Progress, executor_config, measure
+from runner.engine.coordinator import Progress, check_modes, executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency
 from runner.engine.results import (
@@ -83,9 +84,9 @@ def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None 
     the report's to draw (``runner.report.verdicts``): measuring does not judge."""
     preflight.check_environment(sweep.modes, {kind for mix in sweep.mixes for kind in mix.weights})
     for at in sweep.groups():
-        probe = sweep.workload(sweep.mixes[0], sweep.min_jobs, sweep.modes[0], at)
-        for mode in sweep.modes:
-            executor_class(mode).validate(executor_config(probe), LocalServices.redis_from_environment())
+        check_modes(
+            dataclasses.replace(sweep.workload(sweep.mixes[0], sweep.min_jobs, sweep.modes[0], at), modes=sweep.modes)
+        )
     calibration = calibrate()
     began = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -177,11 +178,11 @@ class _SweepRun:
         plan run, and the executors stopped (also when a run fails or a signal stops the sweep)."""
         sweep, where = self.sweep, _where(self.sweep, at)
         executors: dict[str, Executor] = {}
-        try:
+        async with contextlib.AsyncExitStack() as started:  # stops every executor, even if one stop() raises
             for mode in sweep.modes:
                 spec = sweep.workload(sweep.mixes[0], sweep.min_jobs, mode, at)
-                executors[mode] = executor_class(mode)(executor_config(spec), self.services)
-                await executors[mode].start()
+                executor = executor_class(mode)(executor_config(spec), self.services)
+                executors[mode] = await started.enter_async_context(executor)
             for mode, ex in executors.items():
                 cap = ex.capacity(self.cores)
                 for mix in sweep.mixes:
@@ -217,9 +218,6 @@ class _SweepRun:
                 if run.machine is not None and run.machine.busy:
                     self.busy[key] = self.busy.get(key, 0) + 1
                 self.runs[key].append(_lean(run))
-        finally:
-            for ex in executors.values():
-                await ex.stop()
 
     def cells(self) -> list[Cell]:
         """A cell per key with whole runs, mix by mix in the sweep's order."""

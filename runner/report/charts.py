@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from runner.engine.preset_results import BlockingFigure, BlockingMode, RequestsFigure, SpawnFigure
 from runner.engine.results import BenchResults, Cell
 from runner.engine.stats import Interval
+from runner.extras import needs_extra
 from runner.report.verdicts import cpu_series, main_slice
 
 _COLOURS = {
@@ -34,10 +35,11 @@ class Chart(NamedTuple):
 
 
 def pyplot() -> Any:
-    import matplotlib
+    with needs_extra("report"):
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     return plt
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 from runner.engine.results import BenchResults
+from runner.extras import needs_extra
 from runner.report.charts import Chart
 from runner.report.markdown import markdown_report
 
@@ -27,7 +28,8 @@ class HtmlExporter:
         return True
 
     def render(self, doc: BenchResults, charts: list[Chart]) -> str:
-        import markdown
+        with needs_extra("report"):
+            import markdown
 
         images = {c.name: "data:image/png;base64," + base64.b64encode(c.png).decode("ascii") for c in charts}
         body = markdown.markdown(markdown_report(doc, images, charts), extensions=["tables"])
