@@ -96,7 +96,9 @@ def test_nodes_describe_and_measure_themselves(cluster_worker: subprocess.Popen[
 
 
 def test_the_bound_comes_from_the_nodes_not_the_coordinator(cluster_worker: subprocess.Popen[bytes]) -> None:
-    config = ExecutorConfig(concurrency=10, workers=1, timeout_s=20, celery_workers=0, expect_workers=1, wait_s=90)
+    config = ExecutorConfig(
+        concurrency=10, workers=1, timeout_s=20, expect_workers=1, wait_s=90, options={"celery_workers": 0}
+    )
 
     async def capacity() -> tuple[Capacity, float]:
         with LocalServices() as services:
