@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench cluster-test swarm-test clean
+.PHONY: setup demo test test-fast lint bench cluster-test swarm-test mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,21 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/runner submit --mode all --jobs 400 --mix sleep=0.5,cpu=0.5 --io-ms 50 --cpu-ms 5 --workers 2
 
+## Every tier but the cluster: real Redis, Celery workers, pools, browser (see docs/testing.md).
 test: setup
 	$(BIN)/pytest -q
+
+## The fast tier: coordinator, CLI, spec, ledger, statistics, compare on the in-process stub executor;
+## no Redis, Celery, Docker or browser (under a minute).
+test-fast: setup
+	$(BIN)/pytest -q -m fast
+
+## Mutation testing of the engine's core against the fast tier (slow; not in CI). Mutants and
+## results are kept in mutants/ and reused by the next run.
+mutate: setup
+	$(BIN)/mutmut run --max-children 2 > mutants.log 2>&1 || (tail -20 mutants.log; exit 1)
+	$(BIN)/mutmut export-cicd-stats > /dev/null
+	$(BIN)/python tests/mutation_score.py mutants/mutmut-cicd-stats.json
 
 lint: setup
 	$(BIN)/ruff check .
@@ -42,4 +55,4 @@ swarm-test: setup
 	bash deploy/swarm-test.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache reports
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache reports mutants mutants.log

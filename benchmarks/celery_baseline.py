@@ -20,6 +20,6 @@ app.conf.update(
 )
 
 
-@app.task(name="baseline.noop")
+@app.task(name="baseline.noop")  # type: ignore[untyped-decorator]  # celery ships no types
 def noop(job: int) -> None:
     return None

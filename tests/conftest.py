@@ -16,7 +16,9 @@ from runner.engine.services import LocalServices
 from runner.experiments.sweep import Mix, build_sweep, run_sweep
 from runner.report.export import write_report
 from runner.report.verdicts import with_verdicts
+from tests.stub_executor import NAME, TARGET, StubExecutor, StubPlan
 from workers.celery_nodes import LocalNodes, NodeSpec
+from workers.registry import registered
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,3 +103,25 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (out / "results.json").write_text(codec.dumps(doc))
     write_report(doc, out)
     yield out
+
+
+@pytest.fixture()
+def stub() -> Iterator[type[StubExecutor]]:
+    """The in-process stub executor, registered as mode ``stub`` for the test; set ``stub.plan``
+    to script it, read ``stub.made[-1]`` for what the instance saw."""
+    StubExecutor.plan = StubPlan()
+    StubExecutor.made = []
+    with registered(NAME, TARGET):
+        yield StubExecutor
+    StubExecutor.plan = StubPlan()
+    StubExecutor.made = []
+
+
+_FAST = ROOT / "tests" / "fast"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/fast is the fast tier (``make test-fast``: ``pytest -m fast``)."""
+    for item in items:
+        if item.path.is_relative_to(_FAST):
+            item.add_marker(pytest.mark.fast)

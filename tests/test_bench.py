@@ -5,16 +5,19 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
+import statistics
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from scipy import stats as scipy_stats
 
 from runner.cli.main import cli
 from runner.experiments.sweep import Mix, build_sweep
+from tests.cli import run_cli, spawn_cli
 from workers.errors import InputError
 
 
@@ -35,8 +38,11 @@ def test_results_hold_every_cell_with_repeats_and_metadata(sweep_dir: Path) -> N
     for cell in doc["cells"]:
         assert len(cell["repeats"]) == 3
         s = cell["summary"]
-        lo, hi = s["throughput"]["ci95"]
-        assert lo <= s["throughput"]["mean"] <= hi
+        # The mean and its 95 % interval are those of the repeats (Student's t, n - 1 degrees of freedom).
+        runs = [r["throughput_jobs_per_s"] for r in cell["repeats"]]
+        half = scipy_stats.t.ppf(0.975, 2) * statistics.stdev(runs) / math.sqrt(3)
+        assert s["throughput"]["mean"] == pytest.approx(statistics.fmean(runs))
+        assert s["throughput"]["ci95"] == pytest.approx([statistics.fmean(runs) - half, statistics.fmean(runs) + half])
         assert s["jobs"]["lost"] == 0
         assert s["jobs"]["submitted"] == s["jobs"]["done"] == 3 * cell["jobs_per_run"]
         assert s["bound"]["jobs_per_s"] > 0 and 0 < s["efficiency"] < 1.5
@@ -89,12 +95,7 @@ def test_compare_same_file_passes_and_halved_throughput_fails(sweep_dir: Path, t
             run["throughput_jobs_per_s"] /= 2
     slow = tmp_path / "slow.json"
     slow.write_text(json.dumps(halved))
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", "compare", str(base), str(slow), "--fail-if", "throughput:-5%", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("compare", str(base), str(slow), "--fail-if", "throughput:-5%", "--json", timeout=60)
     assert proc.returncode == 1, proc.stderr
     outcome = json.loads(proc.stdout)
     # Every cell halved; a cell whose repeats are too noisy to call it is reported but not failed.
@@ -109,15 +110,11 @@ def test_compare_same_file_passes_and_halved_throughput_fails(sweep_dir: Path, t
 def test_compare_rejects_bad_rules_and_files(sweep_dir: Path, tmp_path: Path) -> None:
     base = str(sweep_dir / "results.json")
     for args in (["--fail-if", "throughput:5"], ["--fail-if", "speed:-5%"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "runner", "compare", base, base, *args], capture_output=True, text=True, timeout=60
-        )
+        proc = run_cli("compare", base, base, *args, timeout=60)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     junk = tmp_path / "junk.json"
     junk.write_text("{not json")
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", "report", str(junk)], capture_output=True, text=True, timeout=60
-    )
+    proc = run_cli("report", str(junk), timeout=60)
     assert proc.returncode == 2 and "not a results file" in proc.stderr
 
 
@@ -153,11 +150,8 @@ def test_ctrl_c_mid_sweep_keeps_the_measured_cells_and_stops_everything(tmp_path
 
     import psutil
 
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runner",
+    proc = spawn_cli(
+        *[
             "bench",
             "--modes",
             "async,celery",
@@ -174,10 +168,7 @@ def test_ctrl_c_mid_sweep_keeps_the_measured_cells_and_stops_everything(tmp_path
             "--out",
             str(tmp_path),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while not any("x io" in line or "x cpu" in line for line in _lines(proc)) and time.monotonic() < deadline:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 
 from runner.engine.coordinator import run_mode
 from runner.engine.spec import WorkloadSpec
+from tests.cli import run_cli
 from workers.celery_app import make_app
 from workers.clients import redact
 
@@ -34,15 +32,8 @@ def test_uses_already_running_workers_when_workers_is_zero(redis_url: str, clust
     ],
 )
 def test_unreachable_redis_is_one_line_naming_the_url(url: str, shown: str) -> None:
-    env = dict(os.environ, REDIS_URL=url)
     began = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", "submit", "--mode", "celery", "--jobs", "5"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("submit", "--mode", "celery", "--jobs", "5", env={"REDIS_URL": url}, timeout=60)
     assert time.monotonic() - began < 30
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()

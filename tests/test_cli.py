@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from runner.cli.main import cli
-
-
-def _runner(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=120, env=env)
+from tests.cli import run_cli
 
 
 @pytest.mark.parametrize(
@@ -36,7 +31,7 @@ def _runner(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(args: list[str], names: str) -> None:
-    proc = _runner("submit", *args)
+    proc = run_cli("submit", *args)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -59,14 +54,14 @@ def test_bad_flags_are_one_line_and_exit_2(args: list[str], names: str) -> None:
 def test_bad_spec_files_are_one_line_and_exit_2(tmp_path: Path, text: str, names: str) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(text)
-    proc = _runner("submit", "--spec", str(spec))
+    proc = run_cli("submit", "--spec", str(spec))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and names in lines[0], proc.stderr
 
 
 def test_submit_json_is_one_object_on_stdout(tmp_path: Path) -> None:
-    proc = _runner(
+    proc = run_cli(
         "submit",
         "--mode",
         "thread",
@@ -123,7 +118,7 @@ def test_help_everywhere() -> None:
 
 
 def test_table_goes_to_stderr() -> None:
-    proc = _runner("submit", "--mode", "async", "--jobs", "20", "--mix", "sleep=1", "--io-ms", "1")
+    proc = run_cli("submit", "--mode", "async", "--jobs", "20", "--mix", "sleep=1", "--io-ms", "1")
     assert proc.returncode == 0
     assert proc.stdout == ""
     assert "throughput" in proc.stderr and "done 20" in proc.stderr

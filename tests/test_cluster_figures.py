@@ -4,11 +4,13 @@ Docker engine's (cgroup v1 and v2), and their merge into a sweep's results.json.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from runner.cli.cluster import ContainerFigures, cpu_percent, memory_mb, write_figures
+from tests.cli import run_cli
 
 
 def _stats(total: int, pre_total: int, system: int, pre_system: int, cpus: int = 2) -> dict[str, object]:
@@ -62,3 +64,30 @@ def test_figures_merge_into_results_json(tmp_path: Path) -> None:
     assert write_figures(tmp_path, "p", rows) == tmp_path / "results.json"
     merged = json.loads((tmp_path / "results.json").read_text())
     assert merged["containers"] == rows and merged["cells"] == [] and merged["machine"]["cpus"] == 2
+
+
+def test_report_shows_nodes_and_containers_of_a_real_sweep(sweep_dir: Path, tmp_path: Path) -> None:
+    # Outside the cluster script: a real sweep's results, container figures merged in as
+    # `runner cluster sample` merges them, then `runner report` as a user runs it.
+    shutil.copy(sweep_dir / "results.json", tmp_path / "results.json")
+    worker = ContainerFigures("p-worker-1", "worker", "node7")
+    for total, mem in ((1_000_000_000, 100), (1_500_000_000, 180)):
+        worker.add(_stats(total, 0, 2_000_000_000, 0) | {"memory_stats": {"usage": mem << 20, "stats": {}}})
+    assert write_figures(tmp_path, "p", [worker.to_dict()]) == tmp_path / "results.json"
+    proc = run_cli("report", str(tmp_path / "results.json"), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "report" / "report.md").read_text()
+    containers = md.split("## Containers", 1)[1]
+    assert "| p-worker-1 | worker | node7 | 125 | 150 | 180 | 2 |" in containers.replace("  ", " ")
+    # The process pool's two workers, with every job of every measured run between them.
+    doc = json.loads((sweep_dir / "results.json").read_text())
+    per_pid: dict[str, int] = {}
+    for cell in doc["cells"]:
+        if cell["mode"] == "process":
+            for run in cell["repeats"]:
+                for pid, jobs in run["by_worker"].items():
+                    per_pid[pid] = per_pid.get(pid, 0) + jobs
+    assert len(per_pid) == 2
+    section = md.split("## Jobs per process worker", 1)[1].split("##", 1)[0]
+    for pid, jobs in per_pid.items():
+        assert pid in section and f"{jobs:,}" in section

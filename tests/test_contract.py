@@ -51,9 +51,10 @@ def test_timeouts_end_timed_out_and_the_run_goes_on(mode: str) -> None:
     assert result["failures"]["timed out after 0.5 s"] == 2
 
 
-def test_in_flight_never_exceeds_concurrency(mode: str) -> None:
+def test_in_flight_reaches_but_never_exceeds_concurrency(mode: str) -> None:
     result = _run(mode, jobs=60, mix="sleep=1", io_ms=20, concurrency=3)
     _adds_up(result)
+    assert result["peak_in_flight"] == 3  # the ledger's exact peak: never 4, and the bound is used
     # 60 jobs of 20 ms, 3 at a time: at least 20 rounds of 20 ms.
     assert result["wall_s"] >= 0.4
 
@@ -65,3 +66,6 @@ def test_small_jobs_keep_their_own_outcomes_when_batched(mode: str) -> None:
     jobs = _adds_up(result)
     assert jobs["failed"] == 222 and jobs["done"] == 1778 and jobs["duplicates"] == 0
     assert result["failures"] == {"InjectedFailure: a fail job raised on purpose": 222}
+    if mode in ("process", "celery"):  # the executors that batch: it did happen
+        batching = result["executor"]["batching"]
+        assert batching["jobs_per_task"] > 1 and batching["tasks_sent"] < 2000

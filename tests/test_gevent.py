@@ -8,6 +8,7 @@ import time
 
 from runner.engine.coordinator import run_mode
 from runner.engine.spec import WorkloadSpec
+from workers.jobs import WORKER_DIED
 
 _ORIGINAL = (socket.socket, time.sleep, threading.Lock)
 
@@ -31,3 +32,18 @@ def test_gevent_cpu_work_blocks_every_greenlet() -> None:
     # lasts at least the sum of their service times (measured, as the calibrated 10 ms drifts
     # with the machine's load).
     assert result["wall_s"] >= 0.9 * 40 * result["service_ms"]["mean"] / 1000
+
+
+def test_a_crash_fails_every_job_in_flight_in_the_gevent_process_and_a_fresh_one_serves_the_rest() -> None:
+    # 10 sleeps of 300 ms in flight when the crash job kills the one gevent process: all of them
+    # die with it (one reason for all), one respawn serves the jobs after them.
+    spec = WorkloadSpec.build(
+        {"jobs": 30, "mix": "sleep=29,crash=1", "io_ms": 300, "concurrency": 10, "timeout": 20}, ("gevent",)
+    )
+    result = run_mode(spec, "gevent").to_json()
+    jobs = result["jobs"]
+    assert jobs["submitted"] == 30 and jobs["done"] + jobs["failed"] == 30 and jobs["lost"] == 0
+    assert jobs["timed_out"] == 0 and jobs["failed"] >= 2  # the crash job and sleeps in flight with it
+    assert result["failures"] == {WORKER_DIED: jobs["failed"]}  # the same reason as in every executor
+    assert len(result["by_worker"]) == 2  # the first process, and the one respawned after the crash
+    assert all(worker.startswith("gevent-pid-") for worker in result["by_worker"])

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import itertools
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from runner.engine.machine import usable_cpus
 from runner.engine.spec import WorkloadSpec, load_spec_file, parse_mix
 from workers.errors import InputError
+
+pytestmark = pytest.mark.fast
 
 
 def test_mix_parses_weights_and_bare_kinds() -> None:
@@ -28,14 +33,24 @@ def test_kinds_follow_the_mix_exactly_and_interleave() -> None:
 
 
 def test_kinds_are_lazy() -> None:
-    spec = WorkloadSpec.build({"jobs": 100_000_000}, ("async",))
-    first = next(iter(spec.kinds()))
-    assert first in spec.mix
+    spec = WorkloadSpec.build({"jobs": 100_000_000, "mix": "sleep=1,cpu=3"}, ("async",))
+    tracemalloc.start()
+    try:
+        kinds = spec.kinds()
+        first = list(itertools.islice(kinds, 8))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert first == ["cpu", "sleep", "cpu", "cpu", "cpu", "sleep", "cpu", "cpu"]
+    assert peak < 1_000_000  # a list of 100 million kinds would need 800 MB
 
 
 def test_defaults_and_bounds() -> None:
     spec = WorkloadSpec.build({}, ("async",))
-    assert spec.jobs == 1000 and spec.workers >= 1 and spec.timeout == 60
+    assert spec.jobs == 1000 and spec.timeout == 60 and spec.concurrency == 100 and spec.batch == 0
+    assert spec.mix == {"sleep": 0.5, "cpu": 0.5} and spec.io_ms == 50 and spec.cpu_ms == 10
+    assert spec.workers == usable_cpus() and spec.options["celery_workers"] == spec.workers
+    assert spec.options["celery_pool"] == "prefork" and spec.modes == ("async",)
     with pytest.raises(InputError, match="--concurrency"):
         WorkloadSpec.build({"concurrency": 0}, ("async",))
     with pytest.raises(InputError, match="--jobs"):

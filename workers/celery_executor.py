@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import uuid
 from typing import Any
@@ -58,7 +59,10 @@ class CeleryExecutor(Executor):
         self._node_count = int(config.options.get("celery_workers", config.workers))
         self._pool = str(config.options.get("celery_pool", "prefork"))
         self._run_id = uuid.uuid4().hex[:10]
-        self._queue = f"runner.{self._run_id}" if self._node_count > 0 else DEFAULT_QUEUE
+        # A cluster's workers consume RUNNER_QUEUE (compose sets it for every service, this one too).
+        self._queue = (
+            f"runner.{self._run_id}" if self._node_count > 0 else os.environ.get("RUNNER_QUEUE", DEFAULT_QUEUE)
+        )
         self._time_limit = max(0.4, config.timeout_s * 0.4)
         self._broker = ""
         self._app: Any = None

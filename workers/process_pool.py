@@ -136,6 +136,7 @@ class ProcessExecutor(Executor):
         self._pool: ProcessPoolExecutor | None = None
         self._table: Any = []
         self._watchdog: asyncio.Task[None] | None = None
+        self._tasks_sent = self._jobs_sent = 0  # pool submissions, and jobs in them: shows batching
         self._outbox: Outbox[_Queued] = Outbox(
             self._send_batch, fixed=config.batch, budget_s=_BATCH_BUDGET_S, limit=lambda: 2 * self.config.workers
         )
@@ -179,6 +180,7 @@ class ProcessExecutor(Executor):
                     service_s, pid = await queued.waiter
                 else:
                     future = self._started_pool().submit(_run_wire, wire, ticket)
+                    self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + 1
                     service_s, pid, _ = await asyncio.wrap_future(future)
             except RuntimeError as exc:  # BrokenProcessPool, or a submit to a pool already replaced
                 if not isinstance(exc, BrokenProcessPool) and generation == self._generation:
@@ -214,6 +216,7 @@ class ProcessExecutor(Executor):
         future: Future[Any]
         try:
             future = self._started_pool().submit(_run_batch, [q.wire for q in chunk], [q.ticket for q in chunk])
+            self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + len(chunk)
         except RuntimeError as exc:  # the pool broke or was replaced: each job retries on its own
             future = Future()
             future.set_exception(exc)
@@ -303,6 +306,11 @@ class ProcessExecutor(Executor):
             "workers": self.config.workers,
             "start": "spawn",
             "batch": self.config.batch or "auto",
+            "batching": {
+                "batch": self.config.batch or "auto",
+                "tasks_sent": self._tasks_sent,
+                "jobs_per_task": round(self._jobs_sent / max(1, self._tasks_sent), 2),
+            },
         }
 
 

@@ -36,7 +36,7 @@ class _DaemonThreads:
         self._prefix = prefix
         self._started = 0
         self._alive = 0
-        self._surplus = 0  # threads to retire: one per stuck thread that was replaced
+        self._written_off: set[Future[Any]] = set()  # jobs whose stuck thread was replaced: it retires
         try:
             for _ in range(size):
                 self._spawn()
@@ -74,16 +74,18 @@ class _DaemonThreads:
                 except BaseException as exc:  # delivered to the waiting coroutine, never lost
                     future.set_exception(exc)
             with self._lock:
-                if self._surplus:
-                    self._surplus -= 1
+                if future in self._written_off:  # this thread's job outlived its timeout: a
+                    self._written_off.discard(future)  # replacement runs in its place already
                     self._alive -= 1
                     return
         with self._lock:
             self._alive -= 1
 
-    def replace_stuck(self) -> None:
+    def replace_stuck(self, future: Future[Any]) -> None:
+        """The thread running ``future`` is stuck in it: start another, and retire that one (not
+        whichever thread finishes next) if its job ever returns."""
         with self._lock:
-            self._surplus += 1
+            self._written_off.add(future)
         self._spawn()
 
     def shutdown(self) -> None:
@@ -193,7 +195,7 @@ class ThreadExecutor(Executor):
             report: JobReport = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             if not future.cancel() and not future.done():  # timed out mid-job: its thread is stuck
-                pool.replace_stuck()
+                pool.replace_stuck(future)
             raise
         return report
 

@@ -65,7 +65,7 @@ class ReplyCounter:
     def __init__(self, url: str) -> None:
         self.runs: Counter[int] = Counter()
         self._client = redis.Redis.from_url(url)
-        self._monitor = self._client.monitor()
+        self._monitor = self._client.monitor()  # type: ignore[no-untyped-call]  # untyped in redis-py
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import tempfile
 import tomllib
 from pathlib import Path
@@ -23,7 +20,7 @@ from hypothesis import strategies as st
 from runner.cli.main import cli
 from runner.engine.inputs import parse_float, parse_int
 from runner.engine.spec import BOUNDS
-from tests.faults.helpers import ROOT
+from tests.cli import run_cli
 from workers.jobs import KINDS
 from workers.registry import MODES
 
@@ -256,13 +253,7 @@ def test_malformed_environment_exit_2_with_one_line(name: str, data: st.DataObje
     ],
 )
 def test_malformed_input_through_a_real_subprocess(args: list[str], name: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", "submit", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
+    proc = run_cli("submit", *args, timeout=60)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and name in lines[0] and proc.stdout == "", proc.stderr

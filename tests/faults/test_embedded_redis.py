@@ -38,7 +38,7 @@ def test_embedded_redis_needs_its_password_and_refuses_dangerous_commands() -> N
     with LocalServices() as services:
         url = services.redis_url()
         parts = urlsplit(url)
-        assert parts.password and len(parts.password) >= 24
+        assert parts.password and len(parts.password) >= 24 and parts.port is not None
         anonymous = redis.Redis(host="127.0.0.1", port=parts.port, socket_timeout=2)
         with pytest.raises(redis.AuthenticationError):
             anonymous.set("k", "v")
@@ -48,7 +48,7 @@ def test_embedded_redis_needs_its_password_and_refuses_dangerous_commands() -> N
         assert client.ping()
         for command in _DANGEROUS:
             with pytest.raises(redis.ResponseError, match="unknown command"):
-                client.execute_command(*command)
+                client.execute_command(*command)  # type: ignore[no-untyped-call]  # untyped in redis-py
         assert client.ping()  # SHUTDOWN did nothing
 
         listening = [

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,8 @@ from typing import Any
 import aiohttp
 import redis
 
-from tests.faults.helpers import ROOT, RestartableRedis
+from tests.cli import run_cli, spawn_cli
+from tests.faults.helpers import RestartableRedis
 from workers.celery_app import DEFAULT_QUEUE, TASK_NAME, make_app
 
 
@@ -56,12 +55,7 @@ def test_a_pickled_message_is_rejected_not_run(
 
 
 def _start_target(max_concurrent: int) -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "target", "--port", "0", "--max-concurrent", str(max_concurrent)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
+    proc = spawn_cli("target", "--port", "0", "--max-concurrent", str(max_concurrent), stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()
     assert line.startswith("listening on "), line
@@ -98,7 +92,6 @@ def test_target_caps_delay_size_and_requests_in_service() -> None:
     assert (too_long, too_big, after) == (400, 400, 200)
 
 
-_SUBMIT = [sys.executable, "-m", "runner", "submit"]
 _CELERY_20 = ["--mode", "celery", "--celery-workers", "1", "--jobs", "20", "--mix", "sleep=1,redis=1"]
 
 
@@ -107,20 +100,9 @@ def test_redis_password_never_reaches_the_output(tmp_path: Path) -> None:
     server.start("--requirepass", "s3cret-pw")
     url = f"redis://:s3cret-pw@127.0.0.1:{server.port}/0"
     try:
-        proc = subprocess.run(
-            [*_SUBMIT, *_CELERY_20, "--io-ms", "1", "--json", "--out", str(tmp_path)],
-            env=dict(os.environ, REDIS_URL=url, PYTHONPATH=str(ROOT)),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        wrong = subprocess.run(
-            [sys.executable, "-m", "runner", "submit", "--mode", "celery", "--jobs", "5"],
-            env=dict(os.environ, REDIS_URL=url.replace("s3cret-pw", "wrong-pw"), PYTHONPATH=str(ROOT)),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc = run_cli("submit", *_CELERY_20, "--io-ms", "1", "--json", "--out", str(tmp_path), env={"REDIS_URL": url})
+        wrong_url = url.replace("s3cret-pw", "wrong-pw")
+        wrong = run_cli("submit", "--mode", "celery", "--jobs", "5", env={"REDIS_URL": wrong_url}, timeout=60)
     finally:
         server.close()
     assert proc.returncode == 0, proc.stderr

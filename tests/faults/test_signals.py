@@ -1,4 +1,4 @@
-"""Point 4: Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM mid-run.
+"""Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM mid-run.
 The run stops dispatching, gives in-flight jobs a moment, marks the rest failed ("interrupted"),
 writes the partial result, leaves no process behind (pool processes, Celery nodes, the embedded
 Redis) and exits 130 / 143."""
@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.faults.helpers import ROOT
+from tests.cli import spawn_cli
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -33,16 +31,17 @@ def _descendants(pid: int) -> list[psutil.Process]:
         ("async", signal.SIGINT, True),
         ("thread", signal.SIGTERM, False),
         ("celery", signal.SIGTERM, False),
+        ("hybrid", signal.SIGINT, True),
+        ("gevent", signal.SIGTERM, False),
     ],
 )
 def test_signal_mid_run_stops_cleanly(tmp_path: Path, mode: str, sig: signal.Signals, whole_group: bool) -> None:
     out = tmp_path / "out"
     # One job in 401 hangs (the first is job 200): it is in flight at the signal and stays so past the grace.
-    cmd = [sys.executable, "-m", "runner", "submit", "--mode", mode, "--jobs", "1000000", "--mix", "sleep=400,hang=1"]
-    cmd += ["--io-ms", "20", "--concurrency", "8", "--workers", "2", "--json", "--out", str(out)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("REDIS_URL", None)  # celery: the embedded Redis, which must be stopped too
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    args = ["submit", "--mode", mode, "--jobs", "1000000", "--mix", "sleep=400,hang=1"]
+    args += ["--io-ms", "20", "--concurrency", "8", "--workers", "2", "--json", "--out", str(out)]
+    # celery: the embedded Redis, which must be stopped too
+    proc = spawn_cli(*args, env={"REDIS_URL": None})
     try:
         ledger = out / "ledger.jsonl"
         deadline = time.monotonic() + 60
@@ -50,7 +49,7 @@ def test_signal_mid_run_stops_cleanly(tmp_path: Path, mode: str, sig: signal.Sig
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             time.sleep(0.05)  # jobs have been finishing for a while: mid-run
         started = _descendants(proc.pid)
-        if mode in ("process", "celery"):
+        if mode in ("process", "celery", "hybrid", "gevent"):
             assert started, "the run should have started worker processes"
         if whole_group:
             os.killpg(proc.pid, sig)
@@ -95,10 +94,7 @@ def _alive(proc: psutil.Process) -> bool:
 
 
 def test_sigterm_while_celery_workers_start_stops_them(tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("REDIS_URL", None)
-    cmd = [sys.executable, "-m", "runner", "submit", "--mode", "celery", "--jobs", "100", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    proc = spawn_cli("submit", "--mode", "celery", "--jobs", "100", "--json", env={"REDIS_URL": None})
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(

@@ -1,0 +1,118 @@
+"""An in-process stub executor for the fast tier: the coordinator's accounting, timeouts, halts,
+grace period and duplicates, exercised in milliseconds without any pool, broker or process.
+
+It is plugged in through the executor registry (``workers.registry.registered``), so the
+coordinator drives it exactly as it drives a real executor and never knows which it has. Each job
+kind stands for one behaviour, with its service time taken from the spec:
+
+    sleep, http, redis, mixed   wait ``io_ms`` (service time under the test's control)
+    cpu, hash, noop             return at once
+    fail                        raise ``JobFailed`` (a failure the worker reported)
+    hang                        wait until cancelled (the coordinator's timeout or stop)
+    crash                       raise ``ServiceError`` (the executor lost a service it needs)
+
+``StubPlan`` adds what kinds cannot say: job ids whose run escapes the coordinator's accounting
+(``vanish``: they end up ``lost``), runs beyond the first that the executor reports
+(``extra_runs``: duplicates), and a failing start. The stub records what it saw -- the peak
+number of jobs inside ``run`` at once, which jobs were cancelled -- so tests can check the
+coordinator against an independent count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
+from workers.errors import JobFailed, ServiceError
+from workers.jobs import Job
+
+NAME = "stub"
+TARGET = "tests.stub_executor:StubExecutor"
+FAILED_ON_PURPOSE = "stub: failed on purpose"
+SERVICE_LOST = "stub: lost its service"
+
+
+class Vanished(BaseException):  # not an error the coordinator may catch and account
+    """Escapes the coordinator's ``except Exception``: the job is never given a final state."""
+
+
+@dataclass(frozen=True)
+class StubPlan:
+    vanish: frozenset[int] = frozenset()
+    extra_runs: dict[int, int] = field(default_factory=dict)
+    fail_start: bool = False
+    raise_for: dict[int, Exception] = field(default_factory=dict)  # job id -> what its run raises
+
+
+class StubExecutor(Executor):
+    name = NAME
+    summary = "in-process stub for the fast tests"
+    plan: ClassVar[StubPlan] = StubPlan()
+    made: ClassVar[list[StubExecutor]] = []  # every instance, newest last, for the test to inspect
+
+    def __init__(self, config: ExecutorConfig, services: Services) -> None:
+        super().__init__(config, services)
+        self.script = type(self).plan  # what this instance was told to do
+        self.started = self.stopped = False
+        self.workloads = 0
+        self.in_run = 0
+        self.peak_in_run = 0
+        self.runs: Counter[int] = Counter()
+        self.cancelled: list[int] = []
+        self.first_kinds: list[str] = []  # per workload, the kind of its job 0: shows the run order
+        self.jobs: list[Job] = []  # every job handed to run, in order
+        type(self).made.append(self)
+
+    async def start(self) -> None:
+        if self.script.fail_start:
+            raise ServiceError("stub: cannot start")
+        self.started = True
+
+    async def begin_workload(self) -> None:
+        self.workloads += 1
+        self.runs.clear()
+
+    async def run(self, job: Job) -> JobReport:
+        self.in_run += 1
+        self.peak_in_run = max(self.peak_in_run, self.in_run)
+        self.runs[job.id] += 1
+        self.jobs.append(job)
+        if job.id == 0:
+            self.first_kinds.append(job.kind)
+        try:
+            return await self._behave(job)
+        except asyncio.CancelledError:
+            self.cancelled.append(job.id)
+            raise
+        finally:
+            self.in_run -= 1
+
+    async def _behave(self, job: Job) -> JobReport:
+        if job.id in self.script.vanish:
+            raise Vanished(job.id)
+        if job.id in self.script.raise_for:
+            raise self.script.raise_for[job.id]
+        if job.kind == "fail":
+            raise JobFailed(FAILED_ON_PURPOSE)
+        if job.kind == "crash":
+            raise ServiceError(SERVICE_LOST)
+        if job.kind == "hang":
+            await asyncio.Event().wait()
+        if job.kind in ("sleep", "http", "redis", "mixed") and job.io_ms > 0:
+            await asyncio.sleep(job.io_ms / 1000)
+        return JobReport(job.io_ms / 1000, f"stub-{job.id % max(1, self.config.workers)}")
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    def extra_runs(self) -> dict[int, int]:
+        return dict(self.script.extra_runs)
+
+    def capacity(self, cores: int) -> Capacity:
+        return Capacity(self.config.concurrency, 1, 1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"concurrency": self.config.concurrency, "stub": True}
