@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint bench cluster-test mutate clean
+.PHONY: setup demo test test-fast lint bench cluster-test swarm-test mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ bench: setup
 ## benchmarked with 2 Celery workers, its report checked, then torn down. See deploy/cluster-test.sh.
 cluster-test: setup
 	bash deploy/cluster-test.sh
+
+## The same cluster as a Docker Swarm stack (deploy/stack.yaml): swarm init, stack deploy with worker
+## replicas on an overlay network and the Redis password as a secret, the quick sweep, its report
+## checked, then the stack removed and the swarm left. See deploy/swarm-test.sh.
+swarm-test: setup
+	bash deploy/swarm-test.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache reports mutants mutants.log

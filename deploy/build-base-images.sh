@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Build the two base images the cluster needs from Debian packages, for machines that can reach a
+# Build the base images the cluster needs from Debian packages, for machines that can reach a
 # Debian archive but no image registry:
 #   runner-base/python:bookworm  -- Debian bookworm minbase + python3, python3-venv (for deploy/Dockerfile)
 #   runner-base/redis:bookworm   -- Debian bookworm minbase + redis-server, /data owned by user redis
+#   runner-base/prometheus:bookworm -- Debian bookworm minbase + prometheus (compose's monitoring
+#                                      profile), entry point and /prometheus as in the public image
 # Each is `debootstrap --variant=minbase` then `docker import`. An image that already exists is kept
-# (delete it with `docker rmi` to rebuild). Usage: deploy/build-base-images.sh [python] [redis]
+# (delete it with `docker rmi` to rebuild).
+# Usage: deploy/build-base-images.sh [python] [redis] [prometheus]; without arguments python and redis.
 # Environment: DEBIAN_MIRROR -- the Debian archive to use; default: the first one the host's own apt
 # configuration names (sources.list, sources.list.d/*.list, or deb822 sources.list.d/*.sources), so
 # the script follows whatever this machine is set up to use. No mirror is named here.
@@ -14,6 +17,7 @@ set -euo pipefail
 SUITE=bookworm
 PYTHON_IMAGE=${RUNNER_BASE_PYTHON_IMAGE:-runner-base/python:bookworm}
 REDIS_IMAGE=${RUNNER_BASE_REDIS_IMAGE:-runner-base/redis:bookworm}
+PROMETHEUS_IMAGE=${RUNNER_BASE_PROMETHEUS_IMAGE:-runner-base/prometheus:bookworm}
 APT_DIR=${RUNNER_APT_DIR:-/etc/apt}  # another apt configuration (a chroot's, or a test's)
 
 # The URIs of binary ("deb") entries whose suite is a release (bookworm, stable), not -security,
@@ -118,6 +122,20 @@ build_redis() {
         'CMD ["redis-server", "--protected-mode", "no"]'
 }
 
+# Like prom/prometheus: the binary is the entry point, a command gives only its flags, and it runs
+# as nobody (65534), who owns /prometheus.
+build_prometheus() {
+    build prometheus "$PROMETHEUS_IMAGE" prometheus \
+        "mkdir -p /prometheus && chown 65534:65534 /prometheus" \
+        'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        'WORKDIR /prometheus' \
+        'VOLUME /prometheus' \
+        'EXPOSE 9090' \
+        'USER 65534:65534' \
+        'ENTRYPOINT ["/usr/bin/prometheus"]' \
+        'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
+}
+
 command -v debootstrap >/dev/null || { log "debootstrap is not installed (apt-get install debootstrap)"; exit 1; }
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(python redis)
@@ -126,7 +144,8 @@ for target in "${targets[@]}"; do
     case $target in
         python) build_python & pids+=($!) ;;
         redis) build_redis & pids+=($!) ;;
-        *) log "unknown image '$target' (python, redis)"; exit 2 ;;
+        prometheus) build_prometheus & pids+=($!) ;;
+        *) log "unknown image '$target' (python, redis, prometheus)"; exit 2 ;;
     esac
 done
 status=0

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 COMPOSE = ROOT / "compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
-RUNNER_SERVICES = ("target", "worker", "coordinator")  # built from deploy/Dockerfile
+RUNNER_SERVICES = ("target", "worker", "worker-small", "coordinator")  # built from deploy/Dockerfile
+STACK = ROOT / "deploy" / "stack.yaml"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus.yml"
 ROOT_USERS = {"root", "0", "0:0", "root:root"}
 
 
@@ -215,3 +217,60 @@ def test_docker_compose_refuses_to_run_without_a_redis_password(tmp_path: Path) 
     done = _compose_config(tmp_path, {})
     assert done.returncode != 0
     assert "REDIS_PASSWORD" in done.stderr
+
+
+def test_sizes_profile_adds_a_smaller_worker_of_the_same_kind(compose: dict[str, Any]) -> None:
+    worker, small = compose["services"]["worker"], compose["services"]["worker-small"]
+    assert small["profiles"] == ["sizes"] and "profiles" not in worker
+    assert small["command"] == worker["command"] and small["environment"] == worker["environment"]
+    assert worker["cpus"] == "${WORKER_CPUS:-0}" and small["cpus"] == "${WORKER_SMALL_CPUS:-0.5}"
+
+
+def test_monitoring_prometheus_scrapes_the_coordinators_metrics(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    assert "monitoring" in prometheus["profiles"]
+    assert prometheus["image"].startswith("${PROMETHEUS_IMAGE:-prom/prometheus:")
+    coordinator = compose["services"]["coordinator"]["environment"]
+    port = coordinator["RUNNER_BENCH_METRICS_PORT"]
+    assert coordinator["RUNNER_BENCH_METRICS_HOST"] == "0.0.0.0"  # the cluster network; no published port
+    assert "ports" not in compose["services"]["coordinator"]
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    targets = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    assert targets == [f"coordinator:{port}"]
+    mounted = [v for v in prometheus["volumes"] if v.startswith("./deploy/prometheus.yml:")]
+    config_flag = next(a for a in prometheus["command"] if a.startswith("--config.file="))
+    assert mounted and mounted[0].split(":")[1] == config_flag.split("=", 1)[1]
+
+
+def test_swarm_stack_keeps_the_password_in_a_secret_and_scales_workers() -> None:
+    stack = yaml.safe_load(STACK.read_text())
+    services = stack["services"]
+    assert set(services) == {"redis", "target", "worker", "coordinator"}
+    assert stack["secrets"]["runner_redis_password"]["external"] is True
+    assert stack["networks"]["runner"]["driver"] == "overlay"
+    assert services["worker"]["deploy"]["replicas"] == "${WORKER_REPLICAS:-2}"
+    assert services["worker"]["deploy"]["resources"]["limits"]["cpus"]
+    text = STACK.read_text()
+    assert "REDIS_PASSWORD" not in text, "the password is never an environment variable in the stack"
+    for name, service in services.items():
+        assert "runner_redis_password" in service["secrets"], name
+        assert "ports" not in service, f"{name} publishes a port"
+        assert service.get("read_only") is True and service.get("cap_drop") == ["ALL"], name
+    assert services["coordinator"]["deploy"]["restart_policy"]["condition"] == "none"
+    command = services["coordinator"]["command"]
+    assert command[command.index("--celery-workers") + 1] == "0" and "--expect-workers" in command
+
+
+def test_docker_accepts_the_stack_file(tmp_path: Path) -> None:
+    """``docker stack config`` (the client only, no engine) renders the stack as deploy would."""
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "stack", "config", "--help"], capture_output=True).returncode:
+        pytest.skip("no docker client with 'stack config' here")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "RUNNER_", "WORKER_"))}
+    env |= {"RUNNER_REPORTS_DIR": str(tmp_path), "WORKER_REPLICAS": "3"}
+    done = subprocess.run(
+        [docker, "stack", "config", "-c", str(STACK)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)
+    assert config["services"]["worker"]["deploy"]["replicas"] == 3

@@ -33,6 +33,8 @@ class ExecutorConfig:
     workers: int  # worker processes of a local pool
     timeout_s: float  # per-job timeout, which some executors need (e.g. broker visibility)
     batch: int = 0  # jobs per pool/broker task for small jobs: 0 = sized from measured cost, 1 = off
+    expect_workers: int = 0  # a cluster's nodes to wait for before timing starts (celery_workers 0)
+    wait_s: float = 30.0  # how long to wait for them
     options: Mapping[str, OptionValue] = field(default_factory=dict)  # the executors' own (``Executor.options``)
 
 
@@ -44,11 +46,13 @@ class JobReport(NamedTuple):
 class Capacity(NamedTuple):
     """What an executor can do at best, for the report's bound: ``slots`` jobs in service at once
     (waiting on I/O included); ``gil_cores`` cores for Python code that holds the GIL;
-    ``free_cores`` cores for work that releases it (hashing)."""
+    ``free_cores`` cores for work that releases it (hashing); ``cores`` all the cores its work runs
+    on, where that is not the coordinator's machine (a cluster's nodes), else None."""
 
     slots: int
     gil_cores: float
     free_cores: float
+    cores: float | None = None
 
 
 class Executor(ABC):
@@ -101,6 +105,11 @@ class Executor(ABC):
         """Job id -> runs beyond the first in the current workload, for executors that can run a
         job twice (duplicates)."""
         return {}
+
+    async def node_figures(self) -> list[dict[str, Any]]:
+        """For executors whose work runs on nodes that measure themselves (Celery): each node's
+        facts and its CPU seconds and peak RSS since the workload began. Called after it ends."""
+        return []
 
     @abstractmethod
     def capacity(self, cores: int) -> Capacity:

@@ -3,7 +3,8 @@
 Configured from the environment: ``REDIS_URL`` (broker; replies go to the same Redis),
 ``RUNNER_QUEUE`` (default ``runner``), ``RUNNER_CELERY_PREFETCH`` (default 1) and
 ``RUNNER_VISIBILITY_TIMEOUT`` (seconds an unacknowledged job stays invisible before Redis hands it
-to another worker; sized to the job timeout by the coordinator).
+to another worker; only the starting value: the coordinator sets it to half its ``--timeout`` on
+every node as a run starts, with ``runner_node`` below).
 
 Messages are JSON only: a pickled message is rejected, never run. Jobs are acknowledged late, so
 a crash loses no job -- at the price of a possible second run, which the coordinator counts as a
@@ -13,8 +14,12 @@ duplicate:
   (``retry_on_worker_lost``, ``max_retries=1``); if that run dies too, the worker replies
   "worker died" so the coordinator records a failure instead of waiting for its timeout.
 - a whole node that dies: its unacknowledged message becomes visible again after
-  ``RUNNER_VISIBILITY_TIMEOUT`` and another node runs it (surviving nodes sweep every second).
+  the visibility timeout and another node runs it (surviving nodes sweep every second).
 - the broker going away: workers reconnect for as long as it takes (the coordinator bounds it).
+
+Each node answers the remote-control command ``runner_node`` (``workers.node_stats``): its host,
+cores, pool, Python and CPU model, its visibility timeout, and the CPU seconds and peak RSS it used
+since the last call with ``reset`` -- so the coordinator measures nodes on any host.
 
 The task does not use Celery's result backend: it pushes a small JSON reply onto a Redis list the
 coordinator named, so the coordinator's ledger sees every run of every job, duplicates included.
@@ -31,11 +36,13 @@ import sys
 from typing import Any
 
 from celery import Celery, Task, signals
+from celery.worker.control import control_command
 
 from workers import lifeline
 from workers.clients import SyncClients
 from workers.errors import InputError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
+from workers.node_stats import NodeMeter, describe_node
 
 TASK_NAME = "runner.run_job"
 BATCH_TASK_NAME = "runner.run_batch"
@@ -134,6 +141,46 @@ def _worker_died_twice(sender: Any = None, exception: BaseException | None = Non
 
 
 signals.task_failure.connect(_worker_died_twice, weak=False)
+
+_meter: NodeMeter | None = None  # this node's, made on the first runner_node call
+
+
+@control_command(  # type: ignore[untyped-decorator]
+    args=[("reset", bool), ("visibility_s", float)], signature="[reset=False] [visibility_s=0]"
+)
+def runner_node(state: Any, reset: bool = False, visibility_s: float = 0.0) -> dict[str, Any]:
+    """Remote control, in the node's main process: what it is and what it used since a reset.
+    ``visibility_s`` > 0 sets the node's visibility timeout from now on, so the coordinator's
+    ``--timeout`` governs redelivery whatever RUNNER_VISIBILITY_TIMEOUT the node started with."""
+    global _meter
+    if _meter is None:
+        _meter = NodeMeter()
+        _meter.start()
+    consumer = state.consumer
+    if visibility_s > 0:
+        _set_visibility(consumer, visibility_s)
+    pool = type(consumer.pool).__module__.rsplit(".", 1)[-1]  # celery.concurrency.<prefork|thread|...>
+    concurrency = int(getattr(consumer.controller, "concurrency", 0) or 1)
+    visibility = float(consumer.app.conf.broker_transport_options.get("visibility_timeout", 3600.0))
+    facts = describe_node(state.hostname, {"thread": "threads"}.get(pool, pool), concurrency, visibility)
+    return facts | _meter.reading(reset)
+
+
+def _set_visibility(consumer: Any, seconds: float) -> None:
+    """The sweeps that hand a dead node's jobs to another run on the node's channels: kombu's Redis
+    transport reads ``channel.visibility_timeout`` through its QoS, which caches it, so the cached
+    value goes too. The options serve the connections a reconnect makes."""
+    consumer.app.conf.broker_transport_options["visibility_timeout"] = seconds
+    connection = consumer.connection
+    if connection is None:
+        return
+    connection.transport_options["visibility_timeout"] = seconds
+    transport = getattr(connection, "connection", None)  # kombu's virtual transport holds the channels
+    for channel in getattr(transport, "channels", None) or []:
+        channel.visibility_timeout = seconds
+        qos = getattr(channel, "_qos", None)
+        if qos is not None:
+            vars(qos).pop("visibility_timeout", None)  # a cached_property's value
 
 
 def _hold_node(**_: Any) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import uuid
 from typing import Any
 
@@ -42,6 +43,7 @@ from workers.celery_replies import ReplyReader
 from workers.clients import check_redis, redact
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import Job
+from workers.node_survey import ask_nodes, capacity_of, nodes_line
 
 _READY_TIMEOUT_S = 60.0
 _BATCH_BUDGET_S = 0.005  # a batch task should take about this long on a worker
@@ -67,6 +69,7 @@ class CeleryExecutor(Executor):
         self._redis: Any = None
         self._local: LocalNodes | None = None
         self._nodes: list[str] = []
+        self._facts: dict[str, dict[str, Any]] = {}  # node -> what it said of itself (runner_node)
         self._slots = self._node_count * self._per_node()
         self._pending: dict[int, _Pending] = {}
         self._answered = bytearray()  # one byte per job id: a million jobs cost a megabyte
@@ -86,6 +89,8 @@ class CeleryExecutor(Executor):
         pool = config.options.get("celery_pool", "prefork")
         if pool not in POOLS:
             raise InputError(f"--celery-pool: choose one of {', '.join(POOLS)}, not {pool!r}")
+        if config.expect_workers and config.options.get("celery_workers", config.workers):
+            raise InputError("--expect-workers waits for a cluster's nodes: use it with --celery-workers 0")
         if config.options.get("celery_workers", config.workers) == 0 and not external_redis:
             raise InputError(
                 "--celery-workers 0 means 'use a cluster's workers', which needs REDIS_URL set to its Redis"
@@ -104,6 +109,7 @@ class CeleryExecutor(Executor):
             spec = NodeSpec(name, pool=self._pool, concurrency=self._per_node(), queue=self._queue)
             self._local.start(spec, self._node_count)
         await asyncio.to_thread(self._wait_for_workers)
+        self._facts = await asyncio.to_thread(self._survey, visibility)
         import redis.asyncio as redis_async
 
         self._redis = redis_async.Redis.from_url(self._broker, socket_connect_timeout=3.0, socket_timeout=5.0)
@@ -118,12 +124,19 @@ class CeleryExecutor(Executor):
 
     def _wait_for_workers(self) -> None:
         local = self._local is not None
-        want = self._node_count if local else 1
-        limit_s = _READY_TIMEOUT_S if local else 10.0
+        expect = self.config.expect_workers
+        want = self._node_count if local else max(1, expect)
+        limit_s = _READY_TIMEOUT_S if local else (self.config.wait_s if expect else 10.0)
         names = wait_until_answering(self._app, want, limit_s, nodes=self._local, marker=self._run_id if local else "")
         if names is None and self._local is not None:
             tail = self._local.log_tail()
             raise ServiceError(f"Celery workers did not answer within {_READY_TIMEOUT_S:.0f} s: {tail}")
+        if names is None and expect:
+            found = sorted(name for reply in self._app.control.ping(timeout=0.5) or [] for name in reply)
+            raise ServiceError(
+                f"--expect-workers {want}: {len(found)} Celery node(s) answered on {redact(self._broker)} "
+                f"within {limit_s:g} s{': ' + ', '.join(found) if found else ''}"
+            )
         if names is None:
             raise ServiceError(
                 f"no Celery worker answered on {redact(self._broker)}; start some with "
@@ -132,6 +145,27 @@ class CeleryExecutor(Executor):
         self._nodes = names
         if not local:
             self._slots = self._cluster_slots(names)
+
+    def _survey(self, visibility_s: float) -> dict[str, dict[str, Any]]:
+        """Ask every node what it is, and set its redelivery time to this run's: --timeout governs
+        it, whatever RUNNER_VISIBILITY_TIMEOUT the node started with."""
+        facts = ask_nodes(self._app, self._nodes, visibility_s=visibility_s)
+        missing = [name for name in self._nodes if name not in facts]
+        if missing:
+            raise ServiceError(
+                f"Celery node(s) {', '.join(missing)} did not answer runner_node (not this runner's workers?): "
+                "their redelivery cannot follow --timeout"
+            )
+        if self.config.expect_workers:
+            print(f"celery: {len(facts)} nodes on {redact(self._broker)}\n{nodes_line(facts)}", file=sys.stderr)
+        return facts
+
+    async def node_figures(self) -> list[dict[str, Any]]:
+        try:
+            answers = await asyncio.to_thread(ask_nodes, self._app, self._nodes)
+        except broker_errors():
+            return []  # the broker is gone: the run says so already
+        return [answers[name] for name in sorted(answers)]
 
     def _cluster_slots(self, nodes: list[str]) -> int:
         """Worker processes across a cluster's nodes, from each node's pool size."""
@@ -151,6 +185,7 @@ class CeleryExecutor(Executor):
         duplicates of this one's (job ids restart at 0)."""
         if self._reader is not None:
             await self._reader.stop()
+        await asyncio.to_thread(ask_nodes, self._app, self._nodes, reset=True)  # each node's CPU and RSS from now
         self._workload += 1
         self._answered = bytearray()
         self._issued = 0
@@ -314,6 +349,8 @@ class CeleryExecutor(Executor):
         return self._local.pids() if self._local is not None else []
 
     def capacity(self, cores: int) -> Capacity:
+        if self._facts:  # the nodes' own figures, wherever they run
+            return capacity_of(list(self._facts.values()))
         nodes = max(1, self._node_count or len(self._nodes))
         processes = self._slots if self._pool == "prefork" else nodes  # one GIL per process
         threads = self._slots if self._pool != "gevent" else nodes  # greenlets share one thread

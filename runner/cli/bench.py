@@ -55,6 +55,8 @@ from workers.errors import InputError, RunStopped
 )
 @executor_flags
 @click.option("--timeout", type=real(), help="Per-job timeout, seconds.")
+@click.option("--expect-workers", type=whole(), help="With --celery-workers 0: wait for this many cluster nodes first.")
+@click.option("--wait-s", type=real(), help="How long --expect-workers waits, seconds. [default: 30]")
 @click.option("--run-s", type=real(), help="Target length of one measured run, seconds.")
 @click.option("--seed", type=whole(), help="Seed of the shuffled run order.")
 @click.option(

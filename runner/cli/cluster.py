@@ -1,4 +1,5 @@
-"""``runner cluster sample``: CPU and memory of every container of a compose project, per container.
+"""``runner cluster sample``: CPU and memory of every container of a compose project (or of a Docker
+Swarm stack, ``--stack``: the containers of its tasks on this node), per container.
 
 Runs on the Docker host, next to the cluster, and talks to the Docker engine through the ``docker``
 SDK (imported here only). It follows the engine's stats stream of each container of the project
@@ -35,6 +36,8 @@ from workers.errors import InputError, ServiceError
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+STACK_LABEL = "com.docker.stack.namespace"
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"  # "<stack>_<service>"
 _POLL_S = 1.0
 
 
@@ -94,9 +97,10 @@ class ContainerFigures:
 
 
 class ClusterSampler:
-    """Follows the stats stream of every container of one compose project, one thread each."""
+    """Follows the stats stream of every container of one compose project (or swarm stack), one
+    thread each."""
 
-    def __init__(self, project: str) -> None:
+    def __init__(self, project: str, stack: bool = False) -> None:
         with needs_extra("cluster"):
             import docker
             import docker.errors
@@ -106,7 +110,7 @@ class ClusterSampler:
             self._client.ping()
         except docker.errors.DockerException as exc:
             raise ServiceError(f"cannot reach the Docker engine (is dockerd running? DOCKER_HOST?): {exc}") from exc
-        self.project = project
+        self.project, self.stack = project, stack
         self.figures: dict[str, ContainerFigures] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -114,7 +118,15 @@ class ClusterSampler:
 
     def containers(self) -> list[Any]:
         """The project's containers, running or not."""
-        return list(self._client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={self.project}"}))
+        label = STACK_LABEL if self.stack else PROJECT_LABEL
+        return list(self._client.containers.list(all=True, filters={"label": f"{label}={self.project}"}))
+
+    def service(self, container: Any) -> str:
+        """The compose service (or stack service, without the stack's prefix) a container runs."""
+        labels: dict[str, str] = container.labels
+        if not self.stack:
+            return labels.get(SERVICE_LABEL, "")
+        return labels.get(SWARM_SERVICE_LABEL, "").removeprefix(f"{self.project}_")
 
     def poll(self) -> list[Any]:
         """Start following containers that started since the last poll; return all of them."""
@@ -124,7 +136,7 @@ class ClusterSampler:
                 continue
             figures = ContainerFigures(
                 name=container.name,
-                service=container.labels.get(SERVICE_LABEL, ""),
+                service=self.service(container),
                 hostname=container.attrs.get("Config", {}).get("Hostname", ""),
             )
             self.figures[container.id] = figures
@@ -156,7 +168,7 @@ class ClusterSampler:
                 for container in self.poll():
                     # only a container seen running counts: not one left exited by an earlier run
                     followed = container.id in self.figures
-                    if followed and until_exit and container.labels.get(SERVICE_LABEL) == until_exit:
+                    if followed and until_exit and self.service(container) == until_exit:
                         container.reload()
                         if container.status in ("exited", "dead"):
                             return int(container.attrs["State"]["ExitCode"])
@@ -208,6 +220,7 @@ def cluster() -> None:
 
 @cluster.command()
 @click.option("--project", "-p", required=True, help="Compose project name (docker compose -p / COMPOSE_PROJECT_NAME).")
+@click.option("--stack", is_flag=True, help="PROJECT is a Docker Swarm stack (docker stack deploy ... NAME).")
 @click.option(
     "--out",
     "out_dir",
@@ -230,10 +243,11 @@ def cluster() -> None:
     type=real(0.001, 30 * 86_400),
     help="Stop after this many seconds.",
 )
-def sample(project: str, out_dir: Path, until_exit: str, timeout_s: float) -> None:
+def sample(project: str, stack: bool, out_dir: Path, until_exit: str, timeout_s: float) -> None:
     """Sample CPU and memory of each container of PROJECT while it runs, then write the figures."""
-    sampler = ClusterSampler(project)
-    click.echo(f"sampling containers of compose project {project!r}", err=True)
+    sampler = ClusterSampler(project, stack=stack)
+    kind = "swarm stack" if stack else "compose project"
+    click.echo(f"sampling containers of {kind} {project!r}", err=True)
     exit_code = sampler.run(until_exit or None, timeout_s)
     rows = sampler.results()
     merged = write_figures(out_dir, project, rows)
@@ -247,4 +261,4 @@ def sample(project: str, out_dir: Path, until_exit: str, timeout_s: float) -> No
     ended = f"{until_exit} exited with code {exit_code}" if exit_code is not None else "sampling stopped"
     click.echo(f"{ended}; figures for {len(rows)} containers in {where}", err=True)
     if not rows:
-        raise ServiceError(f"no running container of compose project {project!r} was seen")
+        raise ServiceError(f"no running container of {kind} {project!r} was seen")

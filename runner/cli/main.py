@@ -31,6 +31,8 @@ _SPEC_OPTIONS = (
     "batch",
     "rate",
     "arrivals",
+    "expect_workers",
+    "wait_s",
     *EXECUTOR_OPTIONS,
 )
 
@@ -150,6 +152,13 @@ def _default(name: str) -> str:
     "1 sends every job on its own. [default: 0]",
 )
 @click.option("--timeout", type=real(), help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
+@click.option(
+    "--expect-workers",
+    type=whole(),
+    help="With --celery-workers 0: wait for this many of the cluster's Celery nodes before timing starts "
+    "(exit 1 if they do not come within --wait-s). [default: 0, the nodes there are]",
+)
+@click.option("--wait-s", type=real(), help="How long --expect-workers waits, seconds. [default: 30]")
 @click.option(
     "--rate",
     type=real(),

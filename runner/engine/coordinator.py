@@ -72,6 +72,8 @@ def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
         workers=spec.workers,
         timeout_s=spec.timeout,
         batch=spec.batch,
+        expect_workers=spec.expect_workers,
+        wait_s=spec.wait_s,
         options=spec.options,
     )
 
@@ -156,6 +158,7 @@ async def measure(
             await executor.begin_workload()
             jobs = make_jobs(spec, calibration, services)
             measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument)
+            nodes = [n | {"jobs": ledger.by_worker.get(n["name"], 0)} for n in await executor.node_figures()]
     finally:
         ledger.close()
     result = rs.RunResult(
@@ -169,6 +172,7 @@ async def measure(
         **measured,
         failures=dict(ledger.reasons.most_common()),
         by_worker=dict(sorted(ledger.by_worker.items())),
+        nodes=[codec.decode(rs.Node, n) for n in nodes] or None,
         calibration=rs.CalibrationFigures(**calibration.to_dict()),
         started_at=started_at,
         machine=codec.decode(rs.Machine, describe_machine(state)),

@@ -166,6 +166,25 @@ class ExecutorInfo(Typed):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Node(Typed):
+    """A Celery node that took part, as it described and measured itself (``runner_node``): its
+    usable cores (a container's CPU limit), pool, and the CPU seconds and peak RSS (main process +
+    pool children) it used during the run."""
+
+    name: str
+    hostname: str
+    cpus: float
+    pool: str
+    concurrency: int
+    python: str
+    cpu_model: str
+    jobs: int
+    cpu_s: float
+    peak_rss_mb: float
+    more: dict[str, Any] = rest()
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunSpec(Typed):
     """The validated workload of a run."""
 
@@ -217,6 +236,7 @@ class RunResult(Typed):
     resources: Resources
     failures: dict[str, int]
     by_worker: dict[str, int]
+    nodes: list[Node] | None = optional()
     calibration: CalibrationFigures | None = optional()
     started_at: str
     machine: Machine | None = optional()

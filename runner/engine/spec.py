@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "batch": 0,  # 0: sized from measured job cost
     "rate": 0.0,  # jobs/s on a schedule (open loop); 0: a new job whenever one ends (closed loop)
     "arrivals": "constant",  # open loop: evenly spaced, or a Poisson process (seeded, reproducible)
+    "expect_workers": 0,  # celery with a cluster's workers: nodes to wait for before timing starts
+    "wait_s": 30.0,  # ... and for how long
     **{name: option.default for name, option in EXECUTOR_OPTIONS.items()},  # None: same as workers
 }
 ARRIVALS = ("constant", "poisson")
@@ -52,6 +54,8 @@ BOUNDS: dict[str, tuple[type, float, float]] = {
     "timeout": (float, 0.001, 86_400),
     "batch": (int, 0, 100_000),
     "rate": (float, 0, 10_000_000),
+    "expect_workers": (int, 0, 1024),
+    "wait_s": (float, 0, 3600),
     **{name: (int, *option.bounds) for name, option in EXECUTOR_OPTIONS.items() if option.bounds},
 }
 SPEC_KEYS = ("mode", *DEFAULTS)
@@ -72,6 +76,8 @@ class WorkloadSpec:
     batch: int = 0
     rate: float = 0.0
     arrivals: str = "constant"
+    expect_workers: int = 0
+    wait_s: float = 30.0
     modes: tuple[str, ...] = field(default=("async",))
     options: dict[str, OptionValue] = field(default_factory=dict)  # the executors' own, by name
 
@@ -99,6 +105,8 @@ class WorkloadSpec:
             timeout=float(num["timeout"]),
             batch=int(num["batch"]),
             rate=float(num["rate"]),
+            expect_workers=int(num["expect_workers"]),
+            wait_s=float(num["wait_s"]),
             arrivals=_choice("arrivals", merged["arrivals"], ARRIVALS),
             modes=modes,
             options=options,

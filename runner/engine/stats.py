@@ -157,8 +157,9 @@ def cpu_share(mix: Mapping[str, float]) -> float:
 def bound(mix: Mapping[str, float], io_ms: float, cpu_ms: float, capacity: Capacity, cores: int) -> dict[str, Any]:
     """The best throughput (jobs/s) the executor could reach on this mix, from the calibrated job
     costs: I/O is limited by slots / time per job; GIL-bound CPU by the cores that may run Python
-    at once; GIL-free CPU by the cores it may use; all CPU by the machine's cores. The smallest
-    limit is the bound, and names what binds."""
+    at once; GIL-free CPU by the cores it may use; all CPU by the machine's cores (a cluster's
+    nodes' cores, when the capacity names them). The smallest limit is the bound, and names what
+    binds."""
     total = sum(mix.values())
     share = {k: w / total for k, w in mix.items()}
     io_s = sum(s for k, s in share.items() if k in IO_MS_KINDS) * io_ms / 1000
@@ -172,7 +173,7 @@ def bound(mix: Mapping[str, float], io_ms: float, cpu_ms: float, capacity: Capac
     if free_s > 0:
         limits["gil_free_cores"] = capacity.free_cores / free_s
     if gil_s + free_s > 0:
-        limits["cores"] = cores / (gil_s + free_s)
+        limits["cores"] = (capacity.cores or cores) / (gil_s + free_s)
     if not limits:
         return {"jobs_per_s": None, "limited_by": None, "limits": {}}
     binding = min(limits, key=limits.__getitem__)

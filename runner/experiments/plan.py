@@ -48,6 +48,8 @@ class Sweep:
     workers: int = field(default_factory=usable_cpus)
     celery_workers: int | None = None  # same as workers
     celery_pool: str = "prefork"
+    expect_workers: int = 0  # a cluster's Celery nodes to wait for (celery_workers 0)
+    wait_s: float = 30.0
     timeout: float = 60.0
     run_s: float = 2.0
     min_jobs: int = 50
@@ -82,6 +84,7 @@ class Sweep:
         # Local Celery nodes follow the workers axis unless pinned (0: a cluster's nodes).
         values["celery_workers"] = self.celery_workers if self.celery_workers is not None else workers
         values["celery_pool"] = self.celery_pool
+        values["expect_workers"], values["wait_s"] = self.expect_workers, self.wait_s
         return WorkloadSpec.build({**values, "jobs": jobs, "mix": dict(mix.weights)}, (mode,))
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +116,8 @@ _SWEEP_KEYS = {
     "concurrency",
     "workers",
     "celery_workers",
+    "expect_workers",
+    "wait_s",
     "timeout",
     "run_s",
     "min_jobs",

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from runner.engine import codec
 from runner.engine.bench_results import BenchResults, Cell, SweepPlan
-from runner.engine.results import Jobs
+from runner.engine.results import Jobs, Node
 from runner.report import format as fmt
 from runner.report.charts import Chart
 from runner.report.noise import noise_warnings, over_bound
@@ -192,6 +192,7 @@ def _workers(doc: BenchResults) -> list[str]:
             f"## Jobs per {mode} worker (all measured runs)\n",
             table(["worker", "jobs"], [[name, fmt.count(n)] for name, n in sorted(counts.items())]),
         ]
+    out += _nodes(doc)
     if doc.containers:
         out += [
             "## Containers\n",
@@ -214,6 +215,32 @@ def _workers(doc: BenchResults) -> list[str]:
             ),
         ]
     return out
+
+
+def _nodes(doc: BenchResults) -> list[str]:
+    """The Celery nodes that took part, as each described and measured itself, over all measured runs."""
+    totals: dict[str, tuple[Node, int, float, float]] = {}
+    for cell in doc.cells:
+        for run in cell.repeats:
+            for n in run.nodes or []:
+                _, jobs, cpu_s, rss = totals.get(n.name, (n, 0, 0.0, 0.0))
+                totals[n.name] = (n, jobs + n.jobs, cpu_s + n.cpu_s, max(rss, n.peak_rss_mb))
+    if not totals:
+        return []
+    rows = [
+        [
+            *(name, n.hostname, fmt.num(n.cpus), f"{n.pool} x {n.concurrency}", n.python, n.cpu_model),
+            *(fmt.count(jobs), fmt.num(cpu_s), fmt.num(rss)),
+        ]
+        for name, (n, jobs, cpu_s, rss) in sorted(totals.items())
+    ]
+    heads = ["node", "host", "cores", "pool", "Python", "CPU", "jobs", "CPU s", "peak RSS MB"]
+    return [
+        "## Celery nodes (all measured runs)\n",
+        "As each node described and measured itself: cores it may use (a container's CPU limit), CPU seconds "
+        "and peak RSS of its main process and pool children. The Celery bound is summed over these nodes.\n",
+        table(heads, rows),
+    ]
 
 
 def markdown_report(doc: BenchResults, images: dict[str, str], charts: list[Chart] | None = None) -> str:
