@@ -37,7 +37,7 @@ from typing import Any
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.batching import Outbox
 from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_app
-from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, wait_until_answering
+from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, cluster_slots, wait_until_answering
 from workers.celery_outage import Outage, broker_errors, server_id
 from workers.celery_replies import ReplyReader
 from workers.clients import check_redis, redact
@@ -144,7 +144,7 @@ class CeleryExecutor(Executor):
             )
         self._nodes = names
         if not local:
-            self._slots = self._cluster_slots(names)
+            self._slots = cluster_slots(self._app, names)
 
     def _survey(self, visibility_s: float) -> dict[str, dict[str, Any]]:
         """Ask every node what it is, and set its redelivery time to this run's: --timeout governs
@@ -166,12 +166,6 @@ class CeleryExecutor(Executor):
         except broker_errors():
             return []  # the broker is gone: the run says so already
         return [answers[name] for name in sorted(answers)]
-
-    def _cluster_slots(self, nodes: list[str]) -> int:
-        """Worker processes across a cluster's nodes, from each node's pool size."""
-        stats = self._app.control.inspect(destination=nodes, timeout=1.0).stats() or {}
-        sizes = [int(s.get("pool", {}).get("max-concurrency", 1)) for s in stats.values()]
-        return max(len(nodes), sum(sizes))
 
     def _per_node(self) -> int:
         """Jobs one local node runs at once: one per prefork child; threads and greenlets are

@@ -147,3 +147,10 @@ def wait_until_answering(
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+def cluster_slots(app: Any, nodes: list[str]) -> int:
+    """Worker processes across a cluster's nodes, from each node's pool size."""
+    stats = app.control.inspect(destination=nodes, timeout=1.0).stats() or {}
+    sizes = [int(s.get("pool", {}).get("max-concurrency", 1)) for s in stats.values()]
+    return max(len(nodes), sum(sizes))
