@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
+from workers.clients import check_redis
 from workers.errors import ServiceError
 from workers.urls import check_http_url, check_redis_url, redact, scrub
 
@@ -42,19 +43,10 @@ def check_services(targets: Mapping[str, str]) -> None:
 
 
 def _ping_redis(url: str) -> None:
-    import redis
-
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=_TIMEOUT_S, socket_timeout=_TIMEOUT_S)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except (redis.RedisError, OSError, ValueError) as exc:
-        raise ServiceError(
-            f"redis jobs: cannot reach Redis at {redact(url)} ({scrub(_first_line(exc))}); "
-            "start Redis there, fix REDIS_URL, or unset it to use an embedded Redis"
-        ) from exc
+        check_redis(url, _TIMEOUT_S)
+    except ServiceError as exc:
+        raise ServiceError(f"redis jobs: {exc}") from exc.__cause__
 
 
 def _get_target(base: str) -> None:
