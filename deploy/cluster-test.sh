@@ -75,12 +75,7 @@ teardown() {
             [[ -z $(leftovers) ]] || { log "FAILED: containers, networks or volumes left behind"; status=1; }
         fi
     fi
-    stop_docker
-    [[ -n ${KEEP_WHEELHOUSE:-} ]] || rm -rf deploy/wheelhouse
-    [[ $(id -u) -ne 0 || ! -d $REPORTS ]] || chown -R 0:0 "$REPORTS"
-    rm -rf "$STATE"
-    if [[ $status -eq 0 ]]; then log "passed in $(($(date +%s) - START)) s"; else log "failed (exit $status)"; fi
-    exit $status
+    finish "$status"
 }
 trap teardown EXIT
 trap 'exit 130' INT

@@ -85,3 +85,15 @@ build_runner_image() {
     # vfs keeps a full copy of the filesystem per layer: drop the images earlier builds left untagged
     docker image prune -f --filter "label=org.opencontainers.image.title=runner" >/dev/null
 }
+
+# The end of every test's teardown: the dockerd it started, the wheelhouse, report ownership, its
+# state folder, one line saying how it went, and its exit status. Uses START, REPORTS and STATE.
+finish() {
+    local status=$1
+    stop_docker
+    [[ -n ${KEEP_WHEELHOUSE:-} ]] || rm -rf deploy/wheelhouse
+    [[ $(id -u) -ne 0 || ! -d $REPORTS ]] || chown -R 0:0 "$REPORTS"
+    rm -rf "$STATE"
+    if [[ $status -eq 0 ]]; then log "passed in $(($(date +%s) - START)) s"; else log "failed (exit $status)"; fi
+    exit "$status"
+}

@@ -78,12 +78,7 @@ teardown() {
             if [[ -n $GWBRIDGE_CREATED ]]; then docker network rm docker_gwbridge >/dev/null 2>&1; fi
         fi
     fi
-    stop_docker
-    [[ -n ${KEEP_WHEELHOUSE:-} ]] || rm -rf deploy/wheelhouse
-    [[ $(id -u) -ne 0 || ! -d $REPORTS ]] || chown -R 0:0 "$REPORTS"
-    rm -rf "$STATE"
-    if [[ $status -eq 0 ]]; then log "passed in $(($(date +%s) - START)) s"; else log "failed (exit $status)"; fi
-    exit $status
+    finish "$status"
 }
 trap teardown EXIT
 trap 'exit 130' INT
