@@ -45,11 +45,25 @@ from workers.jobs import WORKER_DIED, Job, result_of, run_sync
 _COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
 _BATCH_BUDGET_S = 0.002  # a batch should take about this long in a pool process
+_SHUTDOWN_GRACE_S = 5.0  # for a broken pool's manager to reap its processes before they are killed
 
 # Per pool process, set by the initializer.
 _clients: SyncClients | None = None
 _table: Any = None
 _row = -1
+
+
+async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE_S) -> None:
+    """Shut a broken pool down. Its manager terminates the survivors and joins them; a process it
+    spawned while breaking (a submit racing the break) never got that signal and waits for work
+    forever, and the join with it: after ``grace_s``, every process of the old pool is killed."""
+    shutdown = asyncio.ensure_future(asyncio.to_thread(pool.shutdown, wait=True))
+    done, _ = await asyncio.wait({shutdown}, timeout=grace_s)
+    if not done:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(Exception):
+                proc.kill()
+    await shutdown
 
 
 def _init_process(table: Any, counter: Any) -> None:
@@ -248,7 +262,7 @@ class ProcessExecutor(Executor):
                 except OSError as exc:
                     raise ServiceError(f"cannot start a new process pool after a worker died: {exc}") from exc
                 self._generation += 1
-                await asyncio.to_thread(old.shutdown, wait=True)  # survivors have been terminated and reaped
+                await _shut_down(old)  # survivors have been terminated and reaped
                 rows = [table[i : i + _COLS] for i in range(0, len(table), _COLS)]
                 self._blamed[generation] = {ticket for _, ticket, terminated in rows if ticket and not terminated}
             return self._blamed[generation]
