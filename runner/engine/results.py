@@ -223,6 +223,9 @@ class RunResult(Typed):
     jobs: Jobs
     wall_s: float
     throughput_jobs_per_s: float
+    # The same jobs through a bare primitive in the round interleaved with this run
+    # (benchmarks/overhead.py), where this run measures runner's own overhead; else absent.
+    bare_jobs_per_s: float | None = optional()
     peak_in_flight: int
     load: LoadModel | None = optional()
     latency_ms: Percentiles
