@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-
 from overhead_results import write_results
+
 from runner.engine.coordinator import executor_config, measure
 from runner.engine.results import RunResult
 from runner.engine.services import LocalServices

@@ -33,6 +33,7 @@ import uvloop
 from runner import __version__
 from runner.engine import codec, interrupt, preflight
 from runner.engine import results as rs
+from runner.engine.dispatch import FULL, Units
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.engine.machine import describe_machine, machine_state, usable_cpus
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
@@ -41,6 +42,7 @@ from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
 from runner.engine.timeline import RunStatus, Timeline
 from workers.base import Executor, ExecutorConfig
+from workers.bulk import Batch
 from workers.calibration import Calibration, calibrate
 from workers.errors import JobFailed, RunStopped, ServiceError
 from workers.jobs import Job
@@ -55,15 +57,28 @@ Progress = Callable[[RunStatus], None]  # called a few times a second, and once 
 def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServices) -> Iterator[Job]:
     """The workload, one job at a time. Services the kinds need are started now, before timing
     starts (a generator's body would start them inside the first job, blocking the loop)."""
+    params = _job_params(spec, calibration, services)
+    return (Job(job_id, kind, *params[kind]) for job_id, kind in enumerate(spec.kinds()))
+
+
+def make_units(
+    spec: WorkloadSpec, calibration: Calibration, services: LocalServices, executor: Executor, ledger: Ledger
+) -> Units:
+    """The closed-loop workload: jobs, or batches of them where the executor takes batches."""
+    params = _job_params(spec, calibration, services)
+    return Units(spec.kinds(), params, executor.batch_size, spec.concurrency, lambda: ledger.in_flight)
+
+
+def _job_params(
+    spec: WorkloadSpec, calibration: Calibration, services: LocalServices
+) -> dict[str, tuple[float, int, str]]:
+    """Each kind's job parameters: io_ms, CPU units, target (whose service is started and checked now)."""
     targets = {
         "http": services.target_url() if "http" in spec.mix else "",
         "redis": services.redis_url() if "redis" in spec.mix else "",
     }
     preflight.check_services(targets)  # a wrong REDIS_URL/TARGET_URL fails here, not in every job
-    units = {kind: calibration.units(kind, spec.cpu_ms) for kind in spec.mix}
-    return (
-        Job(job_id, kind, spec.io_ms, units[kind], targets.get(kind, "")) for job_id, kind in enumerate(spec.kinds())
-    )
+    return {kind: (spec.io_ms, calibration.units(kind, spec.cpu_ms), targets.get(kind, "")) for kind in spec.mix}
 
 
 def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
@@ -156,7 +171,11 @@ async def measure(
     try:
         with interrupt.trap() as stop:
             await executor.begin_workload()
-            jobs = make_jobs(spec, calibration, services)
+            jobs = (
+                make_jobs(spec, calibration, services)
+                if spec.open_loop
+                else make_units(spec, calibration, services, executor, ledger)
+            )
             measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument)
             nodes = [n | {"jobs": ledger.by_worker.get(n["name"], 0)} for n in await executor.node_figures()]
     finally:
@@ -191,7 +210,7 @@ async def measure(
 
 async def _drive(
     executor: Executor,
-    jobs: Iterator[Job],
+    jobs: Iterator[Job] | Units,
     spec: WorkloadSpec,
     ledger: Ledger,
     progress: Progress | None,
@@ -230,21 +249,41 @@ async def _drive(
     record_wait = latencies.record_wait if instrument else _ignore
     record_failed = latencies.failed.record if instrument else _ignore
     record_timed_out = latencies.timed_out.record if instrument else _ignore
-    work: Iterator[tuple[Job, float]] = (
-        zip(jobs, spec.arrival_offsets(), strict=True) if spec.open_loop else ((j, 0.0) for j in jobs)
-    )
+    paced = spec.open_loop
+    work: Iterator[tuple[Job, float]] = zip(jobs, spec.arrival_offsets(), strict=True) if paced else iter(())  # type: ignore[arg-type]
+    units = jobs if isinstance(jobs, Units) else None
     start = [0.0]  # when the schedule begins: set just before the drivers start
+
+    def take_paced() -> tuple[Job, float] | None:
+        return next(work, None)
 
     async def driver(slot: int) -> None:
         run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
-        sleep, paced = asyncio.sleep, spec.open_loop
-        for job, offset in work:
+        sleep, take = asyncio.sleep, units.take if units is not None else take_paced
+        due = 0.0
+        while True:
             if paced:
+                item = take_paced()
+                if item is None:
+                    return
+                job, offset = item
                 due = start[0] + offset
                 if (ahead := due - clock()) > 0:
                     await sleep(ahead)
             else:
                 await sleep(0)  # let every other driver take a job before this one takes another
+                unit = take()
+                while unit is FULL:
+                    await units.room()  # type: ignore[union-attr]  # FULL comes only from units
+                    unit = take()
+                if unit is None:
+                    return
+                if isinstance(unit, Batch):
+                    if halt.is_set():
+                        return
+                    await run_batch(slot, unit)
+                    continue
+                job = unit  # type: ignore[assignment]
             if halt.is_set():
                 return  # this job (and the rest) is never submitted
             submit(job.id)
@@ -281,6 +320,47 @@ async def _drive(
                 if paced:
                     record_wait(began - since)
                 finish(job.id, DONE, job.kind, ended - since, worker=report.worker)
+            if units is not None and units.waiting:
+                units.released()
+
+    async def run_batch(slot: int, batch: Batch) -> None:
+        """One batch: its jobs are handed off together and end together (one latency each, from
+        hand-off to the batch's report), each with its own outcome and service time; a batch
+        that outlives the timeout times out as a whole."""
+        assert units is not None
+        first, count, kind = batch.first_id, batch.size, batch.kind
+        ledger.submit_many(first, count)
+        began = began_at[slot] = time.perf_counter()
+        try:
+            report = await executor.run_batch(batch)
+        except asyncio.CancelledError:
+            began_at[slot] = 0.0
+            latency = time.perf_counter() - began
+            if not expired[slot]:
+                reason = f"interrupted by {why[0]} before it finished" if why else "cancelled"
+                ledger.end_many(first, count, FAILED, kind, latency, reason)
+                raise
+            expired[slot] = False
+            drivers[slot].uncancel()
+            if instrument:
+                latencies.timed_out.record_repeated(latency, count)
+            ledger.end_many(first, count, TIMED_OUT, kind, latency, timed_out)
+        except Exception as exc:  # the executor's report holds job errors: this is its own failure
+            began_at[slot] = 0.0
+            latency = time.perf_counter() - began
+            if instrument:
+                latencies.failed.record_repeated(latency, count)
+            ledger.end_many(first, count, FAILED, kind, latency, _reason(exc))
+            if isinstance(exc, ServiceError):
+                halt_with(str(exc))
+        else:
+            began_at[slot] = 0.0
+            latency = time.perf_counter() - began
+            failed = {index: scrub(reason) for index, reason in report.failed.items()}
+            if instrument:
+                latencies.record_batch(latency, report.service_s, failed)
+            ledger.finish_many(first, count, kind, latency, report.workers, failed)
+        units.released()
 
     async def watchdog() -> None:
         tick = max(0.005, min(timeout / 20, 0.5))

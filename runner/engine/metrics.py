@@ -13,6 +13,7 @@ import importlib
 import threading
 import time
 from array import array
+from collections.abc import Container
 from typing import Any
 
 import psutil
@@ -34,6 +35,9 @@ class Latency:
         self._hist = HdrHistogram(1, _MAX_US, 3)
         self._buffer = array("d")
         self.record = self._buffer.append
+
+    def record_repeated(self, seconds: float, count: int) -> None:
+        self._buffer.extend(array("d", (seconds,)) * count)
 
     def flush(self) -> None:
         if not self._buffer:
@@ -106,6 +110,20 @@ class JobLatencies:
         self._total, self._service, self._wait = array("d"), array("d"), array("d")
         self.record_total, self.record_service = self._total.append, self._service.append
         self.record_wait = self._wait.append
+
+    def record_batch(self, latency_s: float, service_s: Any, failed: Container[int]) -> None:
+        """A batch's jobs, all handed off and answered together (one latency), each with its own
+        service time (an ``array('d')``); the ``failed`` indexes go to the failed histogram."""
+        if not failed:
+            self._total.extend(array("d", (latency_s,)) * len(service_s))
+            self._service.extend(service_s)
+            return
+        for index, service in enumerate(service_s):
+            if index in failed:
+                self.failed.record(latency_s)
+            else:
+                self.record_total(latency_s)
+                self.record_service(service)
 
     def flush(self) -> Any:
         """Move the buffered values into the histograms; returns the done jobs' latencies that

@@ -39,6 +39,8 @@ METRICS: dict[str, Callable[[RunResult], float]] = {
 
 def _metrics(runs: list[RunResult]) -> list[str]:
     return [m for m in METRICS if m != "vs_bare" or all(r.bare_jobs_per_s for r in runs)]
+
+
 _RULE = re.compile(r"^(?P<metric>[a-z0-9_]+):(?P<pct>[+-][0-9]{1,6}(?:\.[0-9]{1,6})?)%?$", re.ASCII)
 
 
