@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, NamedTuple, Protocol, Self
 
-from workers.bulk import Batch, BatchReport
-from workers.errors import JobFailed, ServiceError
+from workers.bulk import Batch, BatchReport, failure_reason
+from workers.errors import ServiceError
 from workers.jobs import Job
 from workers.options import Option, OptionValue
 
@@ -146,11 +146,3 @@ class Executor(ABC):
     def describe(self) -> dict[str, Any]:
         """Settings worth recording in the result."""
         return {"concurrency": self.config.concurrency}
-
-
-def failure_reason(exc: Exception) -> str:
-    """A failed job's reason, as the coordinator words it for a job run on its own."""
-    if isinstance(exc, JobFailed):
-        return exc.reason
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

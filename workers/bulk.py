@@ -7,10 +7,20 @@ per job. Each job keeps its own facts: its id is ``first_id + index``, its servi
 
 from __future__ import annotations
 
+import pickle
+import time
 from array import array
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from workers.jobs import Job
+from workers.errors import JobFailed
+from workers.jobs import Job, cpu_phase, result_of, run_sync
+
+if TYPE_CHECKING:
+    from workers.clients import SyncClients
+
+# Built-in kinds whose whole job is its CPU phase, the same for every id, and whose result is
+# None: a batch of them runs as one job run ``size`` times, each run timed on its own.
+_CPU_ONLY = frozenset({"noop", "cpu", "hash", "fail"})
 
 
 class Batch(NamedTuple):
@@ -33,3 +43,40 @@ class BatchReport(NamedTuple):
 
     def worker(self, index: int) -> str:
         return self.workers[0] if len(self.workers) == 1 else self.workers[index]
+
+
+def failure_reason(exc: Exception) -> str:
+    """A failed job's reason, as the coordinator words it for a job run on its own."""
+    if isinstance(exc, JobFailed):
+        return exc.reason
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def run_batch_sync(batch: Batch, clients: SyncClients) -> tuple[array[float], dict[int, str]]:
+    """Run a batch's jobs one after the other in this thread, in a process of their own: each
+    one's service time, and the failed ones' reasons (a result that cannot be pickled fails its
+    own job)."""
+    service = array("d", bytes(8 * batch.size))
+    failed: dict[int, str] = {}
+    if batch.kind in _CPU_ONLY:
+        job, clock = Job(batch.first_id, batch.kind, batch.io_ms, batch.cpu_units, batch.target), time.perf_counter
+        started = clock()
+        for index in range(batch.size):
+            try:
+                cpu_phase(job)
+            except Exception as exc:
+                failed[index] = failure_reason(exc)
+            ended = clock()  # this job's end is the next one's start: one clock read per job
+            service[index] = ended - started
+            started = ended
+        return service, failed
+    for index, job in enumerate(batch.jobs()):
+        try:
+            service[index] = run_sync(job, clients)
+            result = result_of(job)
+            if result is not None:
+                pickle.dumps(result)
+        except Exception as exc:
+            failed[index] = failure_reason(exc)
+    return service, failed

@@ -37,9 +37,9 @@ from typing import Any
 import psutil
 
 from workers import lifeline
-from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services, failure_reason
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.batching import Outbox
-from workers.bulk import Batch, BatchReport
+from workers.bulk import Batch, BatchReport, run_batch_sync
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
@@ -116,24 +116,14 @@ def _run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, 
 
 
 def _run_compact(batch: Batch, ticket: int) -> tuple[array[float], dict[int, str], int]:
-    """A whole batch in one trip, made into jobs here: each job's service time, and the indexes
-    (with reasons) of those that failed. The process's row holds the batch's ticket throughout."""
+    """A whole batch in one trip: each job's service time, and the failed ones (index -> reason).
+    The process's row holds the batch's ticket throughout."""
     assert _clients is not None, "pool process started without its initializer"
     mine = _row >= 0 and _row * _COLS < len(_table)
     if mine:
         _table[_row * _COLS + 1] = ticket
-    service = array("d", bytes(8 * batch.size))
-    failed: dict[int, str] = {}
-    clients = _clients
     try:
-        for index, job in enumerate(batch.jobs()):
-            try:
-                service[index] = run_sync(job, clients)
-                result = result_of(job)
-                if result is not None:
-                    pickle.dumps(result)  # a result that cannot travel fails its own job
-            except Exception as exc:
-                failed[index] = failure_reason(exc)
+        service, failed = run_batch_sync(batch, _clients)
     finally:
         if mine:
             _table[_row * _COLS + 1] = 0

@@ -260,6 +260,7 @@ async def _drive(
     async def driver(slot: int) -> None:
         run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
         sleep, take = asyncio.sleep, units.take if units is not None else take_paced
+        waiters = units.waiters if units is not None else ()
         due = 0.0
         while True:
             if paced:
@@ -319,9 +320,9 @@ async def _drive(
                 record_service(report.service_s)
                 if paced:
                     record_wait(began - since)
-                finish(job.id, DONE, job.kind, ended - since, worker=report.worker)
-            if units is not None and units.waiting:
-                units.released()
+                finish(job.id, DONE, job.kind, ended - since, report.worker)
+            if waiters:  # drivers wait for room only while batches are out
+                units.released()  # type: ignore[union-attr]  # waiters are the units' own
 
     async def run_batch(slot: int, batch: Batch) -> None:
         """One batch: its jobs are handed off together and end together (one latency each, from

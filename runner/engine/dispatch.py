@@ -34,7 +34,7 @@ class Units:
         self._next_id = 0
         self._peeked: str | None = next(kinds, None)
         self._batched = False  # once a batch is out, single jobs too must find room in the window
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.waiters: deque[asyncio.Future[None]] = deque()
 
     def take(self) -> Job | Batch | object | None:
         """The next job or batch; None when the workload is exhausted; ``FULL``."""
@@ -62,31 +62,27 @@ class Units:
         self._peeked = following
         self._next_id = first + count
         self._batched = True
-        if room > count and self._waiters:
+        if room > count and self.waiters:
             self._wake_one()  # room for another batch: the next waiter takes it
         return Batch(first, count, kind, io_ms, units, target) if count > 1 else Job(first, kind, io_ms, units, target)
 
     async def room(self) -> None:
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self.waiters.append(waiter)
         await waiter
 
     def released(self) -> None:
         """Jobs left the window (a batch ended, or a job while drivers wait)."""
-        if self._waiters:
+        if self.waiters:
             self._wake_one()
 
-    @property
-    def waiting(self) -> bool:
-        return bool(self._waiters)
-
     def _wake_one(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
+        while self.waiters:
+            waiter = self.waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 return
 
     def _wake_all(self) -> None:
-        while self._waiters:
+        while self.waiters:
             self._wake_one()

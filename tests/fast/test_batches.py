@@ -78,7 +78,9 @@ def test_a_lost_service_in_a_batch_halts_dispatch_and_counts_the_batch(stub: typ
 def test_units_fill_the_window_then_wait_for_room() -> None:
     in_flight = [0]
     kinds = iter(["a"] * 10 + ["b"] + ["a"] * 3)
-    units = Units(kinds, {"a": (0.0, 0, ""), "b": (1.0, 2, "t")}, lambda k: 4 if k == "a" else 1, 6, lambda: in_flight[0])
+    units = Units(
+        kinds, {"a": (0.0, 0, ""), "b": (1.0, 2, "t")}, lambda k: 4 if k == "a" else 1, 6, lambda: in_flight[0]
+    )
     first = units.take()
     assert first == Batch(0, 4, "a")
     in_flight[0] = 4
@@ -111,7 +113,7 @@ def test_a_waiting_driver_is_woken_by_room_and_by_the_end() -> None:
 
         tasks = [asyncio.create_task(waiter(n)) for n in ("x", "y")]
         await asyncio.sleep(0)
-        assert units.waiting and not seen
+        assert units.waiters and not seen
         in_flight[0] = 0
         units.released()  # one woken: it takes the last batch; the end then wakes the other
         await asyncio.wait_for(asyncio.gather(*tasks), 1)
