@@ -187,7 +187,7 @@ async def runner_run(
 
 
 async def compare(mode: str, args: argparse.Namespace, services: LocalServices, cal: Any) -> Pair:
-    jobs = args.jobs if mode.startswith("async") or mode == "thread" else args.jobs // 10
+    jobs = args.jobs // 10 if mode.startswith("celery") else args.jobs
     name = mode.split("-")[0]
     values = spec_values(args, jobs)
     if mode in ("celery", "celery-1"):  # celery-1 is runner's one-task-per-job path (--batch 1)
@@ -248,8 +248,7 @@ async def _rounds(
 
 async def measurement_cost(mode: str, args: argparse.Namespace, services: LocalServices, cal: Any) -> Pair:
     """No-op jobs with latency recording, time series and resource sampling on, then off, alternating."""
-    jobs = args.jobs if mode == "async" else args.jobs // 10
-    spec = WorkloadSpec.build(spec_values(args, jobs), (mode,))
+    spec = WorkloadSpec.build(spec_values(args, args.jobs), (mode,))
     pair = Pair(mode, "measurement off")
     async with executor_class(mode)(executor_config(spec), services) as executor:
         await runner_run(executor, spec, services, cal)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pickle
 import time
 from array import array
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from workers.errors import JobFailed
 from workers.jobs import Job, cpu_phase, result_of, run_sync
@@ -53,10 +54,12 @@ def failure_reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def run_batch_sync(batch: Batch, clients: SyncClients) -> tuple[array[float], dict[int, str]]:
+def run_batch_sync(
+    batch: Batch, clients: SyncClients, check: Callable[[Any], object] = pickle.dumps
+) -> tuple[array[float], dict[int, str]]:
     """Run a batch's jobs one after the other in this thread, in a process of their own: each
-    one's service time, and the failed ones' reasons (a result that cannot be pickled fails its
-    own job)."""
+    one's service time, and the failed ones' reasons (a result that ``check`` cannot serialise
+    fails its own job)."""
     service = array("d", bytes(8 * batch.size))
     failed: dict[int, str] = {}
     if batch.kind in _CPU_ONLY:
@@ -76,7 +79,7 @@ def run_batch_sync(batch: Batch, clients: SyncClients) -> tuple[array[float], di
             service[index] = run_sync(job, clients)
             result = result_of(job)
             if result is not None:
-                pickle.dumps(result)
+                check(result)
         except Exception as exc:
             failed[index] = failure_reason(exc)
     return service, failed

@@ -37,6 +37,7 @@ from typing import Any
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.batching import Outbox
 from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_app
+from workers.celery_bulk import CompactSender, settle
 from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, cluster_slots, wait_until_answering
 from workers.celery_outage import Outage, broker_errors, server_id
 from workers.celery_replies import ReplyReader
@@ -49,7 +50,7 @@ _READY_TIMEOUT_S = 60.0
 _BATCH_BUDGET_S = 0.005  # a batch task should take about this long on a worker
 
 
-class CeleryExecutor(Executor):
+class CeleryExecutor(CompactSender, Executor):
     name = "celery"
     summary = "Celery workers over a Redis broker (local nodes, or a cluster's)"
     options = OPTIONS
@@ -72,6 +73,7 @@ class CeleryExecutor(Executor):
         self._facts: dict[str, dict[str, Any]] = {}  # node -> what it said of itself (runner_node)
         self._slots = self._node_count * self._per_node()
         self._pending: dict[int, _Pending] = {}
+        self._bulk = {}  # first job id -> a batch handed over whole (workers.celery_bulk)
         self._answered = bytearray()  # one byte per job id: a million jobs cost a megabyte
         self._issued = 0  # job ids below this were handed to run() in this workload
         self._extra: dict[int, int] = {}
@@ -199,6 +201,9 @@ class CeleryExecutor(Executor):
         self._reader.start()
 
     def _on_reply(self, reply: dict[str, Any]) -> None:
+        if "first" in reply:
+            settle(self._answered, self._extra, self._bulk, self._outbox, reply)
+            return
         job_id = reply["id"]
         if job_id >= len(self._answered):
             self._answered.extend(bytes(max(job_id + 1 - len(self._answered), 1024)))
@@ -218,9 +223,11 @@ class CeleryExecutor(Executor):
         """The run cannot go on: every waiting job, and every later one, fails with ``error``."""
         if self._fatal is None:
             self._fatal = error
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(self._fatal)
+        futures: list[asyncio.Future[Any]] = [p.future for p in self._pending.values()]
+        futures += [b.future for b in self._bulk.values()]
+        for future in futures:
+            if not future.done():
+                future.set_exception(self._fatal)
 
     def _send(self, jobs: list[Job]) -> None:
         assert self._reader is not None, "run before begin_workload"
@@ -308,6 +315,9 @@ class CeleryExecutor(Executor):
         for pending in list(self._pending.values()):
             if pending.sent and not pending.future.done():
                 await asyncio.to_thread(self._send, [pending.job])
+        for bulk in list(self._bulk.values()):
+            if bulk.sent and not bulk.future.done():
+                await asyncio.to_thread(self._send_compact, bulk.batch)
 
     def extra_runs(self) -> dict[int, int]:
         return dict(self._extra)

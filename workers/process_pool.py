@@ -47,6 +47,9 @@ from workers.jobs import WORKER_DIED, Job, result_of, run_sync
 _COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
 _BATCH_BUDGET_S = 0.002  # a batch should take about this long in a pool process
+# A batch the coordinator hands over whole (``run_batch``) costs the coordinator one task, however
+# many jobs it holds: larger, bounded by the window's share.
+_BULK_BUDGET_S, _BULK_MOST = 0.005, 4096
 _SHUTDOWN_GRACE_S = 5.0  # for a broken pool's manager to reap its processes before they are killed
 
 # Per pool process, set by the initializer.
@@ -238,7 +241,8 @@ class ProcessExecutor(Executor):
     def batch_size(self, kind: str) -> int:
         """Batches for kinds measured cheap, no bigger than a share of the window that keeps two
         batches per process out."""
-        return min(self._outbox.batch_size(kind), max(1, self.config.concurrency // (2 * self.config.workers)))
+        share = max(1, self.config.concurrency // (2 * self.config.workers))
+        return min(self._outbox.batch_size(kind, _BULK_BUDGET_S, _BULK_MOST), share)
 
     async def run_batch(self, batch: Batch) -> BatchReport:
         """The batch in one pool task, sent as it is and answered in arrays. If the pool breaks

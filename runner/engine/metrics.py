@@ -219,6 +219,8 @@ class ResourceSampler:
         self.total_peak_rss = 0
         self.last_rss = 0  # coordinator and workers at the latest sample
         self._thread = threading.Thread(target=self._loop, name="resource-sampler", daemon=True)
+        self._tree: list[psutil.Process] | None = None
+        self._samples = 0
 
     def start(self) -> None:
         if not self._enabled:
@@ -235,6 +237,7 @@ class ResourceSampler:
         self._stop.set()
         if self._enabled:
             self._thread.join()
+            self._tree = None  # the last sample sees every process there is now
             self._sample()
         cpu_s = sum(last - self._cpu_start.get(pid, 0.0) for pid, last in self._cpu_last.items())
         coordinator_cpu = self._cpu_last.get(self._me.pid, 0.0) - self._cpu_start.get(self._me.pid, 0.0)
@@ -262,8 +265,13 @@ class ResourceSampler:
         return found
 
     def _sample(self) -> None:
+        # Finding children scans every process on the machine: the worker tree is looked up once
+        # a second (it changes only when a worker dies), its members measured every interval.
+        self._samples += 1
+        if self._tree is None or self._samples % _TREE_EVERY == 0:
+            self._tree = self._workers()
         mine = self._measure(self._me)
-        workers = sum(self._measure(proc) for proc in self._workers())
+        workers = sum(self._measure(proc) for proc in self._tree)
         self.coordinator_peak_rss = max(self.coordinator_peak_rss, mine)
         self.workers_peak_rss = max(self.workers_peak_rss, workers)
         self.total_peak_rss = max(self.total_peak_rss, mine + workers)
@@ -278,6 +286,9 @@ class ResourceSampler:
             return 0  # gone: keep the CPU time it was last seen with
         self._cpu_last[proc.pid] = cpu.user + cpu.system
         return rss
+
+
+_TREE_EVERY = 10  # samples between two look-ups of the worker processes' children
 
 
 def _proc(pid: int) -> psutil.Process | None:
