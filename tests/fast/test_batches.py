@@ -135,3 +135,37 @@ def test_ledger_bulk_methods_keep_one_state_per_job(tmp_path: Path) -> None:
     ledger.finish_many(6, 2, "hang", 1.0, ["late"], {})  # already timed out: duplicates, not done
     assert ledger.summary() == {"submitted": 10, "done": 5, "failed": 3, "timed_out": 2, "lost": 0, "duplicates": 3}
     assert ledger.by_worker == {"pid-1": 5} and ledger.reasons == {"boom": 1, "cancelled": 2, "timed out after 1 s": 2}
+
+
+def test_a_compact_celery_reply_is_checked_and_settles_its_batch_once() -> None:
+    from workers.batching import Outbox
+    from workers.celery_bulk import Pending, compact_reply, settle
+    from workers.celery_replies import parse_reply
+
+    batch = Batch(10, 3, "noop")
+    good = compact_reply(batch, "w0", [0.001, 0.002, 0.003], {1: "InjectedFailure: no"})
+    assert parse_reply(json.dumps(good), 13) == good
+    bad = {
+        "size": 0,
+        "first": -1,
+        "service_s": [0.1],
+        "failed": {"3": "x"},
+        "worker": 5,
+    }
+    for key, value in bad.items():
+        with pytest.raises(ValueError):
+            parse_reply(json.dumps(good | {key: value}), 13)
+    with pytest.raises(ValueError, match="out of range"):
+        parse_reply(json.dumps(good), 12)  # job 12 was never sent
+
+    async def scenario() -> tuple[Any, dict[int, int]]:
+        pending = Pending(batch)
+        answered, extra = bytearray(), dict[int, int]()
+        costs: Outbox[Any] = Outbox(lambda _: True, fixed=0, budget_s=1.0, limit=lambda: 1)
+        settle(answered, extra, {10: pending}, costs, good)
+        settle(answered, extra, {10: pending}, costs, good)  # the batch ran twice (a redelivery)
+        return pending.future.result(), extra
+
+    report, extra = asyncio.run(scenario())
+    assert list(report.service_s) == [0.001, 0.002, 0.003] and report.failed == {1: "InjectedFailure: no"}
+    assert report.workers == ["w0"] and extra == {10: 1, 11: 1, 12: 1}
