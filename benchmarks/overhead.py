@@ -30,6 +30,7 @@ import os
 import statistics
 import sys
 import time
+from array import array
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
@@ -40,9 +41,12 @@ import uvloop
 from overhead_results import write_results
 
 from runner.engine.coordinator import executor_config, measure
+from runner.engine.ledger import Ledger
+from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
 from runner.engine.results import RunResult
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
+from runner.engine.timeline import Timeline
 from workers.calibration import calibrate
 from workers.celery_nodes import LocalNodes, NodeSpec, wait_until_answering
 from workers.registry import executor_class
@@ -268,6 +272,38 @@ def cost_line(pair: Pair) -> str:
     )
 
 
+def ignore(_: float) -> None:
+    return None
+
+
+def recording_cpu(batch: int, jobs: int = 200_000, buckets: int = 20) -> float:
+    """CPU nanoseconds per job that latency recording and the time series' flushes cost, on
+    synthetic results (``batch`` jobs per report), less the same loop recording nothing: a figure
+    that, unlike the on/off throughputs, a busy machine hardly moves (it is this thread's CPU time)."""
+    service = array("d", [1e-6] * batch)
+
+    def once(record: bool) -> float:
+        latencies = JobLatencies()
+        timeline = Timeline(latencies, Ledger(jobs), LoopLag(), ResourceSampler([], enabled=False))
+        timeline.begin(time.perf_counter())
+        total, service_one = (latencies.record_total, latencies.record_service) if record else (ignore, ignore)
+        every, began, done = jobs // buckets, time.thread_time(), 0
+        while done < jobs:
+            if batch > 1:
+                if record:
+                    latencies.record_batch(0.002 + done * 1e-9, service, {})
+                done += batch
+            else:
+                total(0.002 + done * 1e-9)
+                service_one(1e-6)
+                done += 1
+            if record and done % every < batch:
+                timeline.close_bucket()
+        return time.thread_time() - began
+
+    return min(once(True) - once(False) for _ in range(3)) / jobs * 1e9
+
+
 def load_line() -> str:
     return "load average: " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -285,6 +321,10 @@ async def main_async(args: argparse.Namespace) -> None:
             pairs.append(await measurement_cost(mode, args, services, cal))
             print(cost_line(pairs[-1]), flush=True)
     print(load_line(), flush=True)
+    print(
+        f"recording CPU per job: {recording_cpu(1):.0f} ns one by one, {recording_cpu(250):.0f} ns in batches of 250",
+        flush=True,
+    )
     if args.json:
         write_results(args.json, pairs, cal, time.perf_counter() - began)
     if args.short:

@@ -35,6 +35,7 @@ class Latency:
         self._hist = HdrHistogram(1, _MAX_US, 3)
         self._buffer = array("d")
         self.record = self._buffer.append
+        self._counts: Any = None  # numpy counts by (shift, mantissa) key, not yet in the histogram
 
     def record_repeated(self, seconds: float, count: int) -> None:
         self._buffer.extend(array("d", (seconds,)) * count)
@@ -59,17 +60,34 @@ class Latency:
         shift = np.maximum(0, np.frexp(micros.astype(np.float64))[1] - 11)
         keys = (shift << 11) | (micros >> shift)  # mantissa < 2**11
         counts = np.bincount(keys)
+        # Counted here, in numpy, across flushes; the histogram gets them once, when read: its
+        # record_value is Python, a microsecond per distinct bucket, for every flush otherwise.
+        if self._counts is None or len(self._counts) < len(counts):
+            grown = np.zeros(max(len(counts), 0 if self._counts is None else len(self._counts)), dtype=np.int64)
+            if self._counts is not None:
+                grown[: len(self._counts)] = self._counts
+            self._counts = grown
+        self._counts[: len(counts)] += counts
+
+    def _settle(self) -> None:
+        """Everything recorded so far into the histogram."""
+        self.flush()
+        if self._counts is None:
+            return
+        import numpy as np
+
+        counts, self._counts = self._counts, None
         for key in np.flatnonzero(counts).tolist():
             self._hist.record_value((key & 2047) << (key >> 11), int(counts[key]))
 
     @property
     def count(self) -> int:
-        self.flush()
+        self._settle()
         return int(self._hist.get_total_count())
 
     def encode(self) -> str:
         """Compressed, base64 form, small enough to keep per run in a results file."""
-        self.flush()
+        self._settle()
         return bytes(self._hist.encode()).decode("ascii")
 
     @classmethod
@@ -81,7 +99,7 @@ class Latency:
         return merged
 
     def summary(self) -> dict[str, float]:
-        self.flush()
+        self._settle()
         hist = self._hist
         if hist.get_total_count() == 0:
             return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
