@@ -157,3 +157,23 @@ def test_a_spec_file_jobs_table(user_dir: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["jobs"]["done"] == 3 and result["spec"]["user_jobs"] == {"s": "ujmod:work"}
+
+
+def test_a_celery_task_object_stands_for_its_function(tmp_path: Path) -> None:
+    (tmp_path / "taskmod.py").write_text(
+        "from celery import Celery\n\napp = Celery('mine', set_as_current=False)\n\n\n"
+        "@app.task\ndef add(x, y):\n    return x + y\n"
+    )
+    (tmp_path / "pairs.jsonl").write_text("[1, 2]\n[3, 4]\n")
+    result = submit(tmp_path, "--mode", "process", "--job", "t=taskmod:add", "--inputs", str(tmp_path / "pairs.jsonl"))
+    assert result["jobs"]["done"] == 2 and result["user_jobs"]["ran"]["t"].keys() == {"sync"}
+
+
+def test_bench_sweeps_user_jobs(user_dir: Path, tmp_path: Path) -> None:
+    args = ["--quick", "--modes", "async,thread", "--repeats", "1", "--out", str(tmp_path)]
+    job = ["--job", "s=ujmod:work", "--setup", "ujmod:setup", "--path", str(user_dir)]
+    proc = run_cli("bench", "-q", *args, *job, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert [c["mix_name"] for c in doc["cells"]] == ["your jobs", "your jobs"]
+    assert all(c["summary"]["jobs"]["failed"] == 0 for c in doc["cells"])
