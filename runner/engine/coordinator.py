@@ -1,9 +1,7 @@
 """The coordinator: turns a spec into jobs, drives one executor, and returns the run result.
 
-Jobs are generated lazily and pulled by a fixed set of ``concurrency`` driver coroutines, so at
-most ``concurrency`` jobs are ever in flight and no list of all jobs (or results) is held. Each job
-gets the per-job timeout, and every job ends in the ledger as done, failed (with a reason) or
-timed out.
+Jobs are generated lazily and pulled by ``concurrency`` driver coroutines: at most that many are in
+flight, no list of all jobs is held, and every job ends in the ledger done, failed or timed out.
 
 Two load models. Closed loop (the default): a driver hands out its next job when its last one
 ended, after yielding once so that every driver gets its turn even when jobs never yield (a CPU
@@ -31,9 +29,9 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import codec, interrupt, preflight
+from runner.engine import codec, interrupt, preflight, user_jobs
 from runner.engine import results as rs
-from runner.engine.dispatch import FULL, Units
+from runner.engine.dispatch import FULL, BatchRun, Units, failure_reason, report_progress, until_done_or_halted
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.engine.machine import describe_machine, machine_state, usable_cpus
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
@@ -44,12 +42,9 @@ from runner.engine.timeline import RunStatus, Timeline
 from workers.base import Executor, ExecutorConfig
 from workers.bulk import Batch
 from workers.calibration import Calibration, calibrate
-from workers.errors import JobFailed, RunStopped, ServiceError
+from workers.errors import RunStopped, ServiceError
 from workers.jobs import Job
 from workers.registry import executor_class
-from workers.urls import scrub
-
-_GRACE_S = 2.0  # after a stop request, how long in-flight jobs may still finish
 
 Progress = Callable[[RunStatus], None]  # called a few times a second, and once at the end
 
@@ -57,45 +52,45 @@ Progress = Callable[[RunStatus], None]  # called a few times a second, and once 
 def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServices) -> Iterator[Job]:
     """The workload, one job at a time. Services the kinds need are started now, before timing
     starts (a generator's body would start them inside the first job, blocking the loop)."""
-    params = _job_params(spec, calibration, services)
-    return (Job(job_id, kind, *params[kind]) for job_id, kind in enumerate(spec.kinds()))
+    targets = _targets(spec, services)
+    units = {kind: calibration.units(kind, spec.cpu_ms) for kind in spec.mix}
+    if spec.user_jobs:
+        return user_jobs.make_jobs(spec, units, targets)
+    return (
+        Job(job_id, kind, spec.io_ms, units[kind], targets.get(kind, "")) for job_id, kind in enumerate(spec.kinds())
+    )
 
 
 def make_units(
     spec: WorkloadSpec, calibration: Calibration, services: LocalServices, executor: Executor, ledger: Ledger
 ) -> Units:
-    """The closed-loop workload: jobs, or batches of them where the executor takes batches."""
-    params = _job_params(spec, calibration, services)
+    """The closed-loop workload of built-in kinds: jobs, or batches where the executor takes them."""
+    targets = _targets(spec, services)
+    params = {kind: (spec.io_ms, calibration.units(kind, spec.cpu_ms), targets.get(kind, "")) for kind in spec.mix}
     return Units(spec.kinds(), params, executor.batch_size, spec.concurrency, lambda: ledger.in_flight)
 
 
-def _job_params(
-    spec: WorkloadSpec, calibration: Calibration, services: LocalServices
-) -> dict[str, tuple[float, int, str]]:
-    """Each kind's job parameters: io_ms, CPU units, target (whose service is started and checked now)."""
+def _targets(spec: WorkloadSpec, services: LocalServices) -> dict[str, str]:
     targets = {
         "http": services.target_url() if "http" in spec.mix else "",
         "redis": services.redis_url() if "redis" in spec.mix else "",
     }
     preflight.check_services(targets)  # a wrong REDIS_URL/TARGET_URL fails here, not in every job
-    return {kind: (spec.io_ms, calibration.units(kind, spec.cpu_ms), targets.get(kind, "")) for kind in spec.mix}
+    return targets
+
+
+_CONFIG = ("concurrency", "workers", "batch", "expect_workers", "wait_s", "options")  # spec fields of the same name
 
 
 def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
-    return ExecutorConfig(
-        concurrency=spec.concurrency,
-        workers=spec.workers,
-        timeout_s=spec.timeout,
-        batch=spec.batch,
-        expect_workers=spec.expect_workers,
-        wait_s=spec.wait_s,
-        options=spec.options,
-    )
+    same = {name: getattr(spec, name) for name in _CONFIG}
+    return ExecutorConfig(**same, timeout_s=spec.timeout, user_jobs=spec.job_table())
 
 
 def check_modes(spec: WorkloadSpec) -> None:
     """Fail fast, before any run starts, if a requested executor cannot run this spec."""
     preflight.check_environment(spec.modes, spec.mix)
+    user_jobs.check(spec)  # imports, signatures, the first input: before any executor starts
     for mode in spec.modes:
         executor_class(mode).validate(executor_config(spec), LocalServices.redis_from_environment())
 
@@ -171,11 +166,12 @@ async def measure(
     try:
         with interrupt.trap() as stop:
             await executor.begin_workload()
-            jobs = (
-                make_jobs(spec, calibration, services)
-                if spec.open_loop
-                else make_units(spec, calibration, services, executor, ledger)
-            )
+            executor.tally.begin_workload()
+            # User jobs carry an input each: one by one (open loop too: each job has its own start).
+            if spec.open_loop or spec.user_jobs:
+                jobs: Iterator[Job] | Units = make_jobs(spec, calibration, services)
+            else:
+                jobs = make_units(spec, calibration, services, executor, ledger)
             measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument)
             nodes = [n | {"jobs": ledger.by_worker.get(n["name"], 0)} for n in await executor.node_figures()]
     finally:
@@ -195,6 +191,7 @@ async def measure(
         calibration=rs.CalibrationFigures(**calibration.to_dict()),
         started_at=started_at,
         machine=codec.decode(rs.Machine, describe_machine(state)),
+        user_jobs=user_jobs.figures(spec, executor.user_job_figures()),
     )
     if ledger.write_error is not None and halted is None:  # all jobs ran and are counted: keep the result
         raise OutputError(f"{ledger.write_error}; the run finished, but its ledger is incomplete", result)
@@ -242,20 +239,16 @@ async def _drive(
     expired = [False] * slots  # the watchdog cancelled that driver's job for its timeout
     drivers: list[asyncio.Task[None]] = []
     timed_out = f"timed out after {timeout:g} s"
-    record_total, record_service = latencies.record_total, latencies.record_service
-    if not instrument:
-        record_total = record_service = _ignore
-
-    record_wait = latencies.record_wait if instrument else _ignore
-    record_failed = latencies.failed.record if instrument else _ignore
-    record_timed_out = latencies.timed_out.record if instrument else _ignore
+    on = instrument
+    record_total, record_service = (latencies.record_total, latencies.record_service) if on else (_ignore, _ignore)
+    record_wait, record_failed = (latencies.record_wait, latencies.failed.record) if on else (_ignore, _ignore)
+    record_timed_out = latencies.timed_out.record if on else _ignore
     paced = spec.open_loop
     work: Iterator[tuple[Job, float]] = zip(jobs, spec.arrival_offsets(), strict=True) if paced else iter(())  # type: ignore[arg-type]
     units = jobs if isinstance(jobs, Units) else None
     start = [0.0]  # when the schedule begins: set just before the drivers start
 
-    def take_paced() -> tuple[Job, float] | None:
-        return next(work, None)
+    take_paced = functools.partial(next, work, None)
 
     async def driver(slot: int) -> None:
         run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
@@ -284,7 +277,7 @@ async def _drive(
                         return
                     await run_batch(slot, unit)
                     continue
-                job = unit  # type: ignore[assignment]
+                job = unit
             if halt.is_set():
                 return  # this job (and the rest) is never submitted
             submit(job.id)
@@ -307,12 +300,12 @@ async def _drive(
             except ServiceError as exc:  # the executor cannot go on (e.g. its broker is gone)
                 began_at[slot] = 0.0
                 record_failed(clock() - since)
-                finish(job.id, FAILED, job.kind, clock() - since, reason=_reason(exc))
+                finish(job.id, FAILED, job.kind, clock() - since, reason=failure_reason(exc))
                 halt_with(str(exc))
             except Exception as exc:  # any job error is data for the ledger, never fatal to the run
                 began_at[slot] = 0.0
                 record_failed(clock() - since)
-                finish(job.id, FAILED, job.kind, clock() - since, reason=_reason(exc))
+                finish(job.id, FAILED, job.kind, clock() - since, reason=failure_reason(exc))
             else:
                 began_at[slot] = 0.0
                 ended = clock()
@@ -324,44 +317,8 @@ async def _drive(
             if waiters:  # drivers wait for room only while batches are out
                 units.released()  # type: ignore[union-attr]  # waiters are the units' own
 
-    async def run_batch(slot: int, batch: Batch) -> None:
-        """One batch: its jobs are handed off together and end together (one latency each, from
-        hand-off to the batch's report), each with its own outcome and service time; a batch
-        that outlives the timeout times out as a whole."""
-        assert units is not None
-        first, count, kind = batch.first_id, batch.size, batch.kind
-        ledger.submit_many(first, count)
-        began = began_at[slot] = time.perf_counter()
-        try:
-            report = await executor.run_batch(batch)
-        except asyncio.CancelledError:
-            began_at[slot] = 0.0
-            latency = time.perf_counter() - began
-            if not expired[slot]:
-                reason = f"interrupted by {why[0]} before it finished" if why else "cancelled"
-                ledger.end_many(first, count, FAILED, kind, latency, reason)
-                raise
-            expired[slot] = False
-            drivers[slot].uncancel()
-            if instrument:
-                latencies.timed_out.record_repeated(latency, count)
-            ledger.end_many(first, count, TIMED_OUT, kind, latency, timed_out)
-        except Exception as exc:  # the executor's report holds job errors: this is its own failure
-            began_at[slot] = 0.0
-            latency = time.perf_counter() - began
-            if instrument:
-                latencies.failed.record_repeated(latency, count)
-            ledger.end_many(first, count, FAILED, kind, latency, _reason(exc))
-            if isinstance(exc, ServiceError):
-                halt_with(str(exc))
-        else:
-            began_at[slot] = 0.0
-            latency = time.perf_counter() - began
-            failed = {index: scrub(reason) for index, reason in report.failed.items()}
-            if instrument:
-                latencies.record_batch(latency, report.service_s, failed)
-            ledger.finish_many(first, count, kind, latency, report.workers, failed)
-        units.released()
+    shared = (began_at, expired, drivers)
+    run_batch = BatchRun(executor, ledger, latencies if on else None, units, shared, timed_out, why, halt_with)
 
     async def watchdog() -> None:
         tick = max(0.005, min(timeout / 20, 0.5))
@@ -385,7 +342,7 @@ async def _drive(
         began = start[0] = time.perf_counter()
         timeline.begin(began)
         status = functools.partial(timeline.status, executor.name, spec.jobs)
-        reporter = asyncio.create_task(_report_progress(status, progress)) if progress else None
+        reporter = asyncio.create_task(report_progress(status, progress)) if progress else None
         # The timeline also moves latencies into the histograms, once per bucket, which keeps the
         # buffers small on long runs; uninstrumented runs record none.
         ticker = asyncio.create_task(timeline.run(), name="timeline") if instrument else None
@@ -395,7 +352,7 @@ async def _drive(
             drivers.extend(asyncio.create_task(driver(slot)) for slot in range(slots))
             guard = asyncio.create_task(watchdog(), name="timeouts")
             try:
-                await _until_done_or_halted(drivers, halt, hurry)
+                await until_done_or_halted(drivers, halt, hurry)
             finally:
                 guard.cancel()
                 await asyncio.gather(guard, return_exceptions=True)
@@ -434,49 +391,9 @@ async def _drive(
     return measured, (why[0] if why else None)
 
 
-async def _until_done_or_halted(drivers: list[asyncio.Task[None]], halt: asyncio.Event, hurry: asyncio.Event) -> None:
-    """Wait for every driver; after a halt, give in-flight jobs ``_GRACE_S`` (less on a second
-    signal), then cancel the drivers, which account for their jobs. Every task is awaited, so no
-    exception goes unretrieved; a driver's own bug is re-raised."""
-    everything = asyncio.gather(*drivers, return_exceptions=True)
-    halted = asyncio.create_task(halt.wait())
-    hurried = asyncio.create_task(hurry.wait())
-    try:
-        first: list[asyncio.Future[Any]] = [everything, halted]
-        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-        if not everything.done():
-            grace: list[asyncio.Future[Any]] = [everything, hurried]
-            await asyncio.wait(grace, timeout=_GRACE_S, return_when=asyncio.FIRST_COMPLETED)
-        for task in drivers:
-            task.cancel()
-        outcomes = await everything
-    finally:
-        for helper in (halted, hurried):
-            helper.cancel()
-        await asyncio.gather(halted, hurried, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, Exception):
-            raise outcome
-
-
-async def _report_progress(status: Callable[[], RunStatus], progress: Progress | None) -> None:
-    assert progress is not None
-    while True:
-        progress(status())
-        await asyncio.sleep(0.2)
-
-
 def _utilisation(cpu_s: float, wall_s: float) -> float:
     return round(cpu_s / (wall_s * usable_cpus()), 3) if wall_s > 0 else 0.0
 
 
 def _ignore(_: float) -> None:
     return None
-
-
-def _reason(exc: BaseException) -> str:
-    """What the ledger and the result record for a failed job: one line, secrets hidden."""
-    if isinstance(exc, JobFailed):
-        return scrub(exc.reason)
-    text = str(exc).strip().splitlines()
-    return scrub(f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
