@@ -42,9 +42,6 @@ class BatchReport(NamedTuple):
     failed: dict[int, str]  # index in the batch -> why that job failed; the others are done
     workers: list[str]  # who ran each job; one name for the whole batch where it had one runner
 
-    def worker(self, index: int) -> str:
-        return self.workers[0] if len(self.workers) == 1 else self.workers[index]
-
 
 def failure_reason(exc: Exception) -> str:
     """A failed job's reason, as the coordinator words it for a job run on its own."""

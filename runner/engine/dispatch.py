@@ -21,7 +21,8 @@ from runner.engine.ledger import FAILED, TIMED_OUT, Ledger
 from runner.engine.metrics import JobLatencies
 from workers.base import Executor
 from workers.bulk import Batch
-from workers.errors import JobFailed, ServiceError
+from workers.bulk import failure_reason as worded
+from workers.errors import ServiceError
 from workers.jobs import Job
 from workers.urls import scrub
 
@@ -31,6 +32,8 @@ FULL = object()  # ``take``'s answer while the window is full: ``await room()`` 
 
 
 class Units:
+    """The workload as the closed-loop drivers take it (``take``), and the drivers waiting for room."""
+
     def __init__(
         self,
         kinds: Iterator[str],
@@ -189,9 +192,6 @@ async def report_progress(status: Callable[[], Any], progress: Callable[[Any], N
         await asyncio.sleep(0.2)
 
 
-def failure_reason(exc: BaseException) -> str:
+def failure_reason(exc: Exception) -> str:
     """What the ledger and the result record for a failed job: one line, secrets hidden."""
-    if isinstance(exc, JobFailed):
-        return scrub(exc.reason)
-    text = str(exc).strip().splitlines()
-    return scrub(f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
+    return scrub(worded(exc))
