@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from workers import lifeline
-from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
-from workers.errors import JobFailed, ServiceError
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services, cpu_seconds
+from workers.calibration import Calibration
+from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job
 from workers.scratch import scratch_dir
 
@@ -40,6 +41,7 @@ class GeventExecutor(Executor):
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._issued = 0  # job ids below this were sent (in any workload: a late reply may cross one)
         self._pids: list[int] = []
+        self._rates: dict[str, Calibration] = {}  # worker process -> the rate it measured as it started
         self._respawn = asyncio.Lock()
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -77,6 +79,8 @@ class GeventExecutor(Executor):
                 proc.kill()
             await proc.wait()
             raise ServiceError(f"the gevent worker did not start: {self._log_tail()}")
+        with contextlib.suppress(ValueError, TypeError, AttributeError, InputError):
+            self._rates[f"gevent-pid-{proc.pid}"] = Calibration.from_dict(json.loads(first)["calibration"])
         self._reader = asyncio.create_task(self._read(proc), name="gevent-replies")
 
     def _log_tail(self) -> str:
@@ -147,7 +151,7 @@ class GeventExecutor(Executor):
         if "error" in reply:
             raise JobFailed(reply["error"])
         assert self._proc is not None
-        return JobReport(float(reply["service_s"]), f"gevent-pid-{self._proc.pid}")
+        return JobReport(float(reply["service_s"]), f"gevent-pid-{self._proc.pid}", cpu_seconds(reply.get("cpu_s")))
 
     async def stop(self) -> None:
         proc = self._proc
@@ -171,6 +175,9 @@ class GeventExecutor(Executor):
     def worker_pids(self) -> list[int]:
         proc = self._proc
         return [proc.pid] if proc is not None and proc.returncode is None else []
+
+    def worker_calibrations(self) -> dict[str, Calibration]:
+        return dict(self._rates)
 
     def capacity(self, cores: int) -> Capacity:
         return Capacity(self.config.concurrency, 1, 1)  # one thread: greenlets take turns on one core

@@ -17,6 +17,7 @@ monkey.patch_all()  # before anything imports socket, ssl, time or threading
 
 import json  # noqa: E402 -- must follow the patching
 import sys  # noqa: E402
+import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
@@ -24,6 +25,7 @@ from gevent.fileobject import FileObjectPosix  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from gevent.queue import Queue  # noqa: E402
 
+from workers.calibration import calibrate  # noqa: E402
 from workers.clients import SyncClients  # noqa: E402
 from workers.jobs import Job, result_of, run_sync  # noqa: E402
 
@@ -31,12 +33,15 @@ from workers.jobs import Job, result_of, run_sync  # noqa: E402
 def _run(job: Job, clients: SyncClients, replies: Queue) -> None:
     reply: dict[str, Any] = {"id": job.id}
     try:
+        cpu_began = time.thread_time()  # the one thread: other greenlets' CPU too while this one waits
         reply["service_s"] = run_sync(job, clients, own_process=True)
+        reply["cpu_s"] = time.thread_time() - cpu_began
         json.dumps(result_of(job))  # the result must cross the pipe as JSON, like any worker's
     except gevent.GreenletExit:
         return  # cancelled by the coordinator after its timeout: it no longer waits for a reply
     except Exception as exc:  # reported as data; the worker goes on
         reply.pop("service_s", None)
+        reply.pop("cpu_s", None)
         reply["error"] = f"{type(exc).__name__}: {exc}"
     replies.put(json.dumps(reply).encode() + b"\n")
 
@@ -58,7 +63,8 @@ def main(argv: list[str]) -> int:
     replies: Queue = Queue()
     out = FileObjectPosix(sys.stdout.fileno(), "wb", close=False)
     gevent.spawn(_write, replies, out)
-    replies.put(json.dumps({"ready": True}).encode() + b"\n")
+    # Its own rate, measured before it says it is ready (so before timing starts).
+    replies.put(json.dumps({"ready": True, "calibration": calibrate().to_dict()}).encode() + b"\n")
     for line in FileObjectPosix(sys.stdin.fileno(), "rb", close=False):
         message = json.loads(line)
         if "cancel" in message:

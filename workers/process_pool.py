@@ -38,6 +38,7 @@ import psutil
 from workers import lifeline
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.batching import Outbox
+from workers.calibration import Calibration, calibrate
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
@@ -66,7 +67,7 @@ async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE
     await shutdown
 
 
-def _init_process(table: Any, counter: Any) -> None:
+def _init_process(table: Any, counter: Any, rates: Any) -> None:
     global _clients, _table, _row
     lifeline.hold()  # a coordinator killed without cleaning up takes this process with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C hits the whole process group; the coordinator decides
@@ -78,6 +79,15 @@ def _init_process(table: Any, counter: Any) -> None:
         table[_row * _COLS] = os.getpid()
         signal.signal(signal.SIGTERM, _on_terminate)
     _clients = SyncClients(pool_size=4)
+    _calibrate_into(rates)
+
+
+def _calibrate_into(rates: Any) -> None:
+    """This process's own rates, measured as it starts (before timing: ``start`` waits for every
+    process's), into its row of the shared ``rates`` array."""
+    if _row >= 0 and 2 * _row + 1 < len(rates):
+        own = calibrate()
+        rates[2 * _row], rates[2 * _row + 1] = own.spin_iterations_per_ms, own.hash_rounds_per_ms
 
 
 def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
@@ -86,28 +96,30 @@ def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
     os._exit(143)
 
 
-def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any]:
+def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any, float]:
     assert _clients is not None, "pool process started without its initializer"
     job = Job.from_wire(wire)
     mine = _row >= 0 and _row * _COLS < len(_table)
     if mine:
         _table[_row * _COLS + 1] = ticket
     try:
+        cpu_began = time.thread_time()
         service_s = run_sync(job, _clients)
+        cpu_s = time.thread_time() - cpu_began  # the job's CPU time, for the after-run calibration check
     finally:
         if mine:
             _table[_row * _COLS + 1] = 0  # not reached if the job kills the process: that is the point
-    return service_s, os.getpid(), result_of(job)
+    return service_s, os.getpid(), result_of(job), cpu_s
 
 
-def _run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, int] | BaseException]:
+def _run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, int, float] | BaseException]:
     """Several small jobs in one trip; each one's outcome (or error) stays its own."""
-    outcomes: list[tuple[float, int] | BaseException] = []
+    outcomes: list[tuple[float, int, float] | BaseException] = []
     for wire, ticket in zip(wires, tickets, strict=True):
         try:
-            service_s, pid, result = _run_wire(wire, ticket)
+            service_s, pid, result, cpu_s = _run_wire(wire, ticket)
             pickle.dumps(result)  # a result that cannot travel fails its own job, not its batch-mates
-            outcomes.append((service_s, pid))
+            outcomes.append((service_s, pid, cpu_s))
         except Exception as exc:
             outcomes.append(exc)
     return outcomes
@@ -118,7 +130,7 @@ class _Queued:
 
     __slots__ = ("batch_future", "order", "sent", "ticket", "waiter", "wire")
 
-    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[tuple[float, int]]) -> None:
+    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[tuple[float, int, float]]) -> None:
         self.wire, self.ticket, self.waiter = wire, ticket, waiter
         self.order = int(wire[0])  # the job id: first come, first sent
         self.sent = False
@@ -149,6 +161,7 @@ class ProcessExecutor(Executor):
         self._rebuild_lock = asyncio.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._table: Any = []
+        self._rate_rows: list[tuple[Any, Any]] = []  # (table, rates) of every pool made: who measured what
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks_sent = self._jobs_sent = 0  # pool submissions, and jobs in them: shows batching
         self._outbox: Outbox[_Queued] = Outbox(
@@ -169,16 +182,26 @@ class ProcessExecutor(Executor):
         loop = asyncio.get_running_loop()
         warm = [loop.run_in_executor(self._pool, _warm_up, 0.05) for _ in range(self.config.workers)]
         self._pids.update(await asyncio.gather(*warm))
+        await self._calibrated()
+
+    async def _calibrated(self, limit_s: float = 60.0) -> None:
+        """Wait until every process of the pool has measured its rate, so none does it while timed."""
+        _, rates = self._rate_rows[-1]
+        deadline = time.monotonic() + limit_s
+        while not all(rates[i] > 0 for i in range(0, len(rates), 2)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
         table = ctx.Array("q", _COLS * self.config.workers, lock=False)
+        rates = ctx.Array("d", 2 * self.config.workers, lock=False)  # per process: spin, hash rates
         pool = ProcessPoolExecutor(
             max_workers=self.config.workers,
             mp_context=ctx,
             initializer=_init_process,
-            initargs=(table, ctx.Value("i", 0)),
+            initargs=(table, ctx.Value("i", 0), rates),
         )
+        self._rate_rows.append((table, rates))
         return pool, table
 
     async def run(self, job: Job) -> JobReport:
@@ -191,11 +214,11 @@ class ProcessExecutor(Executor):
                 if self._outbox.batch_size(job.kind) > 1:
                     queued = _Queued(wire, ticket, asyncio.get_running_loop().create_future())
                     self._outbox.put(job.kind, queued)
-                    service_s, pid = await queued.waiter
+                    service_s, pid, cpu_s = await queued.waiter
                 else:
                     future = self._started_pool().submit(_run_wire, wire, ticket)
                     self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + 1
-                    service_s, pid, _ = await asyncio.wrap_future(future)
+                    service_s, pid, _, cpu_s = await asyncio.wrap_future(future)
             except RuntimeError as exc:  # BrokenProcessPool, or a submit to a pool already replaced
                 if not isinstance(exc, BrokenProcessPool) and generation == self._generation:
                     raise
@@ -216,7 +239,7 @@ class ProcessExecutor(Executor):
                 raise
             self._pids.add(pid)
             self._outbox.note_cost(job.kind, service_s)
-            return JobReport(service_s, f"pid-{pid}")
+            return JobReport(service_s, f"pid-{pid}", cpu_s)
 
     def _started_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -309,6 +332,14 @@ class ProcessExecutor(Executor):
 
     def worker_pids(self) -> list[int]:
         return sorted(self._pids)
+
+    def worker_calibrations(self) -> dict[str, Calibration]:
+        return {
+            f"pid-{table[row * _COLS]}": Calibration(rates[2 * row], rates[2 * row + 1])
+            for table, rates in self._rate_rows
+            for row in range(len(rates) // 2)
+            if rates[2 * row] > 0 and table[row * _COLS]
+        }
 
     def capacity(self, cores: int) -> Capacity:
         usable = min(self.config.workers, cores)

@@ -10,6 +10,7 @@ from runner.engine import codec
 from runner.engine.bench_results import BenchResults, Cell, SweepPlan
 from runner.engine.results import Jobs, Node
 from runner.report import format as fmt
+from runner.report.calibration import markdown_section as calibration_section
 from runner.report.charts import Chart
 from runner.report.noise import noise_warnings, over_bound
 from runner.report.sections import article_table, curve_sections
@@ -252,6 +253,7 @@ def markdown_report(doc: BenchResults, images: dict[str, str], charts: list[Char
         out += ["## Verdicts\n", "\n".join(f"- {v.text}" for v in doc.verdicts) + "\n"]
     if doc.cells:
         out += _sweep_sections(doc, images)
+        out += calibration_section(doc)
     if doc.presets is not None:
         from runner.report.presets import markdown
 
