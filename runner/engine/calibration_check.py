@@ -75,9 +75,11 @@ def check(
             **rate.to_dict(), spin_ratio=round(spin, 3), hash_ratio=round(hashed, 3), differs=differs
         )
         if differs:
+            slower = min(spin, hashed) < 1 - WORKER_THRESHOLD
             warnings.append(
                 f"worker {name} runs CPU units at {spin:.2f}x (spin) / {hashed:.2f}x (hash) the coordinator's "
-                "rate: it is another or a slower machine; its jobs take longer than --cpu-ms there"
+                f"rate (measured as each started): its jobs take {'longer' if slower else 'less'} than --cpu-ms "
+                "there (another machine, or one whose speed changed)"
             )
     kinds: dict[str, KindCheck] = {}
     for kind, thinned in samples.kinds.items():

@@ -325,11 +325,11 @@ async def _drive(
             finally:
                 guard.cancel()
                 await asyncio.gather(guard, return_exceptions=True)
-        wall_s = time.perf_counter() - began
         if ticker is not None:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
-            timeline.close_bucket()
+            timeline.close_bucket()  # the last flush of the latency buffers, inside the window
+        wall_s = time.perf_counter() - began
         await lag.stop()
         if reporter is not None:
             reporter.cancel()
