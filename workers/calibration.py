@@ -7,8 +7,9 @@ every mode of a comparison, so every executor -- and every remote worker -- does
 Each worker process that runs jobs outside the coordinator's process (pool processes, Celery
 nodes, the gevent worker) also measures its own rate as it starts, before timing starts, and the
 executor reports it (``Executor.worker_calibrations``): a worker whose rate differs from the
-coordinator's by more than ``DIFFERS`` ran the same units slower or faster -- another machine, a
-throttled container -- and the result says so. Threads and the event loop run in the
+coordinator's by more than ``DIFFERS`` runs the same units slower or faster -- another machine,
+another interpreter build -- and the result says so. (CPU time does not see a container's CPU
+quota: that limits cores, which the bound counts, not the speed of each.) Threads and the event loop run in the
 coordinator's process: its calibration is theirs.
 
 Samples are timed in CPU time of the calibrating thread (``time.thread_time``), not wall time,

@@ -10,7 +10,8 @@ Two checks (``runner.engine.results.CalibrationCheck``):
   ``--cpu-ms`` they were sized for (median per kind). More than ``THRESHOLD`` (15 %) off means the
   jobs did not take what their figures claim. 15 %: the calibration keeps the fastest of five
   samples, so a typical job takes a few per cent more CPU than the calibrated figure, and repeated
-  calibrations on a quiet 2-core machine spread by up to ~8 %; 10 % would flag sound runs. ``mixed``
+  spin calibrations on the loaded 2-core development machine spread by 10 % and more (hash by
+  2 %); 10 % would flag sound runs, a wider margin would hide a 20 % slower worker. ``mixed``
   jobs are not checked: their I/O phase lets other jobs' CPU into the same thread's clock (event
   loop, greenlets). Wall-clock service / cpu_ms is recorded beside it, as context only: it also
   holds waits for the GIL (threads) or for a core shared with other processes.
