@@ -1,4 +1,4 @@
-"""The gevent worker process: ``python -m workers.gevent_worker CONCURRENCY``.
+"""The gevent worker process: ``python -m workers.gevent_worker CONCURRENCY [--rate-known]``.
 
 Monkey-patching happens here, first thing, in a process of its own, so it never leaks into the
 coordinator. Jobs arrive as JSON lines on stdin (``{"run": wire}`` or ``{"cancel": id}``), each runs
@@ -63,8 +63,12 @@ def main(argv: list[str]) -> int:
     replies: Queue = Queue()
     out = FileObjectPosix(sys.stdout.fileno(), "wb", close=False)
     gevent.spawn(_write, replies, out)
-    # Its own rate, measured before it says it is ready (so before timing starts).
-    replies.put(json.dumps({"ready": True, "calibration": calibrate().to_dict()}).encode() + b"\n")
+    # Its own rate, measured before it says it is ready (so before timing starts); a worker that
+    # replaces a dead one inside the window skips it (``--rate-known``).
+    ready: dict[str, Any] = {"ready": True}
+    if "--rate-known" not in argv:
+        ready["calibration"] = calibrate().to_dict()
+    replies.put(json.dumps(ready).encode() + b"\n")
     for line in FileObjectPosix(sys.stdin.fileno(), "rb", close=False):
         message = json.loads(line)
         if "cancel" in message:

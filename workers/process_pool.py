@@ -84,8 +84,9 @@ def _init_process(table: Any, counter: Any, rates: Any) -> None:
 
 def _calibrate_into(rates: Any) -> None:
     """This process's own rates, measured as it starts (before timing: ``start`` waits for every
-    process's), into its row of the shared ``rates`` array."""
-    if _row >= 0 and 2 * _row + 1 < len(rates):
+    process's), into its row of the shared ``rates`` array; None in a pool that replaces a broken
+    one (the machine's rate is known, and a retried job should not wait for a calibration)."""
+    if rates is not None and _row >= 0 and 2 * _row + 1 < len(rates):
         own = calibrate()
         rates[2 * _row], rates[2 * _row + 1] = own.spin_iterations_per_ms, own.hash_rounds_per_ms
 
@@ -161,7 +162,8 @@ class ProcessExecutor(Executor):
         self._rebuild_lock = asyncio.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._table: Any = []
-        self._rate_rows: list[tuple[Any, Any]] = []  # (table, rates) of every pool made: who measured what
+        self._rate_rows: list[tuple[Any, Any]] = []  # (table, rates) of the pools whose processes measured
+        self._measuring: Any = None  # the current pool's rates array while its processes measure
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks_sent = self._jobs_sent = 0  # pool submissions, and jobs in them: shows batching
         self._outbox: Outbox[_Queued] = Outbox(
@@ -186,22 +188,27 @@ class ProcessExecutor(Executor):
 
     async def _calibrated(self, limit_s: float = 60.0) -> None:
         """Wait until every process of the pool has measured its rate, so none does it while timed."""
-        _, rates = self._rate_rows[-1]
-        deadline = time.monotonic() + limit_s
-        while not all(rates[i] > 0 for i in range(0, len(rates), 2)) and time.monotonic() < deadline:
+        rates, deadline = self._measuring, time.monotonic() + limit_s
+        while rates is not None and not all(rates[i] > 0 for i in range(0, len(rates), 2)):
+            if time.monotonic() > deadline:
+                return  # the rates of those that did are recorded; the run goes on
             await asyncio.sleep(0.01)
+        self._measuring = None
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
         table = ctx.Array("q", _COLS * self.config.workers, lock=False)
-        rates = ctx.Array("d", 2 * self.config.workers, lock=False)  # per process: spin, hash rates
+        measure = not self._rate_rows or self._measuring is not None  # until one pool has measured
+        rates = ctx.Array("d", 2 * self.config.workers, lock=False) if measure else None  # per process: spin, hash
         pool = ProcessPoolExecutor(
             max_workers=self.config.workers,
             mp_context=ctx,
             initializer=_init_process,
             initargs=(table, ctx.Value("i", 0), rates),
         )
-        self._rate_rows.append((table, rates))
+        if rates is not None:
+            self._rate_rows.append((table, rates))
+            self._measuring = rates
         return pool, table
 
     async def run(self, job: Job) -> JobReport:
