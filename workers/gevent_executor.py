@@ -80,8 +80,9 @@ class GeventExecutor(Executor):
                 proc.kill()
             await proc.wait()
             raise ServiceError(f"the gevent worker did not start: {self._log_tail()}")
-        with contextlib.suppress(ValueError, TypeError, AttributeError, InputError):
-            self._rates[f"gevent-pid-{proc.pid}"] = Calibration.from_dict(json.loads(first)["calibration"])
+        rate = _calibration_in(first)  # none from a replacement (--rate-known)
+        if rate is not None:
+            self._rates[f"gevent-pid-{proc.pid}"] = rate
         self._reader = asyncio.create_task(self._read(proc), name="gevent-replies")
 
     def _log_tail(self) -> str:
@@ -185,6 +186,14 @@ class GeventExecutor(Executor):
 
     def describe(self) -> dict[str, Any]:
         return {"concurrency": self.config.concurrency, "greenlets": self.config.concurrency, "process": "own"}
+
+
+def _calibration_in(ready: bytes) -> Calibration | None:
+    """The worker's own rate from its ready line, if it sent a sound one."""
+    with contextlib.suppress(ValueError, InputError):
+        rates = json.loads(ready).get("calibration")
+        return Calibration.from_dict(rates) if isinstance(rates, dict) else None
+    return None
 
 
 def _parse(line: bytes, sent_ids: int) -> dict[str, Any] | str:
