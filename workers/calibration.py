@@ -26,11 +26,12 @@ measure their own rate; the override never reaches them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,32 @@ def calibrate() -> Calibration:
         spin_iterations_per_ms=round(_rate(spin, 1000), 1),
         hash_rounds_per_ms=round(_rate(hash_rounds, 1), 3),
     )
+
+
+def measure_into(rates: Any, row: int) -> None:
+    """A pool process's own rates (spin, hash) into its ``row`` of a shared array of doubles (none
+    when ``rates`` is None)."""
+    if rates is not None and row >= 0 and 2 * row + 1 < len(rates):
+        own = calibrate()
+        rates[2 * row], rates[2 * row + 1] = own.spin_iterations_per_ms, own.hash_rounds_per_ms
+
+
+async def all_measured(rates: Any, limit_s: float = 60.0) -> None:
+    """Wait until every row of ``rates`` holds a rate (or ``limit_s`` passed: those that did count)."""
+    deadline = time.monotonic() + limit_s
+    while rates is not None and not all(rates[i] > 0 for i in range(0, len(rates), 2)):
+        if time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.01)
+
+
+def measured(pools: list[tuple[Any, Any]], cols: int) -> Iterator[tuple[int, Calibration]]:
+    """(pid, rate) of every process that measured itself, from each pool's (table, rates): the
+    pid is the first of its ``cols`` columns in the table."""
+    for table, rates in pools:
+        for row in range(len(rates) // 2):
+            if rates[2 * row] > 0 and table[row * cols]:
+                yield int(table[row * cols]), Calibration(rates[2 * row], rates[2 * row + 1])
 
 
 def for_coordinator() -> Calibration:

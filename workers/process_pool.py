@@ -16,6 +16,11 @@ Small jobs go in batches: once results show that jobs of a kind cost far less th
 the pool (tens of microseconds), the jobs of that kind that arrive in one turn of the event loop go
 to a process together (about 2 ms of work, at most 256 jobs; ``--batch`` fixes the size), while at
 most two batches per process are out. Each job keeps its own ticket, result, error and retries.
+
+User jobs: each pool process imports the user's modules and runs ``--setup`` in its initializer,
+before timing starts (the warm-up reports how long that took); jobs call the sync form, or run an
+async-only function in the process's own event loop. Results are pickled (that is how they would
+come back), measured and dropped.
 """
 
 from __future__ import annotations
@@ -38,20 +43,28 @@ import psutil
 from workers import lifeline
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.batching import Outbox
-from workers.calibration import Calibration, calibrate
+from workers.calibration import Calibration, all_measured, measure_into, measured
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
+from workers.user_calls import Caller
+from workers.user_jobs import JobTable, SetupFailed, prepare
 
 _COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
 _BATCH_BUDGET_S = 0.002  # a batch should take about this long in a pool process
+# What a pool process sends back per job: service s, pid, the user job's figures (or the built-in
+# job's result), CPU s of the job (None for a user job's).
+_Outcome = tuple[float, int, Any, float | None]
 _SHUTDOWN_GRACE_S = 5.0  # for a broken pool's manager to reap its processes before they are killed
 
 # Per pool process, set by the initializer.
 _clients: SyncClients | None = None
 _table: Any = None
 _row = -1
+_caller: Caller | None = None  # the user's jobs, when there are any
+_user_figures: dict[str, float] | str = {}  # import and setup seconds, or what went wrong
+_user_reported = False  # by the warm-up, or else with this process's first user job
 
 
 async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE_S) -> None:
@@ -67,8 +80,8 @@ async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE
     await shutdown
 
 
-def _init_process(table: Any, counter: Any, rates: Any) -> None:
-    global _clients, _table, _row
+def _init_process(table: Any, counter: Any, user_jobs: JobTable | None = None, rates: Any = None) -> None:
+    global _clients, _table, _row, _caller, _user_figures
     lifeline.hold()  # a coordinator killed without cleaning up takes this process with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C hits the whole process group; the coordinator decides
     with counter.get_lock():
@@ -79,16 +92,15 @@ def _init_process(table: Any, counter: Any, rates: Any) -> None:
         table[_row * _COLS] = os.getpid()
         signal.signal(signal.SIGTERM, _on_terminate)
     _clients = SyncClients(pool_size=4)
-    _calibrate_into(rates)
-
-
-def _calibrate_into(rates: Any) -> None:
-    """This process's own rates, measured as it starts (before timing: ``start`` waits for every
-    process's), into its row of the shared ``rates`` array; None in a pool that replaces a broken
-    one (the machine's rate is known, and a retried job should not wait for a calibration)."""
-    if rates is not None and _row >= 0 and 2 * _row + 1 < len(rates):
-        own = calibrate()
-        rates[2 * _row], rates[2 * _row + 1] = own.spin_iterations_per_ms, own.hash_rounds_per_ms
+    if user_jobs is not None:
+        try:
+            jobs, _user_figures = prepare(user_jobs)
+            _caller = Caller(jobs, "pickle")
+        except Exception as exc:  # reported by the warm-up: a broken initializer would break the pool
+            _user_figures = str(exc)
+    # Its own rate, measured as it starts (``start`` waits for every process's, before timing);
+    # None in a pool that replaces a broken one (the rate is known; retried jobs should not wait).
+    measure_into(rates, _row)
 
 
 def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
@@ -97,13 +109,18 @@ def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
     os._exit(143)
 
 
-def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any, float]:
+def _run_wire(wire: list[Any], ticket: int) -> _Outcome:
     assert _clients is not None, "pool process started without its initializer"
     job = Job.from_wire(wire)
     mine = _row >= 0 and _row * _COLS < len(_table)
     if mine:
         _table[_row * _COLS + 1] = ticket
     try:
+        if _caller is not None and job.kind in _caller.jobs:  # the user's: (form, result bytes) come back
+            global _user_reported
+            service_s, form, nbytes = _caller.call_sync(job.kind, job.target, job.payload)
+            setup, _user_reported = (None if _user_reported else _user_figures), True
+            return service_s, os.getpid(), (form, nbytes, setup), None
         cpu_began = time.thread_time()
         service_s = run_sync(job, _clients)
         cpu_s = time.thread_time() - cpu_began  # the job's CPU time, for the after-run calibration check
@@ -113,14 +130,16 @@ def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any, float]:
     return service_s, os.getpid(), result_of(job), cpu_s
 
 
-def _run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, int, float] | BaseException]:
+def _run_batch(
+    wires: list[list[Any]], tickets: list[int]
+) -> list[tuple[float, int, Any, float | None] | BaseException]:
     """Several small jobs in one trip; each one's outcome (or error) stays its own."""
-    outcomes: list[tuple[float, int, float] | BaseException] = []
+    outcomes: list[tuple[float, int, Any, float | None] | BaseException] = []
     for wire, ticket in zip(wires, tickets, strict=True):
         try:
-            service_s, pid, result, cpu_s = _run_wire(wire, ticket)
-            pickle.dumps(result)  # a result that cannot travel fails its own job, not its batch-mates
-            outcomes.append((service_s, pid, cpu_s))
+            outcome = _run_wire(wire, ticket)
+            pickle.dumps(outcome[2])  # a result that cannot travel fails its own job, not its batch-mates
+            outcomes.append(outcome)
         except Exception as exc:
             outcomes.append(exc)
     return outcomes
@@ -131,21 +150,24 @@ class _Queued:
 
     __slots__ = ("batch_future", "order", "sent", "ticket", "waiter", "wire")
 
-    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[tuple[float, int, float]]) -> None:
+    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[_Outcome]) -> None:
         self.wire, self.ticket, self.waiter = wire, ticket, waiter
         self.order = int(wire[0])  # the job id: first come, first sent
         self.sent = False
         self.batch_future: Future[Any] | None = None
 
 
-def _warm_up(delay_s: float) -> int:
-    time.sleep(delay_s)  # long enough that each warm-up task lands on its own process
-    return os.getpid()
+def _warm_up(delay_s: float) -> tuple[int, dict[str, float] | str]:
+    global _user_reported
+    time.sleep(delay_s)  # long enough that each warm-up task lands on its own process (mostly)
+    _user_reported = True
+    return os.getpid(), _user_figures
 
 
 class ProcessExecutor(Executor):
     name = "process"
     summary = "a pool of worker processes, one interpreter and GIL each"
+    serialises = "pickle"
 
     @classmethod
     def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
@@ -183,16 +205,12 @@ class ProcessExecutor(Executor):
         """Start every process now, before timing starts, and learn their pids."""
         loop = asyncio.get_running_loop()
         warm = [loop.run_in_executor(self._pool, _warm_up, 0.05) for _ in range(self.config.workers)]
-        self._pids.update(await asyncio.gather(*warm))
-        await self._calibrated()
-
-    async def _calibrated(self, limit_s: float = 60.0) -> None:
-        """Wait until every process of the pool has measured its rate, so none does it while timed."""
-        rates, deadline = self._measuring, time.monotonic() + limit_s
-        while rates is not None and not all(rates[i] > 0 for i in range(0, len(rates), 2)):
-            if time.monotonic() > deadline:
-                return  # the rates of those that did are recorded; the run goes on
-            await asyncio.sleep(0.01)
+        for pid, figures in await asyncio.gather(*warm):
+            self._pids.add(pid)
+            if isinstance(figures, str):
+                raise SetupFailed(figures)
+            self.tally.note_worker(f"pid-{pid}", figures)
+        await all_measured(self._measuring)  # so that no process calibrates while timed
         self._measuring = None
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
@@ -204,7 +222,7 @@ class ProcessExecutor(Executor):
             max_workers=self.config.workers,
             mp_context=ctx,
             initializer=_init_process,
-            initargs=(table, ctx.Value("i", 0), rates),
+            initargs=(table, ctx.Value("i", 0), self.config.user_jobs, rates),
         )
         if rates is not None:
             self._rate_rows.append((table, rates))
@@ -221,11 +239,11 @@ class ProcessExecutor(Executor):
                 if self._outbox.batch_size(job.kind) > 1:
                     queued = _Queued(wire, ticket, asyncio.get_running_loop().create_future())
                     self._outbox.put(job.kind, queued)
-                    service_s, pid, cpu_s = await queued.waiter
+                    service_s, pid, extra, cpu_s = await queued.waiter
                 else:
                     future = self._started_pool().submit(_run_wire, wire, ticket)
                     self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + 1
-                    service_s, pid, _, cpu_s = await asyncio.wrap_future(future)
+                    service_s, pid, extra, cpu_s = await asyncio.wrap_future(future)
             except RuntimeError as exc:  # BrokenProcessPool, or a submit to a pool already replaced
                 if not isinstance(exc, BrokenProcessPool) and generation == self._generation:
                     raise
@@ -246,6 +264,10 @@ class ProcessExecutor(Executor):
                 raise
             self._pids.add(pid)
             self._outbox.note_cost(job.kind, service_s)
+            if extra is not None:  # a user job's (form, result bytes, its process's setup if not yet told)
+                self.tally.note(job.kind, extra[0], f"pid-{pid}", extra[1])
+                if extra[2]:
+                    self.tally.note_worker(f"pid-{pid}", extra[2])
             return JobReport(service_s, f"pid-{pid}", cpu_s)
 
     def _started_pool(self) -> ProcessPoolExecutor:
@@ -341,12 +363,11 @@ class ProcessExecutor(Executor):
         return sorted(self._pids)
 
     def worker_calibrations(self) -> dict[str, Calibration]:
-        return {
-            f"pid-{table[row * _COLS]}": Calibration(rates[2 * row], rates[2 * row + 1])
-            for table, rates in self._rate_rows
-            for row in range(len(rates) // 2)
-            if rates[2 * row] > 0 and table[row * _COLS]
-        }
+        return {f"pid-{pid}": rate for pid, rate in measured(self._rate_rows, _COLS)}
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in a pool process (``offload`` in hybrid mode): the result, or its error."""
+        return await asyncio.wrap_future(self._started_pool().submit(fn, *args))
 
     def capacity(self, cores: int) -> Capacity:
         usable = min(self.config.workers, cores)
