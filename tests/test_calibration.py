@@ -119,3 +119,29 @@ def test_the_bench_report_has_the_calibration_check(sweep_dir: Path) -> None:
     for run in process_cpu["repeats"]:
         assert set(run["by_worker"]) <= set(run["calibration_check"]["workers"])
         assert run["calibration_check"]["kinds"]["cpu"]["median_cpu_ms"] > 0
+
+
+def test_bench_warnings_name_a_cell_whose_jobs_were_mis_sized_in_most_runs(sweep_dir: Path) -> None:
+    from dataclasses import replace
+
+    from runner.engine.bench_results import BenchResults
+    from runner.report.noise import calibration_warnings
+
+    doc = BenchResults.from_json(json.loads((sweep_dir / "results.json").read_text()), "results.json")
+    cell = next(c for c in doc.cells if c.mode == "process" and c.mix_name == "cpu")
+    runs = []
+    for i, run in enumerate(cell.repeats):  # all but one run took twice the CPU they were sized for
+        check = run.calibration_check
+        assert check is not None
+        kind = replace(check.kinds["cpu"], cpu_ratio=1.0 if i == 0 else 2.0)
+        slow = {name: replace(w, differs=True) for name, w in check.workers.items()}
+        runs.append(replace(run, calibration_check=replace(check, kinds={"cpu": kind}, workers=slow)))
+    found = calibration_warnings(replace(cell, repeats=runs))
+    assert (
+        found[0]
+        == f"its cpu jobs took 2.00x the CPU they were sized for (median over {len(runs)} runs; calibration check)"
+    )
+    assert found[1].startswith("worker(s) pid-") and found[1].endswith(
+        "measured a CPU rate more than 10 % from the coordinator's"
+    )
+    assert calibration_warnings(replace(cell, repeats=runs[:1])) == [found[1]]  # the one sound run: no kind warning
