@@ -71,9 +71,12 @@ def rates_of(facts: dict[str, dict[str, Any]]) -> dict[str, Calibration]:
 
 
 def nodes_line(nodes: dict[str, dict[str, Any]]) -> str:
-    """One line per node, for the terminal: who is there and what it can do."""
+    """One line per node, for the terminal: who is there and what it can do (with its own CPU rate,
+    so a slow host shows before the run)."""
+    rates = rates_of(nodes)
     return "\n".join(
         f"  {name}: {n['hostname']}, {n['cpus']:g} cores, {n['pool']} x {n['concurrency']}, "
         f"Python {n['python']}, {n['cpu_model']}"
+        + (f", {rates[name].spin_iterations_per_ms:,.0f} spin/ms" if name in rates else "")
         for name, n in sorted(nodes.items())
     )

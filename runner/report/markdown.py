@@ -232,14 +232,16 @@ def _nodes(doc: BenchResults) -> list[str]:
         [
             *(name, n.hostname, fmt.num(n.cpus), f"{n.pool} x {n.concurrency}", n.python, n.cpu_model),
             *(fmt.count(jobs), fmt.num(cpu_s), fmt.num(rss)),
+            fmt.num(n.calibration.spin_iterations_per_ms) if n.calibration else "-",
         ]
         for name, (n, jobs, cpu_s, rss) in sorted(totals.items())
     ]
-    heads = ["node", "host", "cores", "pool", "Python", "CPU", "jobs", "CPU s", "peak RSS MB"]
+    heads = ["node", "host", "cores", "pool", "Python", "CPU", "jobs", "CPU s", "peak RSS MB", "own spin/ms"]
     return [
         "## Celery nodes (all measured runs)\n",
         "As each node described and measured itself: cores it may use (a container's CPU limit), CPU seconds "
-        "and peak RSS of its main process and pool children. The Celery bound is summed over these nodes.\n",
+        "and peak RSS of its main process and pool children, and its own calibration as it started (spin "
+        "iterations per ms of CPU). The Celery bound is summed over these nodes.\n",
         table(heads, rows),
     ]
 
