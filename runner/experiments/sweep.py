@@ -172,7 +172,7 @@ class _SweepRun:
                 spec = sweep.workload(sweep.mixes[0], sweep.min_jobs, mode, at)
                 executor = executor_class(mode)(executor_config(spec), self.services)
                 executors[mode] = await started.enter_async_context(executor)
-            # Workers that measured themselves slower than the coordinator: the bound uses their rate.
+            # Workers whose own rate is over 10 % from the coordinator's: the bound uses their rate.
             scale = {mode: cpu_ms_scale(self.calibration, ex.worker_calibrations()) for mode, ex in executors.items()}
             for mode, ex in executors.items():
                 cap = ex.capacity(self.cores)
