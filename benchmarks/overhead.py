@@ -47,7 +47,7 @@ from runner.engine.results import RunResult
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
 from runner.engine.timeline import Timeline
-from workers.calibration import calibrate
+from workers.calibration import for_coordinator
 from workers.celery_nodes import LocalNodes, NodeSpec, wait_until_answering
 from workers.registry import executor_class
 
@@ -310,7 +310,7 @@ def load_line() -> str:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    cal = calibrate()
+    cal = for_coordinator()  # one for every mode (RUNNER_CALIBRATION pins it)
     began = time.perf_counter()
     print(load_line(), flush=True)
     pairs: list[Pair] = []

@@ -31,6 +31,7 @@ import uvloop
 from runner import __version__
 from runner.engine import codec, interrupt, preflight, user_jobs
 from runner.engine import results as rs
+from runner.engine.calibration_check import ServiceSamples, check
 from runner.engine.dispatch import FULL, BatchRun, Units, failure_reason, report_progress, until_done_or_halted
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.engine.machine import describe_machine, machine_state, usable_cpus
@@ -41,7 +42,7 @@ from runner.engine.spec import WorkloadSpec
 from runner.engine.timeline import RunStatus, Timeline
 from workers.base import Executor, ExecutorConfig
 from workers.bulk import Batch
-from workers.calibration import Calibration, calibrate
+from workers.calibration import Calibration, for_coordinator
 from workers.errors import RunStopped, ServiceError
 from workers.jobs import Job
 from workers.registry import executor_class
@@ -107,7 +108,7 @@ def run_mode(
     cls = executor_class(mode)
     config = executor_config(spec)
     cls.validate(config, external_redis=LocalServices.redis_from_environment())
-    calibration = calibration or calibrate()
+    calibration = calibration or for_coordinator()
     # Signals are trapped from before anything starts until everything has stopped, so Ctrl-C or
     # SIGTERM always goes through executor.stop() and services.close().
     with (
@@ -163,6 +164,7 @@ async def measure(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(spec.jobs, out_dir / "ledger.jsonl" if out_dir else None)
+    samples = ServiceSamples(spec.mix if instrument else {})
     try:
         with interrupt.trap() as stop:
             await executor.begin_workload()
@@ -172,7 +174,7 @@ async def measure(
                 jobs: Iterator[Job] | Units = make_jobs(spec, calibration, services)
             else:
                 jobs = make_units(spec, calibration, services, executor, ledger)
-            measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument)
+            measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument, samples)
             nodes = [n | {"jobs": ledger.by_worker.get(n["name"], 0)} for n in await executor.node_figures()]
     finally:
         ledger.close()
@@ -189,6 +191,7 @@ async def measure(
         by_worker=dict(sorted(ledger.by_worker.items())),
         nodes=[codec.decode(rs.Node, n) for n in nodes] or None,
         calibration=rs.CalibrationFigures(**calibration.to_dict()),
+        calibration_check=check(samples, spec.cpu_ms, calibration, executor.worker_calibrations()),
         started_at=started_at,
         machine=codec.decode(rs.Machine, describe_machine(state)),
         user_jobs=user_jobs.figures(spec, executor.user_job_figures()),
@@ -213,6 +216,7 @@ async def _drive(
     progress: Progress | None,
     stop: interrupt.StopRequest,
     instrument: bool = True,
+    samples: ServiceSamples | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Run the jobs; return the measurements and, if dispatch stopped early, why."""
     latencies = JobLatencies()
@@ -254,6 +258,7 @@ async def _drive(
         run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
         sleep, take = asyncio.sleep, units.take if units is not None else take_paced
         waiters = units.waiters if units is not None else ()
+        sample = samples.add if samples is not None and samples.kinds else None
         due = 0.0
         while True:
             if paced:
@@ -311,6 +316,8 @@ async def _drive(
                 ended = clock()
                 record_total(ended - since)
                 record_service(report.service_s)
+                if sample is not None:
+                    sample(job.kind, report)
                 if paced:
                     record_wait(began - since)
                 finish(job.id, DONE, job.kind, ended - since, report.worker)
@@ -356,11 +363,11 @@ async def _drive(
             finally:
                 guard.cancel()
                 await asyncio.gather(guard, return_exceptions=True)
-        wall_s = time.perf_counter() - began
         if ticker is not None:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
-            timeline.close_bucket()
+            timeline.close_bucket()  # the last flush of the latency buffers, inside the window
+        wall_s = time.perf_counter() - began
         await lag.stop()
         if reporter is not None:
             reporter.cancel()
