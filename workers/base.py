@@ -121,7 +121,7 @@ class Executor(ABC):
         default runs each through ``run`` at once (an executor's fallback for a batch it cannot
         run in one piece); it raises only what would stop the run (``ServiceError``)."""
         reports = await asyncio.gather(*(self.run(job) for job in batch.jobs()), return_exceptions=True)
-        service = array("d", bytes(8 * batch.size))
+        service, cpu = array("d", bytes(8 * batch.size)), array("d", bytes(8 * batch.size))
         failed: dict[int, str] = {}
         workers = [""] * batch.size
         for index, report in enumerate(reports):
@@ -132,8 +132,9 @@ class Executor(ABC):
                     raise report  # a cancellation
                 failed[index] = failure_reason(report)
             else:
-                service[index], workers[index] = report.service_s, report.worker
-        return BatchReport(service, failed, workers)
+                service[index], workers[index], cpu[index] = report.service_s, report.worker, report.cpu_s or 0.0
+        timed = any(not isinstance(r, BaseException) and r.cpu_s is not None for r in reports)
+        return BatchReport(service, failed, workers, cpu if timed else None)
 
     async def stop(self) -> None:
         """Stop everything ``start`` started; must be safe to call after a failed start."""

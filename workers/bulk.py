@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # Built-in kinds whose whole job is its CPU phase, the same for every id, and whose result is
 # None: a batch of them runs as one job run ``size`` times, each run timed on its own.
 _CPU_ONLY = frozenset({"noop", "cpu", "hash", "fail"})
+_CPU_TIMED = frozenset({"cpu", "hash"})  # their CPU time is checked against --cpu-ms after the run
 
 
 class Batch(NamedTuple):
@@ -41,6 +42,7 @@ class BatchReport(NamedTuple):
     service_s: array[float]  # per job, in the batch's order
     failed: dict[int, str]  # index in the batch -> why that job failed; the others are done
     workers: list[str]  # who ran each job; one name for the whole batch where it had one runner
+    cpu_s: array[float] | None = None  # per job, its thread's CPU time (cpu and hash kinds: the calibration check)
 
 
 def failure_reason(exc: Exception) -> str:
@@ -53,15 +55,16 @@ def failure_reason(exc: Exception) -> str:
 
 def run_batch_sync(
     batch: Batch, clients: SyncClients, check: Callable[[Any], object] = pickle.dumps
-) -> tuple[array[float], dict[int, str]]:
+) -> tuple[array[float], dict[int, str], array[float] | None]:
     """Run a batch's jobs one after the other in this thread, in a process of their own: each
-    one's service time, and the failed ones' reasons (a result that ``check`` cannot serialise
-    fails its own job)."""
+    one's service time, the failed ones' reasons (a result that ``check`` cannot serialise fails
+    its own job) and, for the kinds the calibration check reads, each one's CPU time."""
     service = array("d", bytes(8 * batch.size))
     failed: dict[int, str] = {}
     if batch.kind in _CPU_ONLY:
         job, clock = Job(batch.first_id, batch.kind, batch.io_ms, batch.cpu_units, batch.target), time.perf_counter
-        started = clock()
+        cpu = array("d", bytes(8 * batch.size)) if batch.kind in _CPU_TIMED else None
+        started, cpu_began = clock(), time.thread_time()
         for index in range(batch.size):
             try:
                 cpu_phase(job)
@@ -70,7 +73,10 @@ def run_batch_sync(
             ended = clock()  # this job's end is the next one's start: one clock read per job
             service[index] = ended - started
             started = ended
-        return service, failed
+            if cpu is not None:
+                cpu_ended = time.thread_time()
+                cpu[index], cpu_began = cpu_ended - cpu_began, cpu_ended
+        return service, failed, cpu
     for index, job in enumerate(batch.jobs()):
         try:
             service[index] = run_sync(job, clients)
@@ -79,4 +85,4 @@ def run_batch_sync(
                 check(result)
         except Exception as exc:
             failed[index] = failure_reason(exc)
-    return service, failed
+    return service, failed, None

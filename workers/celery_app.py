@@ -135,8 +135,9 @@ def run_compact(task: Task, batch: list[Any], reply_key: str) -> None:
     """A batch sent as its parameters; one reply with every job's service time and failures."""
     worker = task.request.hostname or socket.gethostname()
     run = _compact_batch(batch)
-    service, failed = run_batch_sync(run, _clients, check=json.dumps)
-    _push(task.app.conf.broker_url, reply_key, [json.dumps(compact_reply(run, worker, service.tolist(), failed))])
+    service, failed, cpu = run_batch_sync(run, _clients, check=json.dumps)
+    reply = compact_reply(run, worker, service.tolist(), failed, None if cpu is None else cpu.tolist())
+    _push(task.app.conf.broker_url, reply_key, [json.dumps(reply)])
 
 
 def _compact_batch(batch: list[Any]) -> Batch:

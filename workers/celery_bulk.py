@@ -27,14 +27,17 @@ COMPACT_TASK_NAME = "runner.run_compact"
 _BULK_MOST = 4096  # jobs in a batch handed over whole (bounded by the window's share, too)
 
 
-def compact_reply(batch: Batch, worker: str, service: list[float], failed: dict[int, str]) -> dict[str, Any]:
-    return {
+def compact_reply(
+    batch: Batch, worker: str, service: list[float], failed: dict[int, str], cpu: list[float] | None = None
+) -> dict[str, Any]:
+    reply = {
         "first": batch.first_id,
         "size": batch.size,
         "worker": worker,
         "service_s": service,
         "failed": {str(k): v for k, v in failed.items()},
     }
+    return reply if cpu is None else reply | {"cpu_s": cpu}
 
 
 class Pending:
@@ -69,7 +72,8 @@ def settle(
         return  # its batch timed out meanwhile
     service = array("d", reply["service_s"])
     failed = {int(k): v for k, v in reply["failed"].items()}
-    pending.future.set_result(BatchReport(service, failed, [str(reply["worker"])]))
+    cpu = array("d", reply["cpu_s"]) if "cpu_s" in reply else None
+    pending.future.set_result(BatchReport(service, failed, [str(reply["worker"])], cpu))
     costs.note_cost(pending.batch.kind, sum(service) / len(service))
 
 

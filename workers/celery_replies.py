@@ -57,8 +57,11 @@ def check_compact(reply: dict[str, Any], sent_ids: int) -> None:
     service, failed = reply.get("service_s"), reply.get("failed")
     if not isinstance(reply.get("worker"), str) or not isinstance(service, list) or len(service) != size:
         raise ValueError("no 'worker', or not one 'service_s' per job")
-    if not all(isinstance(s, int | float) and not isinstance(s, bool) for s in service):
-        raise ValueError("a 'service_s' that is not a number")
+    cpu = reply.get("cpu_s", service)
+    if not isinstance(cpu, list) or len(cpu) != size:
+        raise ValueError("not one 'cpu_s' per job")
+    if not all(isinstance(s, int | float) and not isinstance(s, bool) for s in service + cpu):
+        raise ValueError("a 'service_s' or 'cpu_s' that is not a number")
     if not isinstance(failed, dict) or not all(
         isinstance(k, str) and k.isdigit() and int(k) < size and isinstance(v, str) for k, v in failed.items()
     ):

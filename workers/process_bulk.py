@@ -59,7 +59,7 @@ class WholeBatches:
             return await self._one_by_one(batch)
         self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + batch.size
         try:
-            service, failed, pid = await asyncio.wrap_future(future)
+            service, failed, pid, cpu = await asyncio.wrap_future(future)
         except RuntimeError as exc:
             if not isinstance(exc, BrokenProcessPool) and generation == self._generation:
                 raise
@@ -71,4 +71,4 @@ class WholeBatches:
             raise
         self._pids.add(pid)
         self._outbox.note_cost(batch.kind, sum(service) / batch.size)
-        return BatchReport(service, failed, [f"pid-{pid}"])
+        return BatchReport(service, failed, [f"pid-{pid}"], cpu)

@@ -148,7 +148,7 @@ def _run_batch(
     return outcomes
 
 
-def _run_compact(batch: Batch, ticket: int) -> tuple[array[float], dict[int, str], int]:
+def _run_compact(batch: Batch, ticket: int) -> tuple[array[float], dict[int, str], int, array[float] | None]:
     """A whole batch in one trip: each job's service time, and the failed ones (index -> reason).
     The process's row holds the batch's ticket throughout."""
     assert _clients is not None, "pool process started without its initializer"
@@ -156,11 +156,11 @@ def _run_compact(batch: Batch, ticket: int) -> tuple[array[float], dict[int, str
     if mine:
         _table[_row * _COLS + 1] = ticket
     try:
-        service, failed = run_batch_sync(batch, _clients)
+        service, failed, cpu = run_batch_sync(batch, _clients)
     finally:
         if mine:
             _table[_row * _COLS + 1] = 0
-    return service, failed, os.getpid()
+    return service, failed, os.getpid(), cpu
 
 
 class _Queued:

@@ -325,7 +325,7 @@ async def _drive(
                 units.released()  # type: ignore[union-attr]  # waiters are the units' own
 
     shared = (began_at, expired, drivers)
-    run_batch = BatchRun(executor, ledger, latencies if on else None, units, shared, timed_out, why, halt_with)
+    run_batch = BatchRun(executor, ledger, latencies if on else None, units, shared, timed_out, why, halt_with, samples)
 
     async def watchdog() -> None:
         tick = max(0.005, min(timeout / 20, 0.5))

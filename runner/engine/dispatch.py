@@ -17,9 +17,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from runner.engine.calibration_check import ServiceSamples
 from runner.engine.ledger import FAILED, TIMED_OUT, Ledger
 from runner.engine.metrics import JobLatencies
-from workers.base import Executor
+from workers.base import Executor, JobReport
 from workers.bulk import Batch
 from workers.bulk import failure_reason as worded
 from workers.errors import ServiceError
@@ -117,10 +118,12 @@ class BatchRun:
         timed_out: str,
         why: list[str],
         halt_with: Callable[[str], None],
+        samples: ServiceSamples | None = None,
     ) -> None:
         self._executor, self._ledger, self._latencies, self._units = executor, ledger, latencies, units
         self._began_at, self._expired, self._drivers = slots
         self._timed_out, self._why, self._halt_with = timed_out, why, halt_with
+        self._samples = samples if samples is not None and samples.kinds else None
 
     async def __call__(self, slot: int, batch: Batch) -> None:
         ledger, latencies, began_at = self._ledger, self._latencies, self._began_at
@@ -155,6 +158,12 @@ class BatchRun:
             failed = {index: scrub(reason) for index, reason in report.failed.items()}
             if latencies is not None:
                 latencies.record_batch(latency, report.service_s, failed)
+            if self._samples is not None and kind in self._samples.kinds:  # the calibration check's
+                cpu = report.cpu_s
+                for index, service in enumerate(report.service_s):
+                    if index not in failed:
+                        worker = report.workers[0 if len(report.workers) == 1 else index]
+                        self._samples.add(kind, JobReport(service, worker, None if cpu is None else cpu[index]))
             ledger.finish_many(first, count, kind, latency, report.workers, failed)
         if self._units is not None:
             self._units.released()

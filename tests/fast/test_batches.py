@@ -54,6 +54,13 @@ def test_without_a_ledger_file_the_bulk_path_counts_the_same(stub: type[StubExec
     assert sum(stub.made[-1].batches) >= 900  # nearly all went in batches (none before the first take)
 
 
+def test_batched_cpu_jobs_feed_the_calibration_check(stub: type[StubExecutor]) -> None:
+    stub.plan = StubPlan(batch=8)
+    result = _run(jobs=64, mix="cpu=1", cpu_ms=1, concurrency=16)
+    assert result["jobs"]["done"] == 64 and sum(stub.made[-1].batches) == 64
+    assert result["calibration_check"]["kinds"]["cpu"]["jobs"] == 64  # every batched job's own sample
+
+
 def test_a_batch_that_outlives_the_timeout_times_out_as_a_whole(stub: type[StubExecutor]) -> None:
     stub.plan = StubPlan(batch=4)
     result = _run(jobs=8, mix="hang=1", timeout=0.2, concurrency=8)
