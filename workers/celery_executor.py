@@ -81,7 +81,7 @@ class CeleryExecutor(Executor):
         self._workload = 0
         self._tasks_sent = self._jobs_sent = 0
         self._outbox: Outbox[_Pending] = Outbox(
-            self._send_chunk, fixed=config.batch, budget_s=_BATCH_BUDGET_S, limit=self._max_tasks_out
+            self._send_chunk, fixed=self.batch, budget_s=_BATCH_BUDGET_S, limit=self._max_tasks_out
         )
 
     @classmethod
@@ -358,7 +358,7 @@ class CeleryExecutor(Executor):
             "broker": redact(self._broker),
             "pool": self._pool,
             "batching": {
-                "batch": self.config.batch or "auto",
+                "batch": self.batch or "auto",
                 "tasks_sent": self._tasks_sent,
                 "jobs_per_task": round(self._jobs_sent / max(1, self._tasks_sent), 2),
             },

@@ -71,6 +71,25 @@ def _efficiency(c: Cell) -> str:
     return f"{fmt.pct(s.efficiency)} of {fmt.num(s.bound.jobs_per_s)} ({s.bound.limited_by})"
 
 
+def _throughput(c: Cell) -> str:
+    t = c.summary.throughput
+    note = f" (batched: {fmt.per_task(c.summary.jobs_per_task or 1)} jobs/task)" if c.summary.batched else ""
+    return f"{fmt.num(t.mean)} +/- {fmt.num(t.half_width)}{note}"
+
+
+def _per_task(c: Cell) -> str:
+    s = c.summary
+    if s.jobs_per_task is None:
+        return "-"
+    return f"{fmt.per_task(s.jobs_per_task)} (batch {s.batch})"
+
+
+def _batch_setting(sweep: SweepPlan | None) -> str:
+    if sweep is None or sweep.batch is None:
+        return "This sweep left `--batch` at each executor's default (Celery 1, the pools sized from cost)."
+    return f"This sweep set `--batch {sweep.batch}` for every executor."
+
+
 def _load(c: Cell) -> str:
     if c.open_loop:
         return f"open loop, {fmt.num(c.rate_per_s)} jobs/s offered"
@@ -102,7 +121,12 @@ def _sweep_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
         "open loop: jobs start on a schedule at the offered rate, latency from each job's intended start.\n",
         _grid(cells, _load),
         "## Throughput (jobs/s, mean +/- 95 % CI)\n",
-        _grid(cells, lambda c: f"{fmt.num(c.summary.throughput.mean)} +/- {fmt.num(c.summary.throughput.half_width)}"),
+        _grid(cells, _throughput),
+        "## Jobs per task\n",
+        "Jobs sent to a pool process or Celery worker per task (mean over the repeats; `-`: the executor runs "
+        "each job where it is, no tasks). Above 1, jobs shared tasks and the figures measure runner's "
+        f"batching as much as the executor: `--batch 1` sends one task per job. {_batch_setting(sweep)}\n",
+        _grid(cells, _per_task),
     ]
     if "throughput" in images:
         out.append(f"![Throughput per mix]({images['throughput']})\n")
