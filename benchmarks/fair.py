@@ -1,6 +1,6 @@
 """Runner's executors against the like-for-like way a user would do the same by hand.
 
-    python benchmarks/fair.py [--repeats 5] [--only thread,celery-batched,celery-1,hybrid] [--json FILE]
+    python benchmarks/fair.py [--repeats 5] [--only thread,celery-batched,celery-1,hybrid,io,cpu] [--json FILE]
 
 1. thread:  runner's thread executor vs the same uvloop loop awaiting ``run_in_executor`` on a
    ``ThreadPoolExecutor`` of the same size, with the same jobs in flight (no-op jobs); also
@@ -13,6 +13,9 @@
 4. hybrid: mixed jobs (50 ms I/O, then 5 ms CPU) vs each single strategy at its best
    configuration: a process pool with one process per job in flight, threads and the event loop
    at the same in-flight count.
+5. io: sleep jobs of 100 ms -- the event loop vs a process pool sized by cores and one sized for
+   the jobs in flight; cpu: pure-Python CPU jobs of 20 ms -- a process pool sized by cores vs the
+   event loop (the two ratios of ``benchmarks/executors.py``, with one calibration and intervals).
 
 One calibration (``workers.calibration.calibrate``, once) sizes the CPU work of every arm. Each
 arm runs once as a warm-up (not counted), then ``--repeats`` rounds run every arm in a freshly
@@ -51,7 +54,7 @@ from runner.engine.stats import log_ratio  # noqa: E402
 from workers.calibration import Calibration, calibrate  # noqa: E402
 from workers.registry import executor_class  # noqa: E402
 
-CONTESTS = ("thread", "celery-batched", "celery-1", "hybrid")
+CONTESTS = ("thread", "celery-batched", "celery-1", "hybrid", "io", "cpu")
 
 
 @dataclass
@@ -217,6 +220,28 @@ async def hybrid_contest(args: argparse.Namespace, runners: Runners) -> dict[str
     return await contest(title, arms, pairs, args.repeats, args.seed)
 
 
+async def io_contest(args: argparse.Namespace, runners: Runners) -> dict[str, Any]:
+    flight, jobs, cores = args.hybrid_concurrency, args.io_jobs, os.cpu_count() or 1
+    base = {"jobs": jobs, "mix": "sleep=1", "io_ms": 100, "concurrency": flight}
+    arms = [
+        await runners.arm("async", "async", base),
+        await runners.arm(f"process ({flight} processes)", "process", {**base, "workers": flight}),
+        await runners.arm(f"process ({cores} processes)", "process", {**base, "workers": cores}),
+    ]
+    pairs = [("async", arms[1].name, ""), ("async", arms[2].name, "; a pool sized by cores holds 2 waits at once")]
+    title = f"io: {jobs:,} sleep jobs of 100 ms, {flight} in flight"
+    return await contest(title, arms, pairs, args.repeats, args.seed)
+
+
+async def cpu_contest(args: argparse.Namespace, runners: Runners) -> dict[str, Any]:
+    cores = os.cpu_count() or 1
+    base = {"jobs": 100, "mix": "cpu=1", "cpu_ms": 20, "workers": cores}
+    process = await runners.arm(f"process ({cores} processes)", "process", base)
+    arms = [process, await runners.arm("async", "async", base)]
+    title = "cpu: 100 jobs of 20 ms pure-Python CPU"
+    return await contest(title, arms, [(arms[0].name, "async", "")], args.repeats, args.seed)
+
+
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     cal = calibrate()  # once: every arm's CPU work is sized by the same figures
     print(f"calibration: {cal.to_dict()}; load average {load_avg()} on {os.cpu_count()} cores", flush=True)
@@ -231,6 +256,10 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
                     out.append(await celery_contest(args, runners, 0 if name == "celery-batched" else 1))
                 elif name == "hybrid":
                     out.append(await hybrid_contest(args, runners))
+                elif name == "io":
+                    out.append(await io_contest(args, runners))
+                elif name == "cpu":
+                    out.append(await cpu_contest(args, runners))
                 else:
                     raise SystemExit(f"--only: unknown contest {name!r}; choose from {', '.join(CONTESTS)}")
             sys.stdout.flush()
@@ -245,7 +274,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2, help="Celery worker nodes (runner's and the baseline's)")
     parser.add_argument("--hybrid-jobs", type=int, default=1000)
-    parser.add_argument("--hybrid-concurrency", type=int, default=50)
+    parser.add_argument("--hybrid-concurrency", type=int, default=50, help="jobs in flight of hybrid and io")
+    parser.add_argument("--io-jobs", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", dest="json_out", help="also write the samples and ratios here")
     args = parser.parse_args()
