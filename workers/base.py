@@ -19,6 +19,8 @@ from typing import Any, ClassVar, NamedTuple, Protocol, Self
 
 from workers.jobs import Job
 from workers.options import Option, OptionValue
+from workers.user_calls import Tally
+from workers.user_jobs import JobTable
 
 
 class Services(Protocol):
@@ -38,6 +40,7 @@ class ExecutorConfig:
     expect_workers: int = 0  # a cluster's nodes to wait for before timing starts (celery_workers 0)
     wait_s: float = 30.0  # how long to wait for them
     options: Mapping[str, OptionValue] = field(default_factory=dict)  # the executors' own (``Executor.options``)
+    user_jobs: JobTable | None = None  # the user's own kinds (``--job``), which every worker loads
 
 
 class JobReport(NamedTuple):
@@ -65,10 +68,13 @@ class Executor(ABC):
     summary: ClassVar[str]
     options: ClassVar[tuple[Option, ...]] = ()  # options of its own, listed in ``workers.registry``
     default_batch: ClassVar[int] = 0  # --batch when not set: 0 sizes batches from measured cost
+    serialises: ClassVar[str] = "none"  # how user jobs' inputs and results cross to its workers
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         self.config = config
         self.services = services
+        self.user_kinds = frozenset(config.user_jobs.jobs) if config.user_jobs else frozenset()
+        self.tally = Tally(self.serialises)  # filled as user jobs run (workers.user_jobs)
 
     @property
     def batch(self) -> int:
@@ -122,6 +128,10 @@ class Executor(ABC):
     @abstractmethod
     def capacity(self, cores: int) -> Capacity:
         """Upper limits of this executor as configured (after ``start``) on ``cores`` cores."""
+
+    def user_job_figures(self) -> dict[str, Any] | None:
+        """User jobs only: per worker its import and setup time, which form ran where, result sizes."""
+        return self.tally.figures() if self.user_kinds else None
 
     def describe(self) -> dict[str, Any]:
         """Settings worth recording in the result."""

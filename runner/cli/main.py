@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from runner.cli.params import name_envvars, real, whole
+from runner.cli.user_flags import user_job_flags, user_job_values
 from runner.engine.spec import ARRIVALS, DEFAULTS, EXECUTOR_OPTIONS, SPEC_KEYS, WorkloadSpec, load_spec_file
 from workers.errors import InputError, RunnerError, RunStopped
 from workers.jobs import KINDS
@@ -185,6 +186,7 @@ def _default(name: str) -> str:
     "files there, leaves other files alone; one run per folder at a time.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (one line per mode).")
+@user_job_flags
 @click.option(
     "--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line every 10 s elsewhere)."
 )
@@ -221,6 +223,7 @@ def submit(
     if spec_file and "mode" in values and not _given(ctx, "mode"):
         mode = values["mode"]
     values.pop("mode", None)
+    user_job_values(flags, values)
     values.update({k: v for k, v in flags.items() if k in _SPEC_OPTIONS and _given(ctx, k)})
     modes = _parse_modes(mode)
     spec = WorkloadSpec.build(values, modes)

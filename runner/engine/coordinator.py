@@ -1,9 +1,7 @@
 """The coordinator: turns a spec into jobs, drives one executor, and returns the run result.
 
-Jobs are generated lazily and pulled by a fixed set of ``concurrency`` driver coroutines, so at
-most ``concurrency`` jobs are ever in flight and no list of all jobs (or results) is held. Each job
-gets the per-job timeout, and every job ends in the ledger as done, failed (with a reason) or
-timed out.
+Jobs are generated lazily and pulled by ``concurrency`` driver coroutines: at most that many are in
+flight, no list of all jobs is held, and every job ends in the ledger done, failed or timed out.
 
 Two load models. Closed loop (the default): a driver hands out its next job when its last one
 ended, after yielding once so that every driver gets its turn even when jobs never yield (a CPU
@@ -31,7 +29,7 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import codec, interrupt, preflight
+from runner.engine import codec, interrupt, preflight, user_jobs
 from runner.engine import results as rs
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.engine.machine import describe_machine, machine_state, usable_cpus
@@ -61,26 +59,25 @@ def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServi
     }
     preflight.check_services(targets)  # a wrong REDIS_URL/TARGET_URL fails here, not in every job
     units = {kind: calibration.units(kind, spec.cpu_ms) for kind in spec.mix}
+    if spec.user_jobs:
+        return user_jobs.make_jobs(spec, units, targets)
     return (
         Job(job_id, kind, spec.io_ms, units[kind], targets.get(kind, "")) for job_id, kind in enumerate(spec.kinds())
     )
 
 
+_CONFIG = ("concurrency", "workers", "batch", "expect_workers", "wait_s", "options")  # spec fields of the same name
+
+
 def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
-    return ExecutorConfig(
-        concurrency=spec.concurrency,
-        workers=spec.workers,
-        timeout_s=spec.timeout,
-        batch=spec.batch,
-        expect_workers=spec.expect_workers,
-        wait_s=spec.wait_s,
-        options=spec.options,
-    )
+    same = {name: getattr(spec, name) for name in _CONFIG}
+    return ExecutorConfig(**same, timeout_s=spec.timeout, user_jobs=spec.job_table())
 
 
 def check_modes(spec: WorkloadSpec) -> None:
     """Fail fast, before any run starts, if a requested executor cannot run this spec."""
     preflight.check_environment(spec.modes, spec.mix)
+    user_jobs.check(spec)  # imports, signatures, the first input: before any executor starts
     for mode in spec.modes:
         executor_class(mode).validate(executor_config(spec), LocalServices.redis_from_environment())
 
@@ -156,6 +153,7 @@ async def measure(
     try:
         with interrupt.trap() as stop:
             await executor.begin_workload()
+            executor.tally.begin_workload()
             jobs = make_jobs(spec, calibration, services)
             measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument)
             nodes = [n | {"jobs": ledger.by_worker.get(n["name"], 0)} for n in await executor.node_figures()]
@@ -176,6 +174,7 @@ async def measure(
         calibration=rs.CalibrationFigures(**calibration.to_dict()),
         started_at=started_at,
         machine=codec.decode(rs.Machine, describe_machine(state)),
+        user_jobs=user_jobs.figures(spec, executor.user_job_figures()),
     )
     if ledger.write_error is not None and halted is None:  # all jobs ran and are counted: keep the result
         raise OutputError(f"{ledger.write_error}; the run finished, but its ledger is incomplete", result)
