@@ -51,6 +51,7 @@ from runner.engine.coordinator import executor_config, measure  # noqa: E402
 from runner.engine.services import LocalServices  # noqa: E402
 from runner.engine.spec import WorkloadSpec  # noqa: E402
 from runner.engine.stats import log_ratio  # noqa: E402
+from workers import calibration  # noqa: E402
 from workers.calibration import Calibration, calibrate  # noqa: E402
 from workers.registry import executor_class  # noqa: E402
 
@@ -244,6 +245,9 @@ async def cpu_contest(args: argparse.Namespace, runners: Runners) -> dict[str, A
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     cal = calibrate()  # once: every arm's CPU work is sized by the same figures
+    pin = getattr(calibration, "ENV", None)  # where workers calibrate for themselves, pin them to it too
+    if pin:
+        os.environ[pin] = ",".join(f"{key}={value}" for key, value in cal.to_dict().items())
     print(f"calibration: {cal.to_dict()}; load average {load_avg()} on {os.cpu_count()} cores", flush=True)
     out = []
     with LocalServices() as services:

@@ -59,6 +59,8 @@ def test_report_and_csv_show_jobs_per_task_beside_the_figures(tmp_path: Path) ->
     assert "## Jobs per task" in report and "(batch auto)" in report
     assert "(batched: " in report.split("## Throughput")[1].split("##")[0]  # beside the throughput figure
     assert "batched: " in (tmp_path / "out" / "report.html").read_text()
+    (verdict,) = [v["text"] for v in doc["verdicts"] if v["kind"] == "mix"]
+    assert "(batched: process " in verdict and "jobs/task)" in verdict  # beside the verdict too
 
 
 def test_submit_table_says_how_many_jobs_went_per_task() -> None:
