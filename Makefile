@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint bench cluster-test swarm-test mutate clean
+.PHONY: setup demo test test-fast lint bench bench-fair cluster-test swarm-test mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ lint: setup
 ## Where coroutines win and where processes are needed (takes a few minutes).
 bench: setup
 	$(BIN)/python benchmarks/executors.py
+
+## Runner's executors against like-for-like hand-written baselines, one calibration, intervals (~20 min on 2 cores).
+bench-fair: setup
+	$(BIN)/python benchmarks/fair.py
 
 ## The compose cluster, really brought up (Docker installed and started if needed; needs root then),
 ## benchmarked with 2 Celery workers, its report checked, then torn down. See deploy/cluster-test.sh.
