@@ -120,7 +120,7 @@ def stderr_console() -> Console:
     """Rich console on stderr; wide enough for the tables even when stderr is not a terminal."""
     console = Console(stderr=True)
     if not console.is_terminal:
-        console.width = max(console.width, 110)
+        console.width = max(console.width, 126)
     return console
 
 
