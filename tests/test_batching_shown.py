@@ -57,7 +57,8 @@ def test_report_and_csv_show_jobs_per_task_beside_the_figures(tmp_path: Path) ->
     assert rows["thread"]["jobs_per_task"] == "" and rows["thread"]["batch"] == ""
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Jobs per task" in report and "(batch auto)" in report
-    assert "(batched: " in report.split("## Throughput")[1].split("##")[0]  # beside the throughput figure
+    for section in ("## Throughput", "## Latency"):  # beside the figures batching changed
+        assert "(batched: " in report.split(section)[1].split("##")[0]
     assert "batched: " in (tmp_path / "out" / "report.html").read_text()
     (verdict,) = [v["text"] for v in doc["verdicts"] if v["kind"] == "mix"]
     assert "(batched: process " in verdict and "jobs/task)" in verdict  # beside the verdict too

@@ -71,10 +71,14 @@ def _efficiency(c: Cell) -> str:
     return f"{fmt.pct(s.efficiency)} of {fmt.num(s.bound.jobs_per_s)} ({s.bound.limited_by})"
 
 
+def _batched(c: Cell) -> str:
+    """Beside a figure that batching changed: how many jobs went per task."""
+    return f" (batched: {fmt.per_task(c.summary.jobs_per_task or 1)} jobs/task)" if c.summary.batched else ""
+
+
 def _throughput(c: Cell) -> str:
     t = c.summary.throughput
-    note = f" (batched: {fmt.per_task(c.summary.jobs_per_task or 1)} jobs/task)" if c.summary.batched else ""
-    return f"{fmt.num(t.mean)} +/- {fmt.num(t.half_width)}{note}"
+    return f"{fmt.num(t.mean)} +/- {fmt.num(t.half_width)}{_batched(c)}"
 
 
 def _per_task(c: Cell) -> str:
@@ -133,7 +137,7 @@ def _sweep_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
     out += [
         "## Latency (ms, p50 / p95 / p99 / max, all repeats)\n",
         "From hand-off by the coordinator to the result; queue wait and service time apart below.\n",
-        _grid(cells, lambda c: " / ".join(fmt.num(v) for v in _percentiles(c))),
+        _grid(cells, lambda c: " / ".join(fmt.num(v) for v in _percentiles(c)) + _batched(c)),
         "Queue wait p50 / service time p50 (ms):\n",
         _grid(cells, lambda c: f"{fmt.num(c.summary.queue_wait_ms.p50)} / {fmt.num(c.summary.service_ms.p50)}"),
     ]
