@@ -17,7 +17,8 @@
    the jobs in flight; cpu: pure-Python CPU jobs of 20 ms -- a process pool sized by cores vs the
    event loop (the two ratios of ``benchmarks/executors.py``, with one calibration and intervals).
 
-One calibration (``workers.calibration.calibrate``, once) sizes the CPU work of every arm. Each
+One calibration (``workers.calibration.for_coordinator``, once; ``RUNNER_CALIBRATION`` pins it) sizes
+the CPU work of every arm. Each
 arm runs once as a warm-up (not counted), then ``--repeats`` rounds run every arm in a freshly
 shuffled order, so drift on a shared machine hits all arms alike. Ratios are of geometric means
 with 95 % intervals from Welch's t on log ratios (``runner.engine.stats.log_ratio``: the same
@@ -51,8 +52,7 @@ from runner.engine.coordinator import executor_config, measure  # noqa: E402
 from runner.engine.services import LocalServices  # noqa: E402
 from runner.engine.spec import WorkloadSpec  # noqa: E402
 from runner.engine.stats import log_ratio  # noqa: E402
-from workers import calibration  # noqa: E402
-from workers.calibration import Calibration, calibrate  # noqa: E402
+from workers.calibration import Calibration, for_coordinator  # noqa: E402
 from workers.registry import executor_class  # noqa: E402
 
 CONTESTS = ("thread", "celery-batched", "celery-1", "hybrid", "io", "cpu")
@@ -244,10 +244,7 @@ async def cpu_contest(args: argparse.Namespace, runners: Runners) -> dict[str, A
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
-    cal = calibrate()  # once: every arm's CPU work is sized by the same figures
-    pin = getattr(calibration, "ENV", None)  # where workers calibrate for themselves, pin them to it too
-    if pin:
-        os.environ[pin] = ",".join(f"{key}={value}" for key, value in cal.to_dict().items())
+    cal = for_coordinator()  # once (or as RUNNER_CALIBRATION pins it): sizes every arm's CPU work
     print(f"calibration: {cal.to_dict()}; load average {load_avg()} on {os.cpu_count()} cores", flush=True)
     out = []
     with LocalServices() as services:
