@@ -83,10 +83,12 @@ FORMS = {
 }
 
 
+@pytest.mark.parametrize("source", ["file", "generator"])
 @pytest.mark.parametrize("mode", MODES)
-def test_both_forms_and_a_pair_run_in_every_executor(mode: str, user_dir: Path) -> None:
+def test_both_forms_and_a_pair_run_in_every_executor(mode: str, source: str, user_dir: Path) -> None:
     jobs = ["--job", "s=ujmod:work", "--job", "a=ujmod:awork", "--job", "p=ujmod:awork,work"]
-    inputs = ["--inputs", str(user_dir / "inputs.jsonl"), "--jobs", "9", "--setup", "ujmod:setup"]
+    given = str(user_dir / "inputs.jsonl") if source == "file" else "ujmod:gen"  # both cycle: 3 or 5 inputs
+    inputs = ["--inputs", given, "--jobs", "9", "--setup", "ujmod:setup"]
     result = submit(user_dir, "--mode", mode, *jobs, *inputs)
     assert result["jobs"]["done"] == 9 and result["failures"] == {}
     assert result["kinds"] == {"s": 3, "a": 3, "p": 3}  # equal weights without --mix
