@@ -140,10 +140,16 @@ class Tally:
         if figures:
             self.workers[worker] = dict(figures)
 
-    def note(self, kind: str, form: str, worker: str, nbytes: int) -> None:
+    def record(self, kind: str, form: str, worker: str) -> list[int]:
+        """The record of one (kind, form, worker), kept across workloads (they zero it): an executor
+        that knows these in advance counts a job with ``record[0] += 1`` and nothing else."""
         record = self.ran.get((kind, form, worker))
         if record is None:
             record = self.ran[kind, form, worker] = [0, 0, 0, 0]
+        return record
+
+    def note(self, kind: str, form: str, worker: str, nbytes: int) -> None:
+        record = self.ran.get((kind, form, worker)) or self.record(kind, form, worker)
         record[0] += 1
         if nbytes >= 0:
             record[1] += 1
@@ -159,12 +165,15 @@ class Tally:
             self.note_worker(str(setup.get("worker", worker)), {k: v for k, v in setup.items() if k != "worker"})
 
     def begin_workload(self) -> None:
-        self.ran.clear()
+        for record in self.ran.values():
+            record[:] = [0, 0, 0, 0]
 
     def figures(self) -> dict[str, Any]:
         ran: dict[str, dict[str, dict[str, int]]] = {}
         sizes: dict[str, dict[str, int]] = {}
         for (kind, form, worker), (jobs, measured, total, largest) in sorted(self.ran.items()):
+            if not jobs:
+                continue
             ran.setdefault(kind, {}).setdefault(form, {})[worker] = jobs
             if measured:
                 size = sizes.setdefault(kind, {"count": 0, "total": 0, "max": 0})
