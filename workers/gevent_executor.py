@@ -27,6 +27,7 @@ from workers.calibration import Calibration
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job
 from workers.scratch import scratch_dir
+from workers.user_jobs import SetupFailed
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 _SHOWN = 60  # characters of a bad line quoted in the error
@@ -84,12 +85,14 @@ class GeventExecutor(Executor):
                 proc.kill()
             await proc.wait()
             raise ServiceError(f"the gevent worker did not start: {self._log_tail()}")
+        ready = json.loads(first)
+        if ready.get("setup_error"):  # the user's modules or --setup failed there: as in a pool process
+            raise SetupFailed(str(ready["setup_error"]))
         rate = _calibration_in(first)  # none from a replacement (--rate-known)
         if rate is not None:
             self._rates[f"gevent-pid-{proc.pid}"] = rate
-        setup = json.loads(first).get("setup")
-        if setup:
-            self.tally.note_worker(f"gevent-pid-{proc.pid}", setup)
+        if ready.get("setup"):
+            self.tally.note_worker(f"gevent-pid-{proc.pid}", ready["setup"])
         self._reader = asyncio.create_task(self._read(proc), name="gevent-replies")
 
     def _log_tail(self) -> str:

@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
     try:
         user, setup = caller_from_environment("json")
     except Exception as exc:  # every user job fails with it, one line each
-        user, setup = f"user jobs did not load in the gevent worker: {exc}", {}
+        user, setup = str(exc), {}
     clients = SyncClients(pool_size=concurrency)
     pool = Pool(concurrency)
     running: dict[int, gevent.Greenlet] = {}
@@ -83,6 +83,8 @@ def main(argv: list[str]) -> int:
     # Its own rate, measured before it says it is ready (so before timing starts); a worker that
     # replaces a dead one inside the window skips it (``--rate-known``).
     ready: dict[str, Any] = {"ready": True, "setup": setup}
+    if isinstance(user, str):  # the user's jobs did not load: the executor stops the run
+        ready["setup_error"] = user
     if "--rate-known" not in argv:
         ready["calibration"] = calibrate().to_dict()
     replies.put(json.dumps(ready).encode() + b"\n")

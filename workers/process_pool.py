@@ -17,10 +17,9 @@ the pool (tens of microseconds), the jobs of that kind that arrive in one turn o
 to a process together (about 2 ms of work, at most 256 jobs; ``--batch`` fixes the size), while at
 most two batches per process are out. Each job keeps its own ticket, result, error and retries.
 
-User jobs: each pool process imports the user's modules and runs ``--setup`` in its initializer,
-before timing starts (the warm-up reports how long that took); jobs call the sync form, or run an
-async-only function in the process's own event loop. Results are pickled (that is how they would
-come back), measured and dropped.
+User jobs: the initializer imports them and runs ``--setup`` before timing (times reported by the
+warm-up); the sync form runs, else the coroutine in the process's own loop; results are pickled,
+measured, dropped.
 """
 
 from __future__ import annotations
@@ -141,7 +140,8 @@ def _run_batch(
     for wire, ticket in zip(wires, tickets, strict=True):
         try:
             outcome = _run_wire(wire, ticket)
-            pickle.dumps(outcome[2])  # a result that cannot travel fails its own job, not its batch-mates
+            if type(outcome[2]) is not tuple:  # a user job's figures (a tuple) were measured as they pickled
+                pickle.dumps(outcome[2])  # a result that cannot travel fails its own job, not its batch-mates
             outcomes.append(outcome)
         except Exception as exc:
             outcomes.append(exc)
@@ -286,11 +286,12 @@ class ProcessExecutor(WholeBatches, Executor):
                 raise
             self._pids.add(pid)
             self._outbox.note_cost(job.kind, service_s)
+            worker = f"pid-{pid}"
             if extra is not None:  # a user job's (form, result bytes, its process's setup if not yet told)
-                self.tally.note(job.kind, extra[0], f"pid-{pid}", extra[1])
+                self.tally.note(job.kind, extra[0], worker, extra[1])
                 if extra[2]:
-                    self.tally.note_worker(f"pid-{pid}", extra[2])
-            return JobReport(service_s, f"pid-{pid}", cpu_s)
+                    self.tally.note_worker(worker, extra[2])
+            return JobReport(service_s, worker, cpu_s)
 
     async def _one_by_one(self, batch: Batch) -> BatchReport:
         return await Executor.run_batch(self, batch)  # each job through run, with its retries
