@@ -32,7 +32,8 @@ JOB_S = 2.0  # the job sleeps this long: long enough to kill its first node mid-
 @pytest.fixture()
 def two_nodes(redis_url: str) -> Iterator[tuple[LocalNodes, str]]:
     queue = f"vt-{uuid.uuid4().hex[:8]}"
-    nodes = LocalNodes({"REDIS_URL": redis_url, "RUNNER_QUEUE": queue, "RUNNER_VISIBILITY_TIMEOUT": f"{VISIBILITY_S:g}"})
+    env = {"REDIS_URL": redis_url, "RUNNER_QUEUE": queue, "RUNNER_VISIBILITY_TIMEOUT": f"{VISIBILITY_S:g}"}
+    nodes = LocalNodes(env)
     try:
         nodes.start(NodeSpec("vt{i}@%h", queue=queue), 2)
         yield nodes, queue
