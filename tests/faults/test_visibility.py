@@ -57,7 +57,8 @@ def test_a_dead_nodes_job_runs_again_after_the_visibility_timeout(
     deadline = time.monotonic() + 60
     while not r.hlen("unacked") and time.monotonic() < deadline:
         time.sleep(0.02)
-    ((tag, delivered_at),) = r.zrange("unacked_index", 0, -1, withscores=True)
+    entries: list[tuple[bytes, float]] = r.zrange("unacked_index", 0, -1, withscores=True)  # type: ignore[assignment]
+    ((tag, delivered_at),) = entries
     holder = None
     while holder is None and time.monotonic() < deadline:
         active = app.control.inspect(destination=names, timeout=1.0).active() or {}
