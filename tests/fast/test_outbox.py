@@ -55,7 +55,10 @@ def test_batch_size_bounds() -> None:
         box.note_cost("just", 1.0 / (MAX_BATCH - 1))
     assert box.batch_size("free") == MAX_BATCH and box.batch_size("tiny") == MAX_BATCH
     assert box.batch_size("just") == MAX_BATCH - 1
-    assert _box(fixed=1).batch_size("anything") == 1  # --batch 1: batching off
+    fixed = _box(fixed=1)
+    for _ in range(BATCH_AFTER):
+        fixed.note_cost("io", 0.0001)
+    assert fixed.batch_size("io") == 1  # --batch 1: batching off, whatever the measured cost
 
 
 def test_full_at_exactly_the_limit_and_slots_counted_one_by_one() -> None:

@@ -292,7 +292,7 @@ def test_requests_verdict_words() -> None:
         "4 repeats (the article, 3 s calls to httpbin.org: 11.4 s one after another vs 4.1-4.9 s at once)"
     )
     (verdict,) = vd.preset_verdicts(Presets(requests=fig))
-    assert verdict.preset == "requests" and verdict.kind == "preset"
+    assert (verdict.kind, verdict.preset, verdict.text) == ("preset", "requests", vd.requests_verdict(fig))
 
 
 def test_blocking_and_race_verdict_words() -> None:
@@ -306,16 +306,42 @@ def test_blocking_and_race_verdict_words() -> None:
         "workers": 2, "in_flight": 4, "loop": "uvloop", "probe": "http",
         "modes": {"inline": mode(48.0, 30.0, 60.0), "offloaded": mode(2.0, 10.5, 12.0)},
         "ratios": {"loop_lag_p99_ms": {"inline_vs_offloaded": 24.0, "half_width": 3.0},
-                   "probe_p99_ms": {"inline_vs_offloaded": 5.0, "half_width": 0.5}},
+                   "probe_p99_ms": {"inline_vs_offloaded": 1.5, "half_width": 0.25}},
         "article": {},
     })  # fmt: skip
     assert vd.blocking_verdict(fig) == (
         "50 ms CPU jobs run inline in the coroutine hold the event loop (loop lag p99 48.0 +/- 0.5 ms, probes p50 "
         "30.0 +/- 0.2 ms and p99 60.0 +/- 1.0 ms for 10 ms HTTP probes), against loop lag p99 2.0 +/- 0.5 ms, "
         "probes p50 10.5 +/- 0.2 ms and p99 12.0 +/- 1.0 ms offloaded to a 2-process pool: 24.0x +/- 3.0 the lag "
-        "and 5.0x +/- 0.5 the probe p99 (95 % intervals over 5 repeats)"
+        "and 1.5x +/- 0.2 the probe p99 (95 % intervals over 5 repeats)"
     )
     race = RaceFigure(increments=1000, workers=2, variants=[], article={})
     found = vd.preset_verdicts(Presets(blocking=fig, race=race))
     assert [(v.kind, v.preset) for v in found] == [("preset", "blocking"), ("preset", "race")]
+    assert found[0].text == vd.blocking_verdict(fig)
     assert found[1].text.startswith("Races, 1,000 increments by 2 workers: coroutines lose - per million")
+
+
+def test_repeats_that_did_nothing_rank_last_and_slow_rates_still_count() -> None:
+    # Throughputs below 1 job/s are real (long jobs); a cell whose repeats all did nothing has no
+    # geometric mean and ranks last instead of failing the verdict.
+    idle, slow = _cell("async", [0.0, 0.0, 0.0]), _cell("thread", [0.5, 0.6, 0.55])
+    (verdict,) = vd.sweep_verdicts([idle, slow])
+    assert verdict.figures["winner"] == "thread" and [v["mode"] for v in verdict.figures["versus"]] == ["async"]
+    closed = _cell("async", [0.5] * 3)  # closed loop: there is no rate to keep up with
+    assert vd.meets_slo(closed, 100.0)
+
+
+def test_capacity_names_both_varying_axes_and_formats_small_rates() -> None:
+    cells = [
+        _paced(mode, rate, workers=workers, p99=p99)
+        for workers in (2, 4)
+        for mode, rate, p99 in (("hybrid", 12.5, 50.0), ("thread", 7.5, 50.0), ("async", 2.5, 50.0))
+    ]
+    cells += [dataclasses.replace(_paced("async", 2.5, workers=2), concurrency=50)]
+    found = [v for v in vd.sweep_verdicts(cells, slo_ms=100.0) if v.kind == "capacity"]
+    assert found[0].text == (
+        "At p99 <= 100 ms on cpu (2 workers, concurrency 10): hybrid sustains 12 jobs/s, thread 8, async 2 "
+        "of the rates tried (2, 8, 12 jobs/s)"
+    )
+    assert found[-1].text.startswith("At p99 <= 100 ms on cpu (2 workers, concurrency 50): async sustains 2 jobs/s")
