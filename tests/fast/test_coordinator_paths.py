@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from runner.engine import results as rs
 from runner.engine.coordinator import executor_config, measure, run_mode
 from runner.engine.services import LocalServices
@@ -31,6 +33,22 @@ def test_open_loop_drivers_waiting_for_their_first_job_are_not_timed_out(stub: t
     by_outcome = result["latency_by_outcome_ms"]
     assert (by_outcome["done"]["count"], by_outcome["failed"]["count"], by_outcome["timed_out"]["count"]) == (4, 2, 0)
     assert by_outcome["failed"]["max"] > 0
+
+
+def test_open_loop_latency_counts_from_the_intended_start(stub: type[StubExecutor]) -> None:
+    # One driver, a job due every 5 ms, each taking 20 ms: the last (due at 55 ms) starts at 220 ms
+    # at the earliest, so its latency from the intended start is at least 185 ms; from hand-off, 20.
+    spec = _spec(jobs=12, mix="sleep=1", io_ms=20, concurrency=1, rate=200)
+    result = run_mode(spec, "stub", calibration=CALIBRATION).to_json()
+    assert result["jobs"]["done"] == 12
+    assert result["latency_ms"]["max"] >= 185.0
+    assert result["coordinator_wait_ms"]["max"] >= 150.0
+
+
+@pytest.mark.timeout(60)
+def test_every_hung_job_of_a_driver_times_out_not_only_the_first(stub: type[StubExecutor]) -> None:
+    result = run_mode(_spec(jobs=3, mix="hang=1", concurrency=1, timeout=0.2), "stub", calibration=CALIBRATION)
+    assert result.to_json()["jobs"]["timed_out"] == 3
 
 
 def _uninstrumented(spec: WorkloadSpec) -> rs.RunResult:

@@ -94,6 +94,8 @@ def test_ties_are_named_before_the_wins_and_a_sole_tie_has_no_win_part() -> None
     assert [v["significant"] for v in verdict.figures["versus"]] == [False, True]
     (alone,) = vd.sweep_verdicts(cells[:2])
     assert alone.text == "CPU only (cpu): async ties with thread (no significant difference)"
+    (three,) = vd.sweep_verdicts([*cells[:2], _cell("hybrid", [190.0, 220.0, 160.0])])
+    assert three.text == "CPU only (cpu): async ties with thread, hybrid (no significant difference)"
 
 
 def test_a_mix_measured_by_one_executor_has_no_verdict() -> None:
@@ -104,6 +106,7 @@ def test_crossover_interpolates_log_linearly_between_the_shares_around_it() -> N
     cells = _series("async", {0.0: 400.0, 0.5: 100.0}) + _series("process", {0.0: 100.0, 0.5: 400.0})
     (cross,) = [v for v in vd.sweep_verdicts(cells) if v.kind == "crossover"]
     assert cross.figures["modes"] == ["async", "process"] and cross.figures["between"] == [0.0, 0.5]
+    assert cross.figures["interpolated"] is True
     assert cross.figures["estimate"] == pytest.approx(0.25)  # ratios 4 and 1/4: halfway in logs
     early, late = cross.figures["range"]
     assert 0.0 < early < 0.25 < late < 0.5
@@ -122,7 +125,8 @@ def test_crossover_is_found_between_the_right_pair_of_shares() -> None:
 
 
 def test_no_crossover_when_one_executor_leads_throughout() -> None:
-    cells = _series("async", {0.0: 400.0, 1.0: 300.0}) + _series("process", {0.0: 100.0, 1.0: 200.0})
+    cells = _series("async", {0.0: 400.0, 0.5: 350.0, 1.0: 300.0})
+    cells += _series("process", {0.0: 100.0, 0.5: 150.0, 1.0: 200.0})
     (cross,) = [v for v in vd.sweep_verdicts(cells) if v.kind == "crossover"]
     assert cross.text == "No crossover: async leads from 0% to 100% CPU"
     assert cross.figures == {"modes": ["async"], "between": None, "estimate": None}
@@ -150,8 +154,9 @@ def test_interpolate_clips_to_the_measured_shares() -> None:
 
 
 def test_loop_verdict_names_the_executor_whose_lag_grows_most() -> None:
-    cells = _series("async", {0.0: 400.0, 1.0: 100.0}, {0.0: 1.25, 1.0: 44.84})
-    cells += _series("hybrid", {0.0: 300.0, 1.0: 200.0}, {0.0: 30.0, 1.0: 60.0})  # higher, grows less
+    cells = _series("async", {0.0: 400.0, 0.5: 300.0, 1.0: 100.0}, {0.0: 1.25, 0.5: 2.0, 1.0: 44.84})
+    # hybrid: higher lag, and more growth up to 50 %, but less in all
+    cells += _series("hybrid", {0.0: 300.0, 0.5: 250.0, 1.0: 200.0}, {0.0: 30.0, 0.5: 50.0, 1.0: 60.0})
     (loop,) = [v for v in vd.sweep_verdicts(cells) if v.kind == "loop"]
     assert loop.text == (
         "CPU work blocks the event loop: async's loop lag p99 grows from 1.2 ms at 0% CPU to 44.8 ms at 100% CPU"
