@@ -6,6 +6,8 @@ leave them alone), failed jobs' own latency histogram, and an uninstrumented run
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,9 +48,15 @@ def test_open_loop_latency_counts_from_the_intended_start(stub: type[StubExecuto
 
 
 @pytest.mark.timeout(60)
-def test_every_hung_job_of_a_driver_times_out_not_only_the_first(stub: type[StubExecutor]) -> None:
-    result = run_mode(_spec(jobs=3, mix="hang=1", concurrency=1, timeout=0.2), "stub", calibration=CALIBRATION)
-    assert result.to_json()["jobs"]["timed_out"] == 3
+def test_every_hung_job_of_a_driver_times_out_not_only_the_first(stub: type[StubExecutor], tmp_path: Path) -> None:
+    spec = _spec(jobs=3, mix="hang=1", concurrency=1, timeout=0.2)
+    result = run_mode(spec, "stub", out_dir=tmp_path, calibration=CALIBRATION).to_json()
+    assert result["jobs"]["timed_out"] == 3
+    timed_out = result["latency_by_outcome_ms"]["timed_out"]
+    assert timed_out["count"] == 3 and 200.0 <= timed_out["max"] < 10_000.0  # from its start, not the clock's
+    records = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+    assert [(r["status"], r["kind"]) for r in records] == [("timed_out", "hang")] * 3
+    assert all(200.0 <= r["latency_ms"] < 10_000.0 for r in records)
 
 
 def _uninstrumented(spec: WorkloadSpec) -> rs.RunResult:
@@ -64,10 +72,11 @@ def _uninstrumented(spec: WorkloadSpec) -> rs.RunResult:
 def test_an_uninstrumented_run_accounts_every_job_and_records_no_latency(stub: type[StubExecutor]) -> None:
     # One driver for jobs due every 5 ms that take 20 ms: jobs wait for the driver (a coordinator
     # wait an instrumented run would record), some fail.
-    closed = _uninstrumented(_spec(jobs=12, mix="sleep=2,fail=1", io_ms=20, concurrency=1)).to_json()
-    paced = _uninstrumented(_spec(jobs=12, mix="sleep=2,fail=1", io_ms=20, concurrency=1, rate=200)).to_json()
+    mix = {"mix": "sleep=4,fail=2,hang=1", "io_ms": 20, "concurrency": 1, "timeout": 0.2}
+    closed = _uninstrumented(_spec(jobs=14, **mix)).to_json()
+    paced = _uninstrumented(_spec(jobs=14, rate=200, **mix)).to_json()
     for result in (closed, paced):
-        assert result["jobs"] == {"submitted": 12, "done": 8, "failed": 4, "timed_out": 0, "lost": 0, "duplicates": 0}
+        assert result["jobs"] == {"submitted": 14, "done": 8, "failed": 4, "timed_out": 2, "lost": 0, "duplicates": 0}
         assert {k: v["count"] for k, v in result["latency_by_outcome_ms"].items()} == {
             "done": 0,
             "failed": 0,

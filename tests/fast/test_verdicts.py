@@ -350,3 +350,13 @@ def test_capacity_names_both_varying_axes_and_formats_small_rates() -> None:
         "of the rates tried (2, 8, 12 jobs/s)"
     )
     assert found[-1].text.startswith("At p99 <= 100 ms on cpu (2 workers, concurrency 50): async sustains 2 jobs/s")
+
+
+def test_with_verdicts_draws_them_afresh_with_the_sweeps_slo() -> None:
+    doc = load_results(DATA / "v1-sweep-results.json")
+    assert doc.sweep is not None
+    cells = [_paced("hybrid", 100.0, p99=50.0), _paced("thread", 100.0, p99=500.0)]
+    stale = dataclasses.replace(doc, cells=cells, verdicts=[], sweep=dataclasses.replace(doc.sweep, slo_p99_ms=100.0))
+    drawn = vd.with_verdicts(stale)
+    assert drawn.verdicts == vd.sweep_verdicts(cells, 100.0)
+    assert [v.kind for v in drawn.verdicts] == ["mix", "capacity"]
