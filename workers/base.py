@@ -11,14 +11,21 @@ which one is in use.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, NamedTuple, Protocol, Self
 
+from workers.bulk import Batch, BatchReport, failure_reason
+from workers.calibration import Calibration
+from workers.errors import ServiceError
 from workers.jobs import Job
 from workers.options import Option, OptionValue
+from workers.user_calls import Tally
+from workers.user_jobs import JobTable
 
 
 class Services(Protocol):
@@ -36,11 +43,18 @@ class ExecutorConfig:
     expect_workers: int = 0  # a cluster's nodes to wait for before timing starts (celery_workers 0)
     wait_s: float = 30.0  # how long to wait for them
     options: Mapping[str, OptionValue] = field(default_factory=dict)  # the executors' own (``Executor.options``)
+    user_jobs: JobTable | None = None  # the user's own kinds (``--job``), which every worker loads
 
 
 class JobReport(NamedTuple):
     service_s: float  # time the job itself ran, measured where it ran
     worker: str  # who ran it: "loop", a thread name, a pid, a Celery node name
+    cpu_s: float | None = None  # CPU time of the thread that ran it, during it (the calibration check)
+
+
+def cpu_seconds(value: object) -> float | None:
+    """A worker's reported ``cpu_s``, if it is a number (a worker of an older runner sends none)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class Capacity(NamedTuple):
@@ -62,10 +76,13 @@ class Executor(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     options: ClassVar[tuple[Option, ...]] = ()  # options of its own, listed in ``workers.registry``
+    serialises: ClassVar[str] = "none"  # how user jobs' inputs and results cross to its workers
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         self.config = config
         self.services = services
+        self.user_kinds = frozenset(config.user_jobs.jobs) if config.user_jobs else frozenset()
+        self.tally = Tally(self.serialises)  # filled as user jobs run (workers.user_jobs)
 
     async def __aenter__(self) -> Self:
         try:
@@ -94,12 +111,42 @@ class Executor(ABC):
     async def run(self, job: Job) -> JobReport:
         """Run one job; raise on failure (``JobFailed`` when the worker reported the reason)."""
 
+    def batch_size(self, kind: str) -> int:
+        """How many consecutive jobs of ``kind`` the coordinator may hand over as one ``Batch``
+        (``run_batch``) now: 1 (the default) means one by one, through ``run``."""
+        return 1
+
+    async def run_batch(self, batch: Batch) -> BatchReport:
+        """Run a batch's jobs; every job's own outcome and service time in the report. This
+        default runs each through ``run`` at once (an executor's fallback for a batch it cannot
+        run in one piece); it raises only what would stop the run (``ServiceError``)."""
+        reports = await asyncio.gather(*(self.run(job) for job in batch.jobs()), return_exceptions=True)
+        service, cpu = array("d", bytes(8 * batch.size)), array("d", bytes(8 * batch.size))
+        failed: dict[int, str] = {}
+        workers = [""] * batch.size
+        for index, report in enumerate(reports):
+            if isinstance(report, ServiceError):
+                raise report
+            if isinstance(report, BaseException):
+                if not isinstance(report, Exception):
+                    raise report  # a cancellation
+                failed[index] = failure_reason(report)
+            else:
+                service[index], workers[index], cpu[index] = report.service_s, report.worker, report.cpu_s or 0.0
+        timed = any(not isinstance(r, BaseException) and r.cpu_s is not None for r in reports)
+        return BatchReport(service, failed, workers, cpu if timed else None)
+
     async def stop(self) -> None:
         """Stop everything ``start`` started; must be safe to call after a failed start."""
 
     def worker_pids(self) -> list[int]:
         """Local processes, other than the coordinator, that run jobs (for resource figures)."""
         return []
+
+    def worker_calibrations(self) -> dict[str, Calibration]:
+        """Worker -> the rate it measured itself as it started, for executors whose jobs run outside
+        the coordinator's process (empty: they run in it, and its calibration is theirs)."""
+        return {}
 
     def extra_runs(self) -> dict[int, int]:
         """Job id -> runs beyond the first in the current workload, for executors that can run a
@@ -114,6 +161,10 @@ class Executor(ABC):
     @abstractmethod
     def capacity(self, cores: int) -> Capacity:
         """Upper limits of this executor as configured (after ``start``) on ``cores`` cores."""
+
+    def user_job_figures(self) -> dict[str, Any] | None:
+        """User jobs only: per worker its import and setup time, which form ran where, result sizes."""
+        return self.tally.figures() if self.user_kinds else None
 
     def describe(self) -> dict[str, Any]:
         """Settings worth recording in the result."""

@@ -18,11 +18,21 @@ duplicate:
 - the broker going away: workers reconnect for as long as it takes (the coordinator bounds it).
 
 Each node answers the remote-control command ``runner_node`` (``workers.node_stats``): its host,
-cores, pool, Python and CPU model, its visibility timeout, and the CPU seconds and peak RSS it used
-since the last call with ``reset`` -- so the coordinator measures nodes on any host.
+cores, pool, Python and CPU model, its visibility timeout, its own calibration (measured in its
+main process as it starts, before it answers pings; its pool's processes run the same interpreter
+on the same host), and the CPU seconds and peak RSS it used since the last call with ``reset`` --
+so the coordinator measures nodes on any host.
 
 The task does not use Celery's result backend: it pushes a small JSON reply onto a Redis list the
 coordinator named, so the coordinator's ledger sees every run of every job, duplicates included.
+
+User jobs (``workers.user_jobs``): a node loads the table runner handed it (``RUNNER_USER_JOBS``)
+before it takes work -- in each prefork child, or once in the node's process for the threads and
+gevent pools -- and refuses any kind not in it. A node started on its own loads a job a message
+names only from a module under its ``RUNNER_JOBS_DIR`` (unset: every user job is refused). A
+message never makes a node import anything else. The sync form is called (an async-only function
+runs in the worker's own loop); the result is JSON-encoded, measured and dropped; the first reply
+of each process carries its import and setup times.
 """
 
 from __future__ import annotations
@@ -33,15 +43,19 @@ import os
 import re
 import socket
 import sys
+import time
 from typing import Any
 
 from celery import Celery, Task, signals
 from celery.worker.control import control_command
 
 from workers import lifeline
+from workers.bulk import Batch, run_batch_sync
+from workers.calibration import Calibration, calibrate
+from workers.celery_bulk import COMPACT_TASK_NAME, compact_reply
 from workers.clients import SyncClients
-from workers.errors import InputError
-from workers.jobs import WORKER_DIED, Job, result_of, run_sync
+from workers.errors import InputError, JobFailed
+from workers.jobs import KINDS, WORKER_DIED, Job, result_of, run_sync
 from workers.node_stats import NodeMeter, describe_node
 
 TASK_NAME = "runner.run_job"
@@ -50,6 +64,11 @@ DEFAULT_QUEUE = "runner"
 
 _clients = SyncClients(pool_size=4)  # per worker process; connections open on first use
 _REPLY_TTL_S = 86_400
+_BUILTIN = frozenset(KINDS)
+# Per worker process: the user's jobs (loaded before work starts), and its import and setup
+# times, sent once with its first reply.
+_user: Any = None
+_user_setup: dict[str, Any] | None = None
 
 
 def make_app(
@@ -94,6 +113,7 @@ def make_app(
     # One more run after the worker process died running it; then "worker died" (see below).
     app.task(name=TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_job)
     app.task(name=BATCH_TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_batch)
+    app.task(name=COMPACT_TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_compact)
     return app
 
 
@@ -111,12 +131,66 @@ def run_batch(task: Task, wires: list[list[Any]], reply_key: str) -> None:
     _push(task.app.conf.broker_url, reply_key, [_outcome(Job.from_wire(wire), worker) for wire in wires])
 
 
+def run_compact(task: Task, batch: list[Any], reply_key: str) -> None:
+    """A batch sent as its parameters; one reply with every job's service time and failures."""
+    worker = task.request.hostname or socket.gethostname()
+    run = _compact_batch(batch)
+    service, failed, cpu = run_batch_sync(run, _clients, check=json.dumps)
+    reply = compact_reply(run, worker, service.tolist(), failed, None if cpu is None else cpu.tolist())
+    _push(task.app.conf.broker_url, reply_key, [json.dumps(reply)])
+
+
+def _compact_batch(batch: list[Any]) -> Batch:
+    return Batch(int(batch[0]), int(batch[1]), str(batch[2]), float(batch[3]), int(batch[4]), str(batch[5]))
+
+
 def _outcome(job: Job, worker: str) -> str:
     try:
-        reply = {"id": job.id, "worker": worker, "service_s": run_sync(job, _clients), "result": result_of(job)}
+        if job.kind not in _BUILTIN:
+            return _user_outcome(job, worker)
+        cpu_began = time.thread_time()
+        service_s = run_sync(job, _clients)
+        cpu_s = time.thread_time() - cpu_began  # for the coordinator's after-run calibration check
+        reply = {"id": job.id, "worker": worker, "service_s": service_s, "result": result_of(job), "cpu_s": cpu_s}
         return json.dumps(reply)
+    except JobFailed as exc:
+        return json.dumps({"id": job.id, "worker": worker, "error": exc.reason})
     except Exception as exc:  # reported to the coordinator's ledger, not raised into Celery
         return json.dumps({"id": job.id, "worker": worker, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _user_outcome(job: Job, worker: str) -> str:
+    global _user_setup
+    if _user is None:
+        _load_user_jobs()
+    if isinstance(_user, str):  # the table did not load in this process
+        raise JobFailed(_user)
+    service_s, form, nbytes = _user.call_sync(job.kind, job.target, job.payload)
+    reply: dict[str, Any] = {"id": job.id, "worker": worker, "service_s": service_s, "form": form, "bytes": nbytes}
+    if _user_setup is not None:
+        reply["setup"], _user_setup = {"worker": f"{worker} pid-{os.getpid()}", **_user_setup}, None
+    return json.dumps(reply)
+
+
+def _load_user_jobs(**_: Any) -> None:
+    """This process's user jobs, from the table runner handed the node (or RUNNER_JOBS_DIR)."""
+    global _user, _user_setup
+    from workers.user_calls import caller_from_environment
+
+    try:
+        _user, figures = caller_from_environment("json")
+        _user_setup = figures or None
+    except Exception as exc:  # every user job of this process fails with it, one line each
+        _user = f"user jobs did not load on this worker: {exc}"
+
+
+def _load_in_node(instance: Any = None, **_: Any) -> None:
+    """Threads and gevent pools run jobs in the node's own process: load there, before work.
+    Prefork children load their own (``worker_process_init``), after the fork."""
+    pool = getattr(instance, "pool_cls", None)
+    module = getattr(pool, "__module__", "") or ""
+    if not module.endswith(("prefork", "solo")):
+        _load_user_jobs()
 
 
 def _push(broker: str, reply_key: str, bodies: list[str]) -> None:
@@ -132,17 +206,24 @@ def _worker_died_twice(sender: Any = None, exception: BaseException | None = Non
     from celery.exceptions import WorkerLostError
 
     name = getattr(sender, "name", None)
-    if name not in (TASK_NAME, BATCH_TASK_NAME) or not isinstance(exception, WorkerLostError) or not args:
+    if name not in _TASKS or not isinstance(exception, WorkerLostError) or not args:
+        return
+    worker = getattr(getattr(sender, "request", None), "hostname", None) or socket.gethostname()
+    if name == COMPACT_TASK_NAME:
+        batch = _compact_batch(args[0])
+        reply = compact_reply(batch, worker, [0.0] * batch.size, dict.fromkeys(range(batch.size), WORKER_DIED))
+        _push(sender.app.conf.broker_url, args[1], [json.dumps(reply)])
         return
     wires, reply_key = ([args[0]] if name == TASK_NAME else args[0]), args[1]
-    worker = getattr(getattr(sender, "request", None), "hostname", None) or socket.gethostname()
     bodies = [json.dumps({"id": int(wire[0]), "worker": worker, "error": WORKER_DIED}) for wire in wires]
     _push(sender.app.conf.broker_url, reply_key, bodies)
 
 
+_TASKS = (TASK_NAME, BATCH_TASK_NAME, COMPACT_TASK_NAME)
 signals.task_failure.connect(_worker_died_twice, weak=False)
 
 _meter: NodeMeter | None = None  # this node's, made on the first runner_node call
+_rate: Calibration | None = None  # this node's own, measured as it starts (_calibrate_node)
 
 
 @control_command(  # type: ignore[untyped-decorator]
@@ -163,6 +244,8 @@ def runner_node(state: Any, reset: bool = False, visibility_s: float = 0.0) -> d
     concurrency = int(getattr(consumer.controller, "concurrency", 0) or 1)
     visibility = float(consumer.app.conf.broker_transport_options.get("visibility_timeout", 3600.0))
     facts = describe_node(state.hostname, {"thread": "threads"}.get(pool, pool), concurrency, visibility)
+    if _rate is not None:
+        facts["calibration"] = _rate.to_dict()
     return facts | _meter.reading(reset)
 
 
@@ -194,8 +277,17 @@ def _hold_child(**_: Any) -> None:
         lifeline.hold()
 
 
+def _calibrate_node(**_: Any) -> None:
+    """The node's own rate, before it consumes or answers anything (so before timing starts)."""
+    global _rate
+    _rate = calibrate()
+
+
 signals.worker_init.connect(_hold_node, weak=False)
+signals.worker_init.connect(_calibrate_node, weak=False)
 signals.worker_process_init.connect(_hold_child, weak=False)
+signals.worker_process_init.connect(_load_user_jobs, weak=False)
+signals.celeryd_after_setup.connect(_load_in_node, weak=False)
 
 
 def settings_from_environment() -> dict[str, Any]:

@@ -3,13 +3,11 @@
 Without ``REDIS_URL`` the coordinator's embedded Redis is the broker and this executor starts
 ``--celery-workers`` local worker nodes on a queue of their own -- ``--celery-pool prefork`` (one
 child process each), ``threads`` or ``gevent`` (``--concurrency`` / nodes threads or greenlets each)
--- and stops them afterwards. With ``REDIS_URL`` and ``--workers 0`` it sends to the ``runner`` queue that a
-cluster's workers already consume.
+-- and stops them afterwards (handing them the user's job table, if any). With ``REDIS_URL`` and
+``--workers 0`` it sends to the ``runner`` queue that a cluster's workers already consume.
 
-This module sends jobs and matches replies to them; the other jobs live apart: starting and
-stopping nodes (``workers.celery_nodes``), the outbox that batches small jobs
-(``workers.batching``), reading and checking replies (``workers.celery_replies``) and waiting out
-broker outages (``workers.celery_outage``).
+This module sends jobs and matches replies; the rest lives apart: nodes (``workers.celery_nodes``),
+batching (``workers.batching``), replies (``workers.celery_replies``), outages (``workers.celery_outage``).
 
 Timing is derived from ``--timeout`` (T) so that a lost worker's job is redelivered while the
 coordinator still waits for it: the visibility timeout is T/2 (a message unacknowledged that long
@@ -34,24 +32,27 @@ import sys
 import uuid
 from typing import Any
 
-from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services, cpu_seconds
 from workers.batching import Outbox
+from workers.calibration import Calibration
 from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_app
+from workers.celery_bulk import CompactSender, settle
 from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, cluster_slots, wait_until_answering
 from workers.celery_outage import Outage, broker_errors, server_id
 from workers.celery_replies import ReplyReader
 from workers.clients import check_redis, redact
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import Job
-from workers.node_survey import ask_nodes, capacity_of, nodes_line
+from workers.node_survey import ask_nodes, capacity_of, nodes_line, rates_of
 
 _READY_TIMEOUT_S = 60.0
 _BATCH_BUDGET_S = 0.005  # a batch task should take about this long on a worker
 
 
-class CeleryExecutor(Executor):
+class CeleryExecutor(CompactSender, Executor):
     name = "celery"
     summary = "Celery workers over a Redis broker (local nodes, or a cluster's)"
+    serialises = "json"
     options = OPTIONS
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
@@ -72,6 +73,7 @@ class CeleryExecutor(Executor):
         self._facts: dict[str, dict[str, Any]] = {}  # node -> what it said of itself (runner_node)
         self._slots = self._node_count * self._per_node()
         self._pending: dict[int, _Pending] = {}
+        self._bulk = {}  # first job id -> a batch handed over whole (workers.celery_bulk)
         self._answered = bytearray()  # one byte per job id: a million jobs cost a megabyte
         self._issued = 0  # job ids below this were handed to run() in this workload
         self._extra: dict[int, int] = {}
@@ -102,9 +104,10 @@ class CeleryExecutor(Executor):
         visibility = max(0.5, self.config.timeout_s / 2)
         self._app = make_app(self._broker, queue=self._queue, visibility_timeout_s=visibility, socket_timeout_s=5.0)
         if self._node_count > 0:
-            self._local = LocalNodes(
-                {"REDIS_URL": self._broker, "RUNNER_QUEUE": self._queue, "RUNNER_VISIBILITY_TIMEOUT": f"{visibility:g}"}
-            )
+            table = self.config.user_jobs  # the user's jobs: the exact table, and their import path
+            env = {"REDIS_URL": self._broker, "RUNNER_QUEUE": self._queue}
+            env["RUNNER_VISIBILITY_TIMEOUT"] = f"{visibility:g}"
+            self._local = LocalNodes(env | (table.env() if table else {}), paths=table.paths if table else ())
             name = f"w{{i}}-{self._run_id}@%h"
             spec = NodeSpec(name, pool=self._pool, concurrency=self._per_node(), queue=self._queue)
             self._local.start(spec, self._node_count)
@@ -167,6 +170,9 @@ class CeleryExecutor(Executor):
             return []  # the broker is gone: the run says so already
         return [answers[name] for name in sorted(answers)]
 
+    def worker_calibrations(self) -> dict[str, Calibration]:
+        return rates_of(self._facts)
+
     def _per_node(self) -> int:
         """Jobs one local node runs at once: one per prefork child; threads and greenlets are
         sized to share the in-flight window, as one would size them for I/O."""
@@ -199,6 +205,9 @@ class CeleryExecutor(Executor):
         self._reader.start()
 
     def _on_reply(self, reply: dict[str, Any]) -> None:
+        if "first" in reply:
+            settle(self._answered, self._extra, self._bulk, self._outbox, reply)
+            return
         job_id = reply["id"]
         if job_id >= len(self._answered):
             self._answered.extend(bytes(max(job_id + 1 - len(self._answered), 1024)))
@@ -218,9 +227,11 @@ class CeleryExecutor(Executor):
         """The run cannot go on: every waiting job, and every later one, fails with ``error``."""
         if self._fatal is None:
             self._fatal = error
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(self._fatal)
+        futures: list[asyncio.Future[Any]] = [p.future for p in self._pending.values()]
+        futures += [b.future for b in self._bulk.values()]
+        for future in futures:
+            if not future.done():
+                future.set_exception(self._fatal)
 
     def _send(self, jobs: list[Job]) -> None:
         assert self._reader is not None, "run before begin_workload"
@@ -293,7 +304,9 @@ class CeleryExecutor(Executor):
             self._job_settled(pending)
         if "error" in reply:
             raise JobFailed(reply["error"])
-        return JobReport(float(reply["service_s"]), str(reply["worker"]))
+        if "form" in reply:  # a user job's
+            self.tally.note_reply(job.kind, reply, str(reply["worker"]))
+        return JobReport(float(reply["service_s"]), str(reply["worker"]), cpu_seconds(reply.get("cpu_s")))
 
     async def _broker_lost(self, exc: BaseException) -> None:
         """Wait until the broker is back (one recovery for everyone who noticed), or give up."""
@@ -308,6 +321,9 @@ class CeleryExecutor(Executor):
         for pending in list(self._pending.values()):
             if pending.sent and not pending.future.done():
                 await asyncio.to_thread(self._send, [pending.job])
+        for bulk in list(self._bulk.values()):
+            if bulk.sent and not bulk.future.done():
+                await asyncio.to_thread(self._send_compact, bulk.batch)
 
     def extra_runs(self) -> dict[int, int]:
         return dict(self._extra)

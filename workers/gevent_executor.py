@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from workers import lifeline
-from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
-from workers.errors import JobFailed, ServiceError
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services, cpu_seconds
+from workers.calibration import Calibration
+from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job
 from workers.scratch import scratch_dir
 
@@ -34,12 +35,14 @@ _SHOWN = 60  # characters of a bad line quoted in the error
 class GeventExecutor(Executor):
     name = "gevent"
     summary = "greenlets with monkey-patched sockets, in a worker process of their own"
+    serialises = "json"
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         super().__init__(config, services)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._issued = 0  # job ids below this were sent (in any workload: a late reply may cross one)
         self._pids: list[int] = []
+        self._rates: dict[str, Calibration] = {}  # worker process -> the rate it measured as it started
         self._respawn = asyncio.Lock()
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -54,12 +57,16 @@ class GeventExecutor(Executor):
 
     async def _spawn(self) -> None:
         path = os.pathsep.join(filter(None, [_PROJECT_ROOT, os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, **lifeline.child_env(), "PYTHONPATH": path}
+        table = self.config.user_jobs
+        if table is not None:  # the user's modules, from the same paths as the coordinator
+            path = os.pathsep.join([*table.paths, path])
+        env = {**os.environ, **lifeline.child_env(), "PYTHONPATH": path, **(table.env() if table else {})}
         self._proc = proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "workers.gevent_worker",
             str(self.config.concurrency),
+            *(["--rate-known"] if self._rates else []),  # a replacement: no calibration while timed
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=self._log,
@@ -77,6 +84,12 @@ class GeventExecutor(Executor):
                 proc.kill()
             await proc.wait()
             raise ServiceError(f"the gevent worker did not start: {self._log_tail()}")
+        rate = _calibration_in(first)  # none from a replacement (--rate-known)
+        if rate is not None:
+            self._rates[f"gevent-pid-{proc.pid}"] = rate
+        setup = json.loads(first).get("setup")
+        if setup:
+            self.tally.note_worker(f"gevent-pid-{proc.pid}", setup)
         self._reader = asyncio.create_task(self._read(proc), name="gevent-replies")
 
     def _log_tail(self) -> str:
@@ -147,7 +160,10 @@ class GeventExecutor(Executor):
         if "error" in reply:
             raise JobFailed(reply["error"])
         assert self._proc is not None
-        return JobReport(float(reply["service_s"]), f"gevent-pid-{self._proc.pid}")
+        worker = f"gevent-pid-{self._proc.pid}"
+        if "form" in reply:  # a user job's: which form ran, and its result's size
+            self.tally.note_reply(job.kind, reply, worker)
+        return JobReport(float(reply["service_s"]), worker, cpu_seconds(reply.get("cpu_s")))
 
     async def stop(self) -> None:
         proc = self._proc
@@ -172,11 +188,22 @@ class GeventExecutor(Executor):
         proc = self._proc
         return [proc.pid] if proc is not None and proc.returncode is None else []
 
+    def worker_calibrations(self) -> dict[str, Calibration]:
+        return dict(self._rates)
+
     def capacity(self, cores: int) -> Capacity:
         return Capacity(self.config.concurrency, 1, 1)  # one thread: greenlets take turns on one core
 
     def describe(self) -> dict[str, Any]:
         return {"concurrency": self.config.concurrency, "greenlets": self.config.concurrency, "process": "own"}
+
+
+def _calibration_in(ready: bytes) -> Calibration | None:
+    """The worker's own rate from its ready line, if it sent a sound one."""
+    with contextlib.suppress(ValueError, InputError):
+        rates = json.loads(ready).get("calibration")
+        return Calibration.from_dict(rates) if isinstance(rates, dict) else None
+    return None
 
 
 def _parse(line: bytes, sent_ids: int) -> dict[str, Any] | str:

@@ -16,6 +16,11 @@ Small jobs go in batches: once results show that jobs of a kind cost far less th
 the pool (tens of microseconds), the jobs of that kind that arrive in one turn of the event loop go
 to a process together (about 2 ms of work, at most 256 jobs; ``--batch`` fixes the size), while at
 most two batches per process are out. Each job keeps its own ticket, result, error and retries.
+
+User jobs: each pool process imports the user's modules and runs ``--setup`` in its initializer,
+before timing starts (the warm-up reports how long that took); jobs call the sync form, or run an
+async-only function in the process's own event loop. Results are pickled (that is how they would
+come back), measured and dropped.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 import pickle
 import signal
 import time
+from array import array
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import FrameType
@@ -38,19 +44,30 @@ import psutil
 from workers import lifeline
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.batching import Outbox
+from workers.bulk import Batch, BatchReport, run_batch_sync
+from workers.calibration import Calibration, all_measured, measure_into, measured
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
+from workers.process_bulk import WholeBatches
+from workers.user_calls import Caller
+from workers.user_jobs import JobTable, SetupFailed, prepare
 
 _COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
 _BATCH_BUDGET_S = 0.002  # a batch should take about this long in a pool process
+# What a pool process sends back per job: service s, pid, the user job's figures (or the built-in
+# job's result), CPU s of the job (None for a user job's).
+_Outcome = tuple[float, int, Any, float | None]
 _SHUTDOWN_GRACE_S = 5.0  # for a broken pool's manager to reap its processes before they are killed
 
 # Per pool process, set by the initializer.
 _clients: SyncClients | None = None
 _table: Any = None
 _row = -1
+_caller: Caller | None = None  # the user's jobs, when there are any
+_user_figures: dict[str, float] | str = {}  # import and setup seconds, or what went wrong
+_user_reported = False  # by the warm-up, or else with this process's first user job
 
 
 async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE_S) -> None:
@@ -66,8 +83,8 @@ async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE
     await shutdown
 
 
-def _init_process(table: Any, counter: Any) -> None:
-    global _clients, _table, _row
+def _init_process(table: Any, counter: Any, user_jobs: JobTable | None = None, rates: Any = None) -> None:
+    global _clients, _table, _row, _caller, _user_figures
     lifeline.hold()  # a coordinator killed without cleaning up takes this process with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C hits the whole process group; the coordinator decides
     with counter.get_lock():
@@ -78,6 +95,15 @@ def _init_process(table: Any, counter: Any) -> None:
         table[_row * _COLS] = os.getpid()
         signal.signal(signal.SIGTERM, _on_terminate)
     _clients = SyncClients(pool_size=4)
+    if user_jobs is not None:
+        try:
+            jobs, _user_figures = prepare(user_jobs)
+            _caller = Caller(jobs, "pickle")
+        except Exception as exc:  # reported by the warm-up: a broken initializer would break the pool
+            _user_figures = str(exc)
+    # Its own rate, measured as it starts (``start`` waits for every process's, before timing);
+    # None in a pool that replaces a broken one (the rate is known; retried jobs should not wait).
+    measure_into(rates, _row)
 
 
 def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
@@ -86,31 +112,55 @@ def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
     os._exit(143)
 
 
-def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any]:
+def _run_wire(wire: list[Any], ticket: int) -> _Outcome:
     assert _clients is not None, "pool process started without its initializer"
     job = Job.from_wire(wire)
     mine = _row >= 0 and _row * _COLS < len(_table)
     if mine:
         _table[_row * _COLS + 1] = ticket
     try:
+        if _caller is not None and job.kind in _caller.jobs:  # the user's: (form, result bytes) come back
+            global _user_reported
+            service_s, form, nbytes = _caller.call_sync(job.kind, job.target, job.payload)
+            setup, _user_reported = (None if _user_reported else _user_figures), True
+            return service_s, os.getpid(), (form, nbytes, setup), None
+        cpu_began = time.thread_time()
         service_s = run_sync(job, _clients)
+        cpu_s = time.thread_time() - cpu_began  # the job's CPU time, for the after-run calibration check
     finally:
         if mine:
             _table[_row * _COLS + 1] = 0  # not reached if the job kills the process: that is the point
-    return service_s, os.getpid(), result_of(job)
+    return service_s, os.getpid(), result_of(job), cpu_s
 
 
-def _run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, int] | BaseException]:
+def _run_batch(
+    wires: list[list[Any]], tickets: list[int]
+) -> list[tuple[float, int, Any, float | None] | BaseException]:
     """Several small jobs in one trip; each one's outcome (or error) stays its own."""
-    outcomes: list[tuple[float, int] | BaseException] = []
+    outcomes: list[tuple[float, int, Any, float | None] | BaseException] = []
     for wire, ticket in zip(wires, tickets, strict=True):
         try:
-            service_s, pid, result = _run_wire(wire, ticket)
-            pickle.dumps(result)  # a result that cannot travel fails its own job, not its batch-mates
-            outcomes.append((service_s, pid))
+            outcome = _run_wire(wire, ticket)
+            pickle.dumps(outcome[2])  # a result that cannot travel fails its own job, not its batch-mates
+            outcomes.append(outcome)
         except Exception as exc:
             outcomes.append(exc)
     return outcomes
+
+
+def _run_compact(batch: Batch, ticket: int) -> tuple[array[float], dict[int, str], int, array[float] | None]:
+    """A whole batch in one trip: each job's service time, and the failed ones (index -> reason).
+    The process's row holds the batch's ticket throughout."""
+    assert _clients is not None, "pool process started without its initializer"
+    mine = _row >= 0 and _row * _COLS < len(_table)
+    if mine:
+        _table[_row * _COLS + 1] = ticket
+    try:
+        service, failed, cpu = run_batch_sync(batch, _clients)
+    finally:
+        if mine:
+            _table[_row * _COLS + 1] = 0
+    return service, failed, os.getpid(), cpu
 
 
 class _Queued:
@@ -118,21 +168,25 @@ class _Queued:
 
     __slots__ = ("batch_future", "order", "sent", "ticket", "waiter", "wire")
 
-    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[tuple[float, int]]) -> None:
+    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[_Outcome]) -> None:
         self.wire, self.ticket, self.waiter = wire, ticket, waiter
         self.order = int(wire[0])  # the job id: first come, first sent
         self.sent = False
         self.batch_future: Future[Any] | None = None
 
 
-def _warm_up(delay_s: float) -> int:
-    time.sleep(delay_s)  # long enough that each warm-up task lands on its own process
-    return os.getpid()
+def _warm_up(delay_s: float) -> tuple[int, dict[str, float] | str]:
+    global _user_reported
+    time.sleep(delay_s)  # long enough that each warm-up task lands on its own process (mostly)
+    _user_reported = True
+    return os.getpid(), _user_figures
 
 
-class ProcessExecutor(Executor):
+class ProcessExecutor(WholeBatches, Executor):
     name = "process"
     summary = "a pool of worker processes, one interpreter and GIL each"
+    compact_task = staticmethod(_run_compact)
+    serialises = "pickle"
 
     @classmethod
     def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
@@ -149,6 +203,8 @@ class ProcessExecutor(Executor):
         self._rebuild_lock = asyncio.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._table: Any = []
+        self._rate_rows: list[tuple[Any, Any]] = []  # (table, rates) of the pools whose processes measured
+        self._measuring: Any = None  # the current pool's rates array while its processes measure
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks_sent = self._jobs_sent = 0  # pool submissions, and jobs in them: shows batching
         self._outbox: Outbox[_Queued] = Outbox(
@@ -168,17 +224,28 @@ class ProcessExecutor(Executor):
         """Start every process now, before timing starts, and learn their pids."""
         loop = asyncio.get_running_loop()
         warm = [loop.run_in_executor(self._pool, _warm_up, 0.05) for _ in range(self.config.workers)]
-        self._pids.update(await asyncio.gather(*warm))
+        for pid, figures in await asyncio.gather(*warm):
+            self._pids.add(pid)
+            if isinstance(figures, str):
+                raise SetupFailed(figures)
+            self.tally.note_worker(f"pid-{pid}", figures)
+        await all_measured(self._measuring)  # so that no process calibrates while timed
+        self._measuring = None
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
         table = ctx.Array("q", _COLS * self.config.workers, lock=False)
+        measure = not self._rate_rows or self._measuring is not None  # until one pool has measured
+        rates = ctx.Array("d", 2 * self.config.workers, lock=False) if measure else None  # per process: spin, hash
         pool = ProcessPoolExecutor(
             max_workers=self.config.workers,
             mp_context=ctx,
             initializer=_init_process,
-            initargs=(table, ctx.Value("i", 0)),
+            initargs=(table, ctx.Value("i", 0), self.config.user_jobs, rates),
         )
+        if rates is not None:
+            self._rate_rows.append((table, rates))
+            self._measuring = rates
         return pool, table
 
     async def run(self, job: Job) -> JobReport:
@@ -191,11 +258,11 @@ class ProcessExecutor(Executor):
                 if self._outbox.batch_size(job.kind) > 1:
                     queued = _Queued(wire, ticket, asyncio.get_running_loop().create_future())
                     self._outbox.put(job.kind, queued)
-                    service_s, pid = await queued.waiter
+                    service_s, pid, extra, cpu_s = await queued.waiter
                 else:
                     future = self._started_pool().submit(_run_wire, wire, ticket)
                     self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + 1
-                    service_s, pid, _ = await asyncio.wrap_future(future)
+                    service_s, pid, extra, cpu_s = await asyncio.wrap_future(future)
             except RuntimeError as exc:  # BrokenProcessPool, or a submit to a pool already replaced
                 if not isinstance(exc, BrokenProcessPool) and generation == self._generation:
                     raise
@@ -216,7 +283,14 @@ class ProcessExecutor(Executor):
                 raise
             self._pids.add(pid)
             self._outbox.note_cost(job.kind, service_s)
-            return JobReport(service_s, f"pid-{pid}")
+            if extra is not None:  # a user job's (form, result bytes, its process's setup if not yet told)
+                self.tally.note(job.kind, extra[0], f"pid-{pid}", extra[1])
+                if extra[2]:
+                    self.tally.note_worker(f"pid-{pid}", extra[2])
+            return JobReport(service_s, f"pid-{pid}", cpu_s)
+
+    async def _one_by_one(self, batch: Batch) -> BatchReport:
+        return await Executor.run_batch(self, batch)  # each job through run, with its retries
 
     def _started_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -309,6 +383,13 @@ class ProcessExecutor(Executor):
 
     def worker_pids(self) -> list[int]:
         return sorted(self._pids)
+
+    def worker_calibrations(self) -> dict[str, Calibration]:
+        return {f"pid-{pid}": rate for pid, rate in measured(self._rate_rows, _COLS)}
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in a pool process (``offload`` in hybrid mode): the result, or its error."""
+        return await asyncio.wrap_future(self._started_pool().submit(fn, *args))
 
     def capacity(self, cores: int) -> Capacity:
         usable = min(self.config.workers, cores)

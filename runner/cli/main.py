@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from runner.cli.params import name_envvars, real, whole
+from runner.cli.user_flags import user_job_flags, user_job_values
 from runner.engine.spec import ARRIVALS, DEFAULTS, EXECUTOR_OPTIONS, SPEC_KEYS, WorkloadSpec, load_spec_file
 from workers.errors import InputError, RunnerError, RunStopped
 from workers.jobs import KINDS
@@ -184,6 +185,7 @@ def _default(name: str) -> str:
     "files there, leaves other files alone; one run per folder at a time.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (one line per mode).")
+@user_job_flags
 @click.option(
     "--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line every 10 s elsewhere)."
 )
@@ -214,12 +216,13 @@ def submit(
     from runner.engine.outputs import OutLock, OutputError, prepare_out_dir, write_or_save
     from runner.engine.results import RunResult
     from runner.report.terminal import print_comparison, print_run, stderr_console
-    from workers.calibration import calibrate
+    from workers.calibration import for_coordinator
 
     values: dict[str, Any] = load_spec_file(spec_file) if spec_file else {}
     if spec_file and "mode" in values and not _given(ctx, "mode"):
         mode = values["mode"]
     values.pop("mode", None)
+    user_job_values(flags, values)
     values.update({k: v for k, v in flags.items() if k in _SPEC_OPTIONS and _given(ctx, k)})
     modes = _parse_modes(mode)
     spec = WorkloadSpec.build(values, modes)
@@ -227,7 +230,7 @@ def submit(
     if out_dir is not None:
         prepare_out_dir(out_dir)  # before the run, not after it
     console = stderr_console()
-    calibration = calibrate()
+    calibration = for_coordinator()
     results: list[RunResult] = []
     with (
         OutLock(out_dir) if out_dir is not None else contextlib.nullcontext(),

@@ -1,9 +1,7 @@
 """The coordinator: turns a spec into jobs, drives one executor, and returns the run result.
 
-Jobs are generated lazily and pulled by a fixed set of ``concurrency`` driver coroutines, so at
-most ``concurrency`` jobs are ever in flight and no list of all jobs (or results) is held. Each job
-gets the per-job timeout, and every job ends in the ledger as done, failed (with a reason) or
-timed out.
+Jobs are generated lazily and pulled by ``concurrency`` driver coroutines: at most that many are in
+flight, no list of all jobs is held, and every job ends in the ledger done, failed or timed out.
 
 Two load models. Closed loop (the default): a driver hands out its next job when its last one
 ended, after yielding once so that every driver gets its turn even when jobs never yield (a CPU
@@ -31,8 +29,10 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import codec, interrupt, preflight
+from runner.engine import codec, interrupt, preflight, user_jobs
 from runner.engine import results as rs
+from runner.engine.calibration_check import ServiceSamples, check
+from runner.engine.dispatch import FULL, BatchRun, Units, failure_reason, report_progress, until_done_or_halted
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.engine.machine import describe_machine, machine_state, usable_cpus
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
@@ -41,13 +41,11 @@ from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
 from runner.engine.timeline import RunStatus, Timeline
 from workers.base import Executor, ExecutorConfig
-from workers.calibration import Calibration, calibrate
-from workers.errors import JobFailed, RunStopped, ServiceError
+from workers.bulk import Batch
+from workers.calibration import Calibration, for_coordinator
+from workers.errors import RunStopped, ServiceError
 from workers.jobs import Job
 from workers.registry import executor_class
-from workers.urls import scrub
-
-_GRACE_S = 2.0  # after a stop request, how long in-flight jobs may still finish
 
 Progress = Callable[[RunStatus], None]  # called a few times a second, and once at the end
 
@@ -55,32 +53,45 @@ Progress = Callable[[RunStatus], None]  # called a few times a second, and once 
 def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServices) -> Iterator[Job]:
     """The workload, one job at a time. Services the kinds need are started now, before timing
     starts (a generator's body would start them inside the first job, blocking the loop)."""
-    targets = {
-        "http": services.target_url() if "http" in spec.mix else "",
-        "redis": services.redis_url() if "redis" in spec.mix else "",
-    }
-    preflight.check_services(targets)  # a wrong REDIS_URL/TARGET_URL fails here, not in every job
+    targets = _targets(spec, services)
     units = {kind: calibration.units(kind, spec.cpu_ms) for kind in spec.mix}
+    if spec.user_jobs:
+        return user_jobs.make_jobs(spec, units, targets)
     return (
         Job(job_id, kind, spec.io_ms, units[kind], targets.get(kind, "")) for job_id, kind in enumerate(spec.kinds())
     )
 
 
+def make_units(
+    spec: WorkloadSpec, calibration: Calibration, services: LocalServices, executor: Executor, ledger: Ledger
+) -> Units:
+    """The closed-loop workload of built-in kinds: jobs, or batches where the executor takes them."""
+    targets = _targets(spec, services)
+    params = {kind: (spec.io_ms, calibration.units(kind, spec.cpu_ms), targets.get(kind, "")) for kind in spec.mix}
+    return Units(spec.kinds(), params, executor.batch_size, spec.concurrency, lambda: ledger.in_flight)
+
+
+def _targets(spec: WorkloadSpec, services: LocalServices) -> dict[str, str]:
+    targets = {
+        "http": services.target_url() if "http" in spec.mix else "",
+        "redis": services.redis_url() if "redis" in spec.mix else "",
+    }
+    preflight.check_services(targets)  # a wrong REDIS_URL/TARGET_URL fails here, not in every job
+    return targets
+
+
+_CONFIG = ("concurrency", "workers", "batch", "expect_workers", "wait_s", "options")  # spec fields of the same name
+
+
 def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
-    return ExecutorConfig(
-        concurrency=spec.concurrency,
-        workers=spec.workers,
-        timeout_s=spec.timeout,
-        batch=spec.batch,
-        expect_workers=spec.expect_workers,
-        wait_s=spec.wait_s,
-        options=spec.options,
-    )
+    same = {name: getattr(spec, name) for name in _CONFIG}
+    return ExecutorConfig(**same, timeout_s=spec.timeout, user_jobs=spec.job_table())
 
 
 def check_modes(spec: WorkloadSpec) -> None:
     """Fail fast, before any run starts, if a requested executor cannot run this spec."""
     preflight.check_environment(spec.modes, spec.mix)
+    user_jobs.check(spec)  # imports, signatures, the first input: before any executor starts
     for mode in spec.modes:
         executor_class(mode).validate(executor_config(spec), LocalServices.redis_from_environment())
 
@@ -97,7 +108,7 @@ def run_mode(
     cls = executor_class(mode)
     config = executor_config(spec)
     cls.validate(config, external_redis=LocalServices.redis_from_environment())
-    calibration = calibration or calibrate()
+    calibration = calibration or for_coordinator()
     # Signals are trapped from before anything starts until everything has stopped, so Ctrl-C or
     # SIGTERM always goes through executor.stop() and services.close().
     with (
@@ -153,11 +164,17 @@ async def measure(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(spec.jobs, out_dir / "ledger.jsonl" if out_dir else None)
+    samples = ServiceSamples(spec.mix if instrument else {})
     try:
         with interrupt.trap() as stop:
             await executor.begin_workload()
-            jobs = make_jobs(spec, calibration, services)
-            measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument)
+            executor.tally.begin_workload()
+            # User jobs carry an input each: one by one (open loop too: each job has its own start).
+            if spec.open_loop or spec.user_jobs:
+                jobs: Iterator[Job] | Units = make_jobs(spec, calibration, services)
+            else:
+                jobs = make_units(spec, calibration, services, executor, ledger)
+            measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument, samples)
             nodes = [n | {"jobs": ledger.by_worker.get(n["name"], 0)} for n in await executor.node_figures()]
     finally:
         ledger.close()
@@ -174,8 +191,10 @@ async def measure(
         by_worker=dict(sorted(ledger.by_worker.items())),
         nodes=[codec.decode(rs.Node, n) for n in nodes] or None,
         calibration=rs.CalibrationFigures(**calibration.to_dict()),
+        calibration_check=check(samples, spec.cpu_ms, calibration, executor.worker_calibrations()),
         started_at=started_at,
         machine=codec.decode(rs.Machine, describe_machine(state)),
+        user_jobs=user_jobs.figures(spec, executor.user_job_figures()),
     )
     if ledger.write_error is not None and halted is None:  # all jobs ran and are counted: keep the result
         raise OutputError(f"{ledger.write_error}; the run finished, but its ledger is incomplete", result)
@@ -191,12 +210,13 @@ async def measure(
 
 async def _drive(
     executor: Executor,
-    jobs: Iterator[Job],
+    jobs: Iterator[Job] | Units,
     spec: WorkloadSpec,
     ledger: Ledger,
     progress: Progress | None,
     stop: interrupt.StopRequest,
     instrument: bool = True,
+    samples: ServiceSamples | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Run the jobs; return the measurements and, if dispatch stopped early, why."""
     latencies = JobLatencies()
@@ -223,28 +243,46 @@ async def _drive(
     expired = [False] * slots  # the watchdog cancelled that driver's job for its timeout
     drivers: list[asyncio.Task[None]] = []
     timed_out = f"timed out after {timeout:g} s"
-    record_total, record_service = latencies.record_total, latencies.record_service
-    if not instrument:
-        record_total = record_service = _ignore
-
-    record_wait = latencies.record_wait if instrument else _ignore
-    record_failed = latencies.failed.record if instrument else _ignore
-    record_timed_out = latencies.timed_out.record if instrument else _ignore
-    work: Iterator[tuple[Job, float]] = (
-        zip(jobs, spec.arrival_offsets(), strict=True) if spec.open_loop else ((j, 0.0) for j in jobs)
-    )
+    on = instrument
+    record_total, record_service = (latencies.record_total, latencies.record_service) if on else (_ignore, _ignore)
+    record_wait, record_failed = (latencies.record_wait, latencies.failed.record) if on else (_ignore, _ignore)
+    record_timed_out = latencies.timed_out.record if on else _ignore
+    paced = spec.open_loop
+    work: Iterator[tuple[Job, float]] = zip(jobs, spec.arrival_offsets(), strict=True) if paced else iter(())  # type: ignore[arg-type]
+    units = jobs if isinstance(jobs, Units) else None
     start = [0.0]  # when the schedule begins: set just before the drivers start
+
+    take_paced = functools.partial(next, work, None)
 
     async def driver(slot: int) -> None:
         run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
-        sleep, paced = asyncio.sleep, spec.open_loop
-        for job, offset in work:
+        sleep, take = asyncio.sleep, units.take if units is not None else take_paced
+        waiters = units.waiters if units is not None else ()
+        sample = samples.add if samples is not None and samples.kinds else None
+        due = 0.0
+        while True:
             if paced:
+                item = take_paced()
+                if item is None:
+                    return
+                job, offset = item
                 due = start[0] + offset
                 if (ahead := due - clock()) > 0:
                     await sleep(ahead)
             else:
                 await sleep(0)  # let every other driver take a job before this one takes another
+                unit = take()
+                while unit is FULL:
+                    await units.room()  # type: ignore[union-attr]  # FULL comes only from units
+                    unit = take()
+                if unit is None:
+                    return
+                if isinstance(unit, Batch):
+                    if halt.is_set():
+                        return
+                    await run_batch(slot, unit)
+                    continue
+                job = unit
             if halt.is_set():
                 return  # this job (and the rest) is never submitted
             submit(job.id)
@@ -267,20 +305,27 @@ async def _drive(
             except ServiceError as exc:  # the executor cannot go on (e.g. its broker is gone)
                 began_at[slot] = 0.0
                 record_failed(clock() - since)
-                finish(job.id, FAILED, job.kind, clock() - since, reason=_reason(exc))
+                finish(job.id, FAILED, job.kind, clock() - since, reason=failure_reason(exc))
                 halt_with(str(exc))
             except Exception as exc:  # any job error is data for the ledger, never fatal to the run
                 began_at[slot] = 0.0
                 record_failed(clock() - since)
-                finish(job.id, FAILED, job.kind, clock() - since, reason=_reason(exc))
+                finish(job.id, FAILED, job.kind, clock() - since, reason=failure_reason(exc))
             else:
                 began_at[slot] = 0.0
                 ended = clock()
                 record_total(ended - since)
                 record_service(report.service_s)
+                if sample is not None:
+                    sample(job.kind, report)
                 if paced:
                     record_wait(began - since)
-                finish(job.id, DONE, job.kind, ended - since, worker=report.worker)
+                finish(job.id, DONE, job.kind, ended - since, report.worker)
+            if waiters:  # drivers wait for room only while batches are out
+                units.released()  # type: ignore[union-attr]  # waiters are the units' own
+
+    shared = (began_at, expired, drivers)
+    run_batch = BatchRun(executor, ledger, latencies if on else None, units, shared, timed_out, why, halt_with, samples)
 
     async def watchdog() -> None:
         tick = max(0.005, min(timeout / 20, 0.5))
@@ -304,7 +349,7 @@ async def _drive(
         began = start[0] = time.perf_counter()
         timeline.begin(began)
         status = functools.partial(timeline.status, executor.name, spec.jobs)
-        reporter = asyncio.create_task(_report_progress(status, progress)) if progress else None
+        reporter = asyncio.create_task(report_progress(status, progress)) if progress else None
         # The timeline also moves latencies into the histograms, once per bucket, which keeps the
         # buffers small on long runs; uninstrumented runs record none.
         ticker = asyncio.create_task(timeline.run(), name="timeline") if instrument else None
@@ -314,15 +359,15 @@ async def _drive(
             drivers.extend(asyncio.create_task(driver(slot)) for slot in range(slots))
             guard = asyncio.create_task(watchdog(), name="timeouts")
             try:
-                await _until_done_or_halted(drivers, halt, hurry)
+                await until_done_or_halted(drivers, halt, hurry)
             finally:
                 guard.cancel()
                 await asyncio.gather(guard, return_exceptions=True)
-        wall_s = time.perf_counter() - began
         if ticker is not None:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
-            timeline.close_bucket()
+            timeline.close_bucket()  # the last flush of the latency buffers, inside the window
+        wall_s = time.perf_counter() - began
         await lag.stop()
         if reporter is not None:
             reporter.cancel()
@@ -353,49 +398,9 @@ async def _drive(
     return measured, (why[0] if why else None)
 
 
-async def _until_done_or_halted(drivers: list[asyncio.Task[None]], halt: asyncio.Event, hurry: asyncio.Event) -> None:
-    """Wait for every driver; after a halt, give in-flight jobs ``_GRACE_S`` (less on a second
-    signal), then cancel the drivers, which account for their jobs. Every task is awaited, so no
-    exception goes unretrieved; a driver's own bug is re-raised."""
-    everything = asyncio.gather(*drivers, return_exceptions=True)
-    halted = asyncio.create_task(halt.wait())
-    hurried = asyncio.create_task(hurry.wait())
-    try:
-        first: list[asyncio.Future[Any]] = [everything, halted]
-        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-        if not everything.done():
-            grace: list[asyncio.Future[Any]] = [everything, hurried]
-            await asyncio.wait(grace, timeout=_GRACE_S, return_when=asyncio.FIRST_COMPLETED)
-        for task in drivers:
-            task.cancel()
-        outcomes = await everything
-    finally:
-        for helper in (halted, hurried):
-            helper.cancel()
-        await asyncio.gather(halted, hurried, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, Exception):
-            raise outcome
-
-
-async def _report_progress(status: Callable[[], RunStatus], progress: Progress | None) -> None:
-    assert progress is not None
-    while True:
-        progress(status())
-        await asyncio.sleep(0.2)
-
-
 def _utilisation(cpu_s: float, wall_s: float) -> float:
     return round(cpu_s / (wall_s * usable_cpus()), 3) if wall_s > 0 else 0.0
 
 
 def _ignore(_: float) -> None:
     return None
-
-
-def _reason(exc: BaseException) -> str:
-    """What the ledger and the result record for a failed job: one line, secrets hidden."""
-    if isinstance(exc, JobFailed):
-        return scrub(exc.reason)
-    text = str(exc).strip().splitlines()
-    return scrub(f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)

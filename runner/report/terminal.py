@@ -9,6 +9,7 @@ from rich.table import Table
 from runner.engine import codec
 from runner.engine.results import RunResult
 from runner.report import format as fmt
+from runner.report.calibration import terminal_rows
 from runner.report.compare import METRICS, Comparison
 
 
@@ -38,6 +39,8 @@ def run_table(result: RunResult) -> Table:
         f"workers {fmt.fixed(res.workers_peak_rss_mb, 0)} in {res.worker_processes} processes)",
     )
     table.add_row("CPU", f"{fmt.fixed(res.cpu_s)} s ({fmt.pct(res.cpu_utilisation)} of all cores)")
+    for name, text in terminal_rows(result):
+        table.add_row(name, text)
     machine = result.machine
     if machine is not None and machine.busy:
         load = (machine.load_avg or {}).get("1m", 0.0)
@@ -116,12 +119,16 @@ def render_comparison(console: Console, outcome: Comparison) -> None:
     """``runner compare``'s table: the change of each figure's mean, bold where it is significant."""
     title = "new vs base: change of the mean (Holm-adjusted p of Welch's test on log ratios)"
     table = Table(title=title, title_justify="left")
-    for name in ("mode", "mix", *METRICS):
+    shown = [m for m in METRICS if any(m in cell.metrics for cell in outcome.cells)]  # vs_bare where recorded
+    for name in ("mode", "mix", *shown):
         table.add_column(name, justify="left" if name in ("mode", "mix") else "right", no_wrap=True)
     for cell in outcome.cells:
         row = []
-        for metric in METRICS:
-            f = cell.metrics[metric]
+        for metric in shown:
+            f = cell.metrics.get(metric)
+            if f is None:
+                row.append("-")
+                continue
             p = f.p_holm if f.p_holm is not None else f.p_value
             text = f"{fmt.change(f.change_pct)} (p={p:.2f})"
             row.append(f"[bold]{text}[/bold]" if f.significant else text)
