@@ -65,7 +65,8 @@ def test_celery_nodes_are_summed_over_every_measured_run(report: str) -> None:
     assert len(totals) == 2  # the cluster's two worker containers
     expected = [
         [n["name"], n["hostname"], _num(n["cpus"]), f"{n['pool']} x {n['concurrency']}", n["python"], n["cpu_model"],
-         f"{n['jobs']:,}", _num(n["cpu_s"]), _num(n["peak_rss_mb"])]
+         f"{n['jobs']:,}", _num(n["cpu_s"]), _num(n["peak_rss_mb"]),
+         _num(n["calibration"]["spin_iterations_per_ms"]) if n.get("calibration") else "-"]
         for _, n in sorted(totals.items())
     ]  # fmt: skip
     assert _rows(_section(report, "Celery nodes (all measured runs)")) == expected
