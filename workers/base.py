@@ -39,7 +39,9 @@ class ExecutorConfig:
     concurrency: int  # jobs the coordinator keeps in flight (and threads, for the thread pool)
     workers: int  # worker processes of a local pool
     timeout_s: float  # per-job timeout, which some executors need (e.g. broker visibility)
-    batch: int = 0  # jobs per pool/broker task for small jobs: 0 = sized from measured cost, 1 = off
+    # jobs per pool/broker task for small jobs: 0 = sized from measured cost, 1 = off, None = the
+    # executor's own default (``Executor.default_batch``)
+    batch: int | None = None
     expect_workers: int = 0  # a cluster's nodes to wait for before timing starts (celery_workers 0)
     wait_s: float = 30.0  # how long to wait for them
     options: Mapping[str, OptionValue] = field(default_factory=dict)  # the executors' own (``Executor.options``)
@@ -76,6 +78,7 @@ class Executor(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     options: ClassVar[tuple[Option, ...]] = ()  # options of its own, listed in ``workers.registry``
+    default_batch: ClassVar[int] = 0  # --batch when not set: 0 sizes batches from measured cost
     serialises: ClassVar[str] = "none"  # how user jobs' inputs and results cross to its workers
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
@@ -83,6 +86,11 @@ class Executor(ABC):
         self.services = services
         self.user_kinds = frozenset(config.user_jobs.jobs) if config.user_jobs else frozenset()
         self.tally = Tally(self.serialises)  # filled as user jobs run (workers.user_jobs)
+
+    @property
+    def batch(self) -> int:
+        """Jobs per task for small jobs, as set or as this executor defaults: 0 = sized from cost."""
+        return self.default_batch if self.config.batch is None else self.config.batch
 
     async def __aenter__(self) -> Self:
         try:

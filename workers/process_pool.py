@@ -208,7 +208,7 @@ class ProcessExecutor(WholeBatches, Executor):
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks_sent = self._jobs_sent = 0  # pool submissions, and jobs in them: shows batching
         self._outbox: Outbox[_Queued] = Outbox(
-            self._send_batch, fixed=config.batch, budget_s=_BATCH_BUDGET_S, limit=lambda: 2 * self.config.workers
+            self._send_batch, fixed=self.batch, budget_s=_BATCH_BUDGET_S, limit=lambda: 2 * self.config.workers
         )
 
     async def start(self) -> None:
@@ -247,6 +247,9 @@ class ProcessExecutor(WholeBatches, Executor):
             self._rate_rows.append((table, rates))
             self._measuring = rates
         return pool, table
+
+    async def begin_workload(self) -> None:
+        self._tasks_sent = self._jobs_sent = 0  # jobs per task is a figure of each run
 
     async def run(self, job: Job) -> JobReport:
         wire, blamed, bystander = job.to_wire(), 0, 0
@@ -400,9 +403,9 @@ class ProcessExecutor(WholeBatches, Executor):
             "concurrency": self.config.concurrency,
             "workers": self.config.workers,
             "start": "spawn",
-            "batch": self.config.batch or "auto",
+            "batch": self.batch or "auto",
             "batching": {
-                "batch": self.config.batch or "auto",
+                "batch": self.batch or "auto",
                 "tasks_sent": self._tasks_sent,
                 "jobs_per_task": round(self._jobs_sent / max(1, self._tasks_sent), 2),
             },
