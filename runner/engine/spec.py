@@ -219,7 +219,7 @@ def _user_settings(values: Mapping[str, Any]) -> dict[str, Any]:
         raise InputError(f'--spec: [jobs] must be a table of kind = "MODULE:FUNCTION", got {shown(table)}')
     jobs = {check_kind(kind, KINDS, "--job"): str(parse_ref(ref, f"--job {kind}")) for kind, ref in table.items()}
     paths = values.get("paths") or ()
-    if isinstance(paths, str) or not all(isinstance(p, str) and p for p in paths):
+    if not isinstance(paths, list | tuple) or not all(isinstance(p, str) and p for p in paths):
         raise InputError(f"--path: expected a list of directories, got {shown(paths)}")
     for path in paths:
         if not os.path.isdir(path):

@@ -189,6 +189,8 @@ def bad_spec_files(draw: st.DrawFn) -> tuple[str, list[str]]:
         )
         doc[what] = draw(bad)
         names = [flag, what]
+        if what == "jobs":
+            names.append("--job")  # a table there is the user jobs' table ([jobs]), checked as such
     elif what == "mix":
         doc["mix"] = draw(
             st.one_of(
@@ -206,7 +208,11 @@ def bad_spec_files(draw: st.DrawFn) -> tuple[str, list[str]]:
         doc["mode"] = draw(st.one_of(st.integers(), _WRONG_TYPE, st.sampled_from(["", "warp", "async,warp", " , "])))
         names = ["--mode", "mode"]
     else:
-        key = draw(st.from_regex(r"[a-z_]{1,12}", fullmatch=True).filter(lambda k: k not in (*_NUMBERS, "mix", "mode")))
+        key = draw(
+            st.from_regex(r"[a-z_]{1,12}", fullmatch=True).filter(
+                lambda k: k not in (*_NUMBERS, "mix", "mode", "paths", "inputs", "setup")
+            )
+        )
         doc[key] = draw(st.integers(0, 9))
         names = [repr(key)]
     return "\n".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in doc.items()) + "\n", names
