@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from workers.offload import offload  # for user jobs: ``from runner import offload`` (imports nothing heavy)
+
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
+__all__ = ["__version__", "compare", "offload"]
 
 if TYPE_CHECKING:
     from runner.api import compare as compare

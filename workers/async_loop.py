@@ -2,6 +2,10 @@
 
 I/O waits natively (aiohttp session reuse, redis.asyncio); CPU phases run inline on purpose, so a
 CPU-heavy job blocks the loop and the report's loop-lag figure shows it.
+
+User jobs: the async form is awaited on the loop; a sync-only function runs inline, blocking the
+loop as it would in any asyncio program; ``offload`` runs inline too. Module import and
+``--setup`` run once, in the coordinator's process, when the executor starts.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.clients import AsyncClients
 from workers.jobs import Job, run_async
+from workers.user_jobs import Caller, prepare
 
 
 class AsyncExecutor(Executor):
@@ -20,9 +25,24 @@ class AsyncExecutor(Executor):
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         super().__init__(config, services)
         self._clients = AsyncClients(pool_size=config.concurrency)  # opens connections on first use
+        self._user: Caller | None = None
+
+    async def start(self) -> None:
+        if self.config.user_jobs is not None:
+            jobs, figures = prepare(self.config.user_jobs)
+            self._user = Caller(jobs, self.serialises)
+            self.tally.note_worker("loop", figures)
 
     async def run(self, job: Job) -> JobReport:
+        if job.kind in self.user_kinds:
+            return await self._run_user(job)
         return JobReport(await run_async(job, self._clients), "loop")
+
+    async def _run_user(self, job: Job) -> JobReport:
+        assert self._user is not None, "run before start"
+        service_s, form, nbytes = await self._user.call_async(job.kind, job.target, job.payload)
+        self.tally.note(job.kind, form, "loop", nbytes)
+        return JobReport(service_s, "loop")
 
     async def stop(self) -> None:
         await self._clients.close()

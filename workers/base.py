@@ -19,6 +19,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol, Self
 
 from workers.jobs import Job
 from workers.options import Option, OptionValue
+from workers.user_jobs import JobTable, Tally
 
 
 class Services(Protocol):
@@ -36,6 +37,7 @@ class ExecutorConfig:
     expect_workers: int = 0  # a cluster's nodes to wait for before timing starts (celery_workers 0)
     wait_s: float = 30.0  # how long to wait for them
     options: Mapping[str, OptionValue] = field(default_factory=dict)  # the executors' own (``Executor.options``)
+    user_jobs: JobTable | None = None  # the user's own kinds (``--job``), which every worker loads
 
 
 class JobReport(NamedTuple):
@@ -62,10 +64,13 @@ class Executor(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     options: ClassVar[tuple[Option, ...]] = ()  # options of its own, listed in ``workers.registry``
+    serialises: ClassVar[str] = "none"  # how user jobs' inputs and results cross to its workers
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         self.config = config
         self.services = services
+        self.user_kinds = frozenset(config.user_jobs.jobs) if config.user_jobs else frozenset()
+        self.tally = Tally(self.serialises)  # filled as user jobs run (workers.user_jobs)
 
     async def __aenter__(self) -> Self:
         try:
@@ -114,6 +119,10 @@ class Executor(ABC):
     @abstractmethod
     def capacity(self, cores: int) -> Capacity:
         """Upper limits of this executor as configured (after ``start``) on ``cores`` cores."""
+
+    def user_job_figures(self) -> dict[str, Any] | None:
+        """User jobs only: per worker its import and setup time, which form ran where, result sizes."""
+        return self.tally.figures() if self.user_kinds else None
 
     def describe(self) -> dict[str, Any]:
         """Settings worth recording in the result."""

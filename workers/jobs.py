@@ -48,21 +48,23 @@ _REDIS_VALUE = b"x" * 64
 
 class Job(NamedTuple):
     """One unit of work. ``cpu_units`` are spin iterations (cpu, mixed) or hash rounds (hash);
-    ``target`` is the URL an I/O kind talks to (the HTTP target, or Redis). A named tuple, not a
-    frozen dataclass: one is made per job, and the tuple is three times cheaper to make."""
+    ``target`` is the URL an I/O kind talks to (the HTTP target, or Redis), or a user kind's
+    ``MODULE:FUNCTION``; ``payload`` is a user job's input (``workers.user_jobs``). A named tuple,
+    not a frozen dataclass: one is made per job, and the tuple is three times cheaper to make."""
 
     id: int
     kind: str
     io_ms: float = 0.0
     cpu_units: int = 0
     target: str = ""
+    payload: Any = None
 
     def to_wire(self) -> list[Any]:
-        return [self.id, self.kind, self.io_ms, self.cpu_units, self.target]
+        return [self.id, self.kind, self.io_ms, self.cpu_units, self.target, self.payload]
 
     @classmethod
     def from_wire(cls, wire: list[Any]) -> Job:
-        return cls(int(wire[0]), str(wire[1]), float(wire[2]), int(wire[3]), str(wire[4]))
+        return cls(int(wire[0]), str(wire[1]), float(wire[2]), int(wire[3]), str(wire[4]), wire[5])
 
 
 class InjectedFailure(RuntimeError):

@@ -16,6 +16,11 @@ Small jobs go in batches: once results show that jobs of a kind cost far less th
 the pool (tens of microseconds), the jobs of that kind that arrive in one turn of the event loop go
 to a process together (about 2 ms of work, at most 256 jobs; ``--batch`` fixes the size), while at
 most two batches per process are out. Each job keeps its own ticket, result, error and retries.
+
+User jobs: each pool process imports the user's modules and runs ``--setup`` in its initializer,
+before timing starts (the warm-up reports how long that took); jobs call the sync form, or run an
+async-only function in the process's own event loop. Results are pickled (that is how they would
+come back), measured and dropped.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from workers.batching import Outbox
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
+from workers.user_jobs import Caller, JobTable, SetupFailed, prepare
 
 _COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
@@ -51,6 +57,8 @@ _SHUTDOWN_GRACE_S = 5.0  # for a broken pool's manager to reap its processes bef
 _clients: SyncClients | None = None
 _table: Any = None
 _row = -1
+_caller: Caller | None = None  # the user's jobs, when there are any
+_user_figures: dict[str, float] | str = {}  # import and setup seconds, or what went wrong
 
 
 async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE_S) -> None:
@@ -66,8 +74,8 @@ async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE
     await shutdown
 
 
-def _init_process(table: Any, counter: Any) -> None:
-    global _clients, _table, _row
+def _init_process(table: Any, counter: Any, user_jobs: JobTable | None = None) -> None:
+    global _clients, _table, _row, _caller, _user_figures
     lifeline.hold()  # a coordinator killed without cleaning up takes this process with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C hits the whole process group; the coordinator decides
     with counter.get_lock():
@@ -78,6 +86,12 @@ def _init_process(table: Any, counter: Any) -> None:
         table[_row * _COLS] = os.getpid()
         signal.signal(signal.SIGTERM, _on_terminate)
     _clients = SyncClients(pool_size=4)
+    if user_jobs is not None:
+        try:
+            jobs, _user_figures = prepare(user_jobs)
+            _caller = Caller(jobs, "pickle")
+        except Exception as exc:  # reported by the warm-up: a broken initializer would break the pool
+            _user_figures = str(exc)
 
 
 def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
@@ -93,6 +107,9 @@ def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any]:
     if mine:
         _table[_row * _COLS + 1] = ticket
     try:
+        if _caller is not None and job.kind in _caller.jobs:  # the user's: (form, result bytes) come back
+            service_s, form, nbytes = _caller.call_sync(job.kind, job.target, job.payload)
+            return service_s, os.getpid(), (form, nbytes)
         service_s = run_sync(job, _clients)
     finally:
         if mine:
@@ -100,14 +117,14 @@ def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any]:
     return service_s, os.getpid(), result_of(job)
 
 
-def _run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, int] | BaseException]:
+def _run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, int, Any] | BaseException]:
     """Several small jobs in one trip; each one's outcome (or error) stays its own."""
-    outcomes: list[tuple[float, int] | BaseException] = []
+    outcomes: list[tuple[float, int, Any] | BaseException] = []
     for wire, ticket in zip(wires, tickets, strict=True):
         try:
-            service_s, pid, result = _run_wire(wire, ticket)
-            pickle.dumps(result)  # a result that cannot travel fails its own job, not its batch-mates
-            outcomes.append((service_s, pid))
+            outcome = _run_wire(wire, ticket)
+            pickle.dumps(outcome[2])  # a result that cannot travel fails its own job, not its batch-mates
+            outcomes.append(outcome)
         except Exception as exc:
             outcomes.append(exc)
     return outcomes
@@ -118,21 +135,22 @@ class _Queued:
 
     __slots__ = ("batch_future", "order", "sent", "ticket", "waiter", "wire")
 
-    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[tuple[float, int]]) -> None:
+    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[tuple[float, int, Any]]) -> None:
         self.wire, self.ticket, self.waiter = wire, ticket, waiter
         self.order = int(wire[0])  # the job id: first come, first sent
         self.sent = False
         self.batch_future: Future[Any] | None = None
 
 
-def _warm_up(delay_s: float) -> int:
+def _warm_up(delay_s: float) -> tuple[int, dict[str, float] | str]:
     time.sleep(delay_s)  # long enough that each warm-up task lands on its own process
-    return os.getpid()
+    return os.getpid(), _user_figures
 
 
 class ProcessExecutor(Executor):
     name = "process"
     summary = "a pool of worker processes, one interpreter and GIL each"
+    serialises = "pickle"
 
     @classmethod
     def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
@@ -168,7 +186,11 @@ class ProcessExecutor(Executor):
         """Start every process now, before timing starts, and learn their pids."""
         loop = asyncio.get_running_loop()
         warm = [loop.run_in_executor(self._pool, _warm_up, 0.05) for _ in range(self.config.workers)]
-        self._pids.update(await asyncio.gather(*warm))
+        for pid, figures in await asyncio.gather(*warm):
+            self._pids.add(pid)
+            if isinstance(figures, str):
+                raise SetupFailed(figures)
+            self.tally.note_worker(f"pid-{pid}", figures)
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
@@ -177,7 +199,7 @@ class ProcessExecutor(Executor):
             max_workers=self.config.workers,
             mp_context=ctx,
             initializer=_init_process,
-            initargs=(table, ctx.Value("i", 0)),
+            initargs=(table, ctx.Value("i", 0), self.config.user_jobs),
         )
         return pool, table
 
@@ -191,11 +213,11 @@ class ProcessExecutor(Executor):
                 if self._outbox.batch_size(job.kind) > 1:
                     queued = _Queued(wire, ticket, asyncio.get_running_loop().create_future())
                     self._outbox.put(job.kind, queued)
-                    service_s, pid = await queued.waiter
+                    service_s, pid, extra = await queued.waiter
                 else:
                     future = self._started_pool().submit(_run_wire, wire, ticket)
                     self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + 1
-                    service_s, pid, _ = await asyncio.wrap_future(future)
+                    service_s, pid, extra = await asyncio.wrap_future(future)
             except RuntimeError as exc:  # BrokenProcessPool, or a submit to a pool already replaced
                 if not isinstance(exc, BrokenProcessPool) and generation == self._generation:
                     raise
@@ -216,6 +238,8 @@ class ProcessExecutor(Executor):
                 raise
             self._pids.add(pid)
             self._outbox.note_cost(job.kind, service_s)
+            if extra is not None:  # a user job's (form, result bytes)
+                self.tally.note(job.kind, extra[0], f"pid-{pid}", extra[1])
             return JobReport(service_s, f"pid-{pid}")
 
     def _started_pool(self) -> ProcessPoolExecutor:
@@ -309,6 +333,10 @@ class ProcessExecutor(Executor):
 
     def worker_pids(self) -> list[int]:
         return sorted(self._pids)
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in a pool process (``offload`` in hybrid mode): the result, or its error."""
+        return await asyncio.wrap_future(self._started_pool().submit(fn, *args))
 
     def capacity(self, cores: int) -> Capacity:
         usable = min(self.config.workers, cores)

@@ -8,6 +8,10 @@ such a thread off -- it starts a replacement, and the stuck one retires if its j
 so a hung job costs one thread, never the pool's capacity. The threads are daemons: a stuck one
 never holds up the coordinator's exit (``concurrent.futures.ThreadPoolExecutor`` joins its threads
 at exit, which a hung job would block forever).
+
+User jobs: the sync form is called in the pool's threads; an async-only function runs in an event
+loop of the thread's own (one per thread, kept). Module import and ``--setup`` run once per
+process -- the coordinator's, which the threads share -- when the executor starts, not per thread.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed
 from workers.jobs import Job, run_sync
+from workers.user_jobs import Caller, prepare
 
 _Work = tuple[Future[Any], Callable[[], Any]]
 
@@ -165,6 +170,8 @@ class ThreadExecutor(Executor):
         super().__init__(config, services)
         self._clients = SyncClients(pool_size=config.concurrency)  # opens connections on first use
         self._pool: _DaemonThreads | None = None
+        self._user: Caller | None = None
+        self._notes: queue.SimpleQueue[tuple[str, str, str, int]] = queue.SimpleQueue()
 
     @classmethod
     def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
@@ -176,10 +183,19 @@ class ThreadExecutor(Executor):
             )
 
     async def start(self) -> None:
+        if self.config.user_jobs is not None:
+            jobs, figures = prepare(self.config.user_jobs)
+            self._user = Caller(jobs, self.serialises)
+            self.tally.note_worker(f"pid-{os.getpid()}", figures)
         self._pool = _DaemonThreads(self.config.concurrency, prefix="runner-job")
 
     def _run(self, job: Job) -> JobReport:
         try:
+            if self._user is not None and job.kind in self.user_kinds:
+                service_s, form, nbytes = self._user.call_sync(job.kind, job.target, job.payload)
+                worker = threading.current_thread().name
+                self._notes.put((job.kind, form, worker, nbytes))  # tallied at the end, on the loop
+                return JobReport(service_s, worker)
             # own_process=False: a crash job must not kill the coordinator, whose threads these are
             return JobReport(run_sync(job, self._clients, own_process=False), threading.current_thread().name)
         except Exception:
@@ -198,6 +214,11 @@ class ThreadExecutor(Executor):
                 pool.replace_stuck(future)
             raise
         return report
+
+    def user_job_figures(self) -> dict[str, Any] | None:
+        while not self._notes.empty():
+            self.tally.note(*self._notes.get_nowait())
+        return super().user_job_figures()
 
     async def stop(self) -> None:
         pool, self._pool = self._pool, None

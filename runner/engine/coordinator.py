@@ -31,7 +31,7 @@ from typing import Any
 import uvloop
 
 from runner import __version__
-from runner.engine import codec, interrupt, preflight
+from runner.engine import codec, interrupt, preflight, user_jobs
 from runner.engine import results as rs
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.engine.machine import describe_machine, machine_state, usable_cpus
@@ -61,6 +61,8 @@ def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServi
     }
     preflight.check_services(targets)  # a wrong REDIS_URL/TARGET_URL fails here, not in every job
     units = {kind: calibration.units(kind, spec.cpu_ms) for kind in spec.mix}
+    if spec.user_jobs:
+        return user_jobs.make_jobs(spec, units, targets)
     return (
         Job(job_id, kind, spec.io_ms, units[kind], targets.get(kind, "")) for job_id, kind in enumerate(spec.kinds())
     )
@@ -75,12 +77,14 @@ def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
         expect_workers=spec.expect_workers,
         wait_s=spec.wait_s,
         options=spec.options,
+        user_jobs=spec.job_table(),
     )
 
 
 def check_modes(spec: WorkloadSpec) -> None:
     """Fail fast, before any run starts, if a requested executor cannot run this spec."""
     preflight.check_environment(spec.modes, spec.mix)
+    user_jobs.check(spec)  # imports, signatures, the first input: before any executor starts
     for mode in spec.modes:
         executor_class(mode).validate(executor_config(spec), LocalServices.redis_from_environment())
 
@@ -156,6 +160,7 @@ async def measure(
     try:
         with interrupt.trap() as stop:
             await executor.begin_workload()
+            executor.tally.begin_workload()
             jobs = make_jobs(spec, calibration, services)
             measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument)
             nodes = [n | {"jobs": ledger.by_worker.get(n["name"], 0)} for n in await executor.node_figures()]
@@ -176,6 +181,7 @@ async def measure(
         calibration=rs.CalibrationFigures(**calibration.to_dict()),
         started_at=started_at,
         machine=codec.decode(rs.Machine, describe_machine(state)),
+        user_jobs=user_jobs.figures(spec, executor.user_job_figures()),
     )
     if ledger.write_error is not None and halted is None:  # all jobs ran and are counted: keep the result
         raise OutputError(f"{ledger.write_error}; the run finished, but its ledger is incomplete", result)

@@ -203,6 +203,40 @@ class RunSpec(Typed):
 
 
 @dataclass(frozen=True, kw_only=True)
+class UserWorker(Typed):
+    """A worker process (or the coordinator's loop) that loaded the user's jobs before timing
+    started: seconds spent importing their modules, and in ``--setup``."""
+
+    worker: str
+    import_s: float
+    setup_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultBytes(Typed):
+    """Sizes of a user kind's return values, serialised as the executor ships them, then dropped."""
+
+    count: int
+    total: int
+    max: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserJobs(Typed):
+    """The user's own kinds in a run: references, inputs, per-worker setup, which form (``sync``
+    or ``async``) ran on which worker (``ran[kind][form][worker]`` = jobs), result sizes.
+    ``serialised_as``: how inputs and results crossed to workers (``none``: in the coordinator)."""
+
+    kinds: dict[str, str]
+    inputs: str | None = optional()
+    setup: str | None = optional()
+    serialised_as: str
+    workers: list[UserWorker]
+    ran: dict[str, dict[str, dict[str, int]]]
+    result_bytes: dict[str, ResultBytes]
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunStoppedInfo(Typed):
     reason: str
     not_submitted: int
@@ -241,3 +275,4 @@ class RunResult(Typed):
     started_at: str
     machine: Machine | None = optional()
     stopped: RunStoppedInfo | None = optional()
+    user_jobs: UserJobs | None = optional()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import random
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,6 +22,7 @@ from workers.errors import InputError
 from workers.jobs import KINDS
 from workers.options import OptionValue
 from workers.registry import MODES, executor_class, executor_options
+from workers.user_jobs import JobTable, check_kind, parse_ref
 
 # Options an executor declares for itself (Celery's node count and pool): defaults, bounds and
 # choices come from the executor (``workers.options``), never written here.
@@ -58,7 +60,8 @@ BOUNDS: dict[str, tuple[type, float, float]] = {
     "wait_s": (float, 0, 3600),
     **{name: (int, *option.bounds) for name, option in EXECUTOR_OPTIONS.items() if option.bounds},
 }
-SPEC_KEYS = ("mode", *DEFAULTS)
+USER_KEYS = ("paths", "inputs", "setup")  # user jobs' settings; their table is ``[jobs]`` (``user_jobs`` here)
+SPEC_KEYS = ("mode", *DEFAULTS, *USER_KEYS)
 # The longest delay ``runner target`` serves (runner.target imports aiohttp, so the figure lives here).
 TARGET_MAX_DELAY_MS = 60_000
 _LONGEST_SCHEDULE_S = 7 * 86_400  # an open-loop schedule longer than a week is a typo
@@ -80,9 +83,21 @@ class WorkloadSpec:
     wait_s: float = 30.0
     modes: tuple[str, ...] = field(default=("async",))
     options: dict[str, OptionValue] = field(default_factory=dict)  # the executors' own, by name
+    user_jobs: dict[str, str] = field(default_factory=dict)  # kind -> MODULE:FUNCTION (--job, [jobs])
+    paths: tuple[str, ...] = ()  # where user modules are imported from (absolute)
+    inputs: str = ""  # --inputs: a JSON-lines file or MODULE:GENERATOR
+    setup: str = ""  # --setup MODULE:FUNCTION, once per worker process
 
     @classmethod
     def build(cls, values: Mapping[str, Any], modes: tuple[str, ...]) -> WorkloadSpec:
+        user = _user_settings(values)
+        values = {**values}
+        if user["user_jobs"] and values.get("mix") is None:  # the user's kinds, equal weights
+            values["mix"] = dict.fromkeys(user["user_jobs"], 1.0)
+        if user["inputs"] and values.get("jobs") is None:  # as many jobs as inputs
+            from runner.engine.user_inputs import Inputs
+
+            values["jobs"] = Inputs(user["inputs"], user["paths"]).count()
         merged = {**DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
         if merged["workers"] is None:
             merged["workers"] = usable_cpus()
@@ -97,7 +112,7 @@ class WorkloadSpec:
         mix = merged["mix"]
         spec = cls(
             jobs=int(num["jobs"]),
-            mix=parse_mix(mix) if isinstance(mix, str) else _mix_table(mix),
+            mix=parse_mix(mix, tuple(user["user_jobs"])),
             io_ms=float(num["io_ms"]),
             cpu_ms=float(num["cpu_ms"]),
             concurrency=int(num["concurrency"]),
@@ -110,6 +125,7 @@ class WorkloadSpec:
             arrivals=_choice("arrivals", merged["arrivals"], ARRIVALS),
             modes=modes,
             options=options,
+            **user,
         )
         if len(set(modes)) != len(modes):
             raise InputError(f"--mode: each executor may appear once, got {','.join(modes)}")
@@ -167,9 +183,21 @@ class WorkloadSpec:
             for i in range(self.jobs):
                 yield i * period
 
+    def job_table(self) -> JobTable | None:
+        """What every worker loads to run the user's kinds (None: built-in kinds only)."""
+        if not self.user_jobs:
+            return None
+        jobs = {kind: parse_ref(ref, f"--job {kind}") for kind, ref in self.user_jobs.items()}
+        setup = parse_ref(self.setup, "--setup", pair=False) if self.setup else None
+        return JobTable(jobs, self.paths, setup)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["modes"] = list(self.modes)
+        out["paths"] = list(self.paths)
+        if not self.user_jobs:  # built-in kinds only: the spec reads as it always did
+            for key in ("user_jobs", "paths", "inputs", "setup"):
+                del out[key]
         return {**out, **out.pop("options")}  # executor options sit beside the others, as in a spec file
 
 
@@ -196,11 +224,35 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-def parse_mix(text: str | Mapping[str, Any]) -> dict[str, float]:
+def _user_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The user-job settings, checked for form (imports come later, in ``check_user_jobs``)."""
+    table = values.get("user_jobs") or {}
+    if not isinstance(table, Mapping):
+        raise InputError(f'--spec: [jobs] must be a table of kind = "MODULE:FUNCTION", got {shown(table)}')
+    jobs = {check_kind(kind, KINDS, "--job"): str(parse_ref(ref, f"--job {kind}")) for kind, ref in table.items()}
+    paths = values.get("paths") or ()
+    if isinstance(paths, str) or not all(isinstance(p, str) and p for p in paths):
+        raise InputError(f"--path: expected a list of directories, got {shown(paths)}")
+    for path in paths:
+        if not os.path.isdir(path):
+            raise InputError(f"--path: {path} is not a directory")
+    inputs, setup = values.get("inputs") or "", values.get("setup") or ""
+    for flag, text in (("--inputs", inputs), ("--setup", setup)):
+        if not isinstance(text, str):
+            raise InputError(f"{flag}: expected text, got {shown(text)}")
+    if (inputs or setup) and not jobs:
+        raise InputError(f"{'--inputs' if inputs else '--setup'}: there is no user job (--job KIND=MODULE:FUNCTION)")
+    if setup:
+        setup = str(parse_ref(setup, "--setup", pair=False))
+    absolute = tuple(os.path.abspath(p) for p in (paths or ([os.getcwd()] if jobs else [])))
+    return {"user_jobs": jobs, "paths": absolute, "inputs": inputs, "setup": setup}
+
+
+def parse_mix(text: str | Mapping[str, Any], user_kinds: tuple[str, ...] = ()) -> dict[str, float]:
     """``sleep=0.5,cpu=0.5`` -> {"sleep": 0.5, "cpu": 0.5}; a bare kind means weight 1; a table
     (from TOML) is checked the same way."""
     if not isinstance(text, str):
-        return _mix_table(text)
+        return _mix_table(text, user_kinds)
     pairs: dict[str, Any] = {}
     for part in text.split(","):
         part = part.strip()
@@ -211,16 +263,17 @@ def parse_mix(text: str | Mapping[str, Any]) -> dict[str, float]:
         if kind in pairs:
             raise InputError(f"--mix: kind {shown(kind)} given twice")
         pairs[kind] = weight.strip() if sep else 1.0
-    return _mix_table(pairs)
+    return _mix_table(pairs, user_kinds)
 
 
-def _mix_table(table: Any) -> dict[str, float]:
+def _mix_table(table: Any, user_kinds: tuple[str, ...] = ()) -> dict[str, float]:
     if not isinstance(table, Mapping) or not table:
         raise InputError(f"--mix: expected kind=weight pairs such as sleep=0.5,cpu=0.5, got {shown(table)}")
     mix: dict[str, float] = {}
     for kind, weight in table.items():
-        if kind not in KINDS:
-            raise InputError(f"--mix: unknown job kind {shown(kind)}; choose from: {', '.join(KINDS)}")
+        if kind not in KINDS and kind not in user_kinds:
+            known = ", ".join((*KINDS, *user_kinds))
+            raise InputError(f"--mix: unknown job kind {shown(kind)}; choose from: {known}")
         value: float | None = None
         if isinstance(weight, str):
             value = parse_float(weight.strip())
@@ -260,4 +313,6 @@ def load_spec_file(path: Path) -> dict[str, Any]:
     data = read_toml(path, "--spec", SPEC_KEYS)
     if "mode" in data and not isinstance(data["mode"], str):
         raise InputError(f"--spec: 'mode' in {path} must be a string such as \"async\"")
+    if isinstance(data.get("jobs"), dict):  # [jobs]: the user's kinds, not the job count
+        data["user_jobs"] = data.pop("jobs")
     return data
