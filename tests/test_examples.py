@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_the_async_session_is_closed_with_its_loop(
 ) -> None:
     orders = _load("orders", monkeypatch)
 
-    async def twice() -> object:
+    async def twice() -> Any:
         first = await orders.session()
         await orders.region_totals(1)
         assert await orders.session() is first  # one session per loop, reused
