@@ -21,7 +21,7 @@ from orders import get_page, get_page_sync
 from runner import offload
 
 DELAY_MS = 100
-PER_PAGE = 80
+PER_PAGE = 120
 THRESHOLD = 0.5
 
 
