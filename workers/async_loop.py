@@ -15,7 +15,8 @@ from typing import Any
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.clients import AsyncClients
 from workers.jobs import Job, run_async
-from workers.user_jobs import Caller, prepare
+from workers.user_calls import Caller
+from workers.user_jobs import prepare
 
 
 class AsyncExecutor(Executor):

@@ -19,7 +19,8 @@ from typing import Any, ClassVar, NamedTuple, Protocol, Self
 
 from workers.jobs import Job
 from workers.options import Option, OptionValue
-from workers.user_jobs import JobTable, Tally
+from workers.user_calls import Tally
+from workers.user_jobs import JobTable
 
 
 class Services(Protocol):

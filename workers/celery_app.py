@@ -23,6 +23,14 @@ since the last call with ``reset`` -- so the coordinator measures nodes on any h
 
 The task does not use Celery's result backend: it pushes a small JSON reply onto a Redis list the
 coordinator named, so the coordinator's ledger sees every run of every job, duplicates included.
+
+User jobs (``workers.user_jobs``): a node loads the table runner handed it (``RUNNER_USER_JOBS``)
+before it takes work -- in each prefork child, or once in the node's process for the threads and
+gevent pools -- and refuses any kind not in it. A node started on its own loads a job a message
+names only from a module under its ``RUNNER_JOBS_DIR`` (unset: every user job is refused). A
+message never makes a node import anything else. The sync form is called (an async-only function
+runs in the worker's own loop); the result is JSON-encoded, measured and dropped; the first reply
+of each process carries its import and setup times.
 """
 
 from __future__ import annotations
@@ -40,8 +48,8 @@ from celery.worker.control import control_command
 
 from workers import lifeline
 from workers.clients import SyncClients
-from workers.errors import InputError
-from workers.jobs import WORKER_DIED, Job, result_of, run_sync
+from workers.errors import InputError, JobFailed
+from workers.jobs import KINDS, WORKER_DIED, Job, result_of, run_sync
 from workers.node_stats import NodeMeter, describe_node
 
 TASK_NAME = "runner.run_job"
@@ -50,6 +58,11 @@ DEFAULT_QUEUE = "runner"
 
 _clients = SyncClients(pool_size=4)  # per worker process; connections open on first use
 _REPLY_TTL_S = 86_400
+_BUILTIN = frozenset(KINDS)
+# Per worker process: the user's jobs (loaded before work starts), and its import and setup
+# times, sent once with its first reply.
+_user: Any = None
+_user_setup: dict[str, Any] | None = None
 
 
 def make_app(
@@ -113,10 +126,48 @@ def run_batch(task: Task, wires: list[list[Any]], reply_key: str) -> None:
 
 def _outcome(job: Job, worker: str) -> str:
     try:
+        if job.kind not in _BUILTIN:
+            return _user_outcome(job, worker)
         reply = {"id": job.id, "worker": worker, "service_s": run_sync(job, _clients), "result": result_of(job)}
         return json.dumps(reply)
+    except JobFailed as exc:
+        return json.dumps({"id": job.id, "worker": worker, "error": exc.reason})
     except Exception as exc:  # reported to the coordinator's ledger, not raised into Celery
         return json.dumps({"id": job.id, "worker": worker, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _user_outcome(job: Job, worker: str) -> str:
+    global _user_setup
+    if _user is None:
+        _load_user_jobs()
+    if isinstance(_user, str):  # the table did not load in this process
+        raise JobFailed(_user)
+    service_s, form, nbytes = _user.call_sync(job.kind, job.target, job.payload)
+    reply: dict[str, Any] = {"id": job.id, "worker": worker, "service_s": service_s, "form": form, "bytes": nbytes}
+    if _user_setup is not None:
+        reply["setup"], _user_setup = {"worker": f"{worker} pid-{os.getpid()}", **_user_setup}, None
+    return json.dumps(reply)
+
+
+def _load_user_jobs(**_: Any) -> None:
+    """This process's user jobs, from the table runner handed the node (or RUNNER_JOBS_DIR)."""
+    global _user, _user_setup
+    from workers.user_calls import caller_from_environment
+
+    try:
+        _user, figures = caller_from_environment("json")
+        _user_setup = figures or None
+    except Exception as exc:  # every user job of this process fails with it, one line each
+        _user = f"user jobs did not load on this worker: {exc}"
+
+
+def _load_in_node(instance: Any = None, **_: Any) -> None:
+    """Threads and gevent pools run jobs in the node's own process: load there, before work.
+    Prefork children load their own (``worker_process_init``), after the fork."""
+    pool = getattr(instance, "pool_cls", None)
+    module = getattr(pool, "__module__", "") or ""
+    if not module.endswith(("prefork", "solo")):
+        _load_user_jobs()
 
 
 def _push(broker: str, reply_key: str, bodies: list[str]) -> None:
@@ -196,6 +247,8 @@ def _hold_child(**_: Any) -> None:
 
 signals.worker_init.connect(_hold_node, weak=False)
 signals.worker_process_init.connect(_hold_child, weak=False)
+signals.worker_process_init.connect(_load_user_jobs, weak=False)
+signals.celeryd_after_setup.connect(_load_in_node, weak=False)
 
 
 def settings_from_environment() -> dict[str, Any]:

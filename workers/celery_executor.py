@@ -3,13 +3,11 @@
 Without ``REDIS_URL`` the coordinator's embedded Redis is the broker and this executor starts
 ``--celery-workers`` local worker nodes on a queue of their own -- ``--celery-pool prefork`` (one
 child process each), ``threads`` or ``gevent`` (``--concurrency`` / nodes threads or greenlets each)
--- and stops them afterwards. With ``REDIS_URL`` and ``--workers 0`` it sends to the ``runner`` queue that a
-cluster's workers already consume.
+-- and stops them afterwards (handing them the user's job table, if any). With ``REDIS_URL`` and
+``--workers 0`` it sends to the ``runner`` queue that a cluster's workers already consume.
 
-This module sends jobs and matches replies to them; the other jobs live apart: starting and
-stopping nodes (``workers.celery_nodes``), the outbox that batches small jobs
-(``workers.batching``), reading and checking replies (``workers.celery_replies``) and waiting out
-broker outages (``workers.celery_outage``).
+This module sends jobs and matches replies; the rest lives apart: nodes (``workers.celery_nodes``),
+batching (``workers.batching``), replies (``workers.celery_replies``), outages (``workers.celery_outage``).
 
 Timing is derived from ``--timeout`` (T) so that a lost worker's job is redelivered while the
 coordinator still waits for it: the visibility timeout is T/2 (a message unacknowledged that long
@@ -52,6 +50,7 @@ _BATCH_BUDGET_S = 0.005  # a batch task should take about this long on a worker
 class CeleryExecutor(Executor):
     name = "celery"
     summary = "Celery workers over a Redis broker (local nodes, or a cluster's)"
+    serialises = "json"
     options = OPTIONS
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
@@ -102,9 +101,10 @@ class CeleryExecutor(Executor):
         visibility = max(0.5, self.config.timeout_s / 2)
         self._app = make_app(self._broker, queue=self._queue, visibility_timeout_s=visibility, socket_timeout_s=5.0)
         if self._node_count > 0:
-            self._local = LocalNodes(
-                {"REDIS_URL": self._broker, "RUNNER_QUEUE": self._queue, "RUNNER_VISIBILITY_TIMEOUT": f"{visibility:g}"}
-            )
+            table = self.config.user_jobs  # the user's jobs: the exact table, and their import path
+            env = {"REDIS_URL": self._broker, "RUNNER_QUEUE": self._queue}
+            env["RUNNER_VISIBILITY_TIMEOUT"] = f"{visibility:g}"
+            self._local = LocalNodes(env | (table.env() if table else {}), paths=table.paths if table else ())
             name = f"w{{i}}-{self._run_id}@%h"
             spec = NodeSpec(name, pool=self._pool, concurrency=self._per_node(), queue=self._queue)
             self._local.start(spec, self._node_count)
@@ -293,6 +293,8 @@ class CeleryExecutor(Executor):
             self._job_settled(pending)
         if "error" in reply:
             raise JobFailed(reply["error"])
+        if "form" in reply:  # a user job's
+            self.tally.note_reply(job.kind, reply, str(reply["worker"]))
         return JobReport(float(reply["service_s"]), str(reply["worker"]))
 
     async def _broker_lost(self, exc: BaseException) -> None:

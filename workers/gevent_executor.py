@@ -34,6 +34,7 @@ _SHOWN = 60  # characters of a bad line quoted in the error
 class GeventExecutor(Executor):
     name = "gevent"
     summary = "greenlets with monkey-patched sockets, in a worker process of their own"
+    serialises = "json"
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         super().__init__(config, services)
@@ -54,7 +55,10 @@ class GeventExecutor(Executor):
 
     async def _spawn(self) -> None:
         path = os.pathsep.join(filter(None, [_PROJECT_ROOT, os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, **lifeline.child_env(), "PYTHONPATH": path}
+        table = self.config.user_jobs
+        if table is not None:  # the user's modules, from the same paths as the coordinator
+            path = os.pathsep.join([*table.paths, path])
+        env = {**os.environ, **lifeline.child_env(), "PYTHONPATH": path, **(table.env() if table else {})}
         self._proc = proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -77,6 +81,9 @@ class GeventExecutor(Executor):
                 proc.kill()
             await proc.wait()
             raise ServiceError(f"the gevent worker did not start: {self._log_tail()}")
+        setup = json.loads(first).get("setup")
+        if setup:
+            self.tally.note_worker(f"gevent-pid-{proc.pid}", setup)
         self._reader = asyncio.create_task(self._read(proc), name="gevent-replies")
 
     def _log_tail(self) -> str:
@@ -147,7 +154,10 @@ class GeventExecutor(Executor):
         if "error" in reply:
             raise JobFailed(reply["error"])
         assert self._proc is not None
-        return JobReport(float(reply["service_s"]), f"gevent-pid-{self._proc.pid}")
+        worker = f"gevent-pid-{self._proc.pid}"
+        if "form" in reply:  # a user job's: which form ran, and its result's size
+            self.tally.note_reply(job.kind, reply, worker)
+        return JobReport(float(reply["service_s"]), worker)
 
     async def stop(self) -> None:
         proc = self._proc

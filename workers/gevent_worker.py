@@ -5,6 +5,11 @@ coordinator. Jobs arrive as JSON lines on stdin (``{"run": wire}`` or ``{"cancel
 in a greenlet (at most CONCURRENCY at once) with the ordinary sync clients -- whose sockets and
 ``time.sleep`` the patching made cooperative -- and replies go back as JSON lines on stdout. CPU
 work blocks every greenlet, as it does in real gevent code.
+
+User jobs: the table runner hands over (``RUNNER_USER_JOBS``) is loaded, and ``--setup`` run,
+before the ready line, which carries their times. The sync form runs in a greenlet; an async-only
+function runs in an event loop of its own per job (the patched selectors let other greenlets run
+while it waits). Results are JSON-encoded, measured and dropped.
 """
 
 from workers import lifeline
@@ -25,19 +30,27 @@ from gevent.pool import Pool  # noqa: E402
 from gevent.queue import Queue  # noqa: E402
 
 from workers.clients import SyncClients  # noqa: E402
-from workers.jobs import Job, result_of, run_sync  # noqa: E402
+from workers.errors import JobFailed  # noqa: E402
+from workers.jobs import KINDS, Job, result_of, run_sync  # noqa: E402
+from workers.user_calls import Caller, caller_from_environment  # noqa: E402
+
+_BUILTIN = frozenset(KINDS)
 
 
-def _run(job: Job, clients: SyncClients, replies: Queue) -> None:
+def _run(job: Job, clients: SyncClients, replies: Queue, user: Caller | str) -> None:
     reply: dict[str, Any] = {"id": job.id}
     try:
-        reply["service_s"] = run_sync(job, clients, own_process=True)
-        json.dumps(result_of(job))  # the result must cross the pipe as JSON, like any worker's
+        if job.kind not in _BUILTIN:
+            if isinstance(user, str):
+                raise JobFailed(user)
+            reply["service_s"], reply["form"], reply["bytes"] = user.call_sync(job.kind, job.target, job.payload)
+        else:
+            reply["service_s"] = run_sync(job, clients, own_process=True)
+            json.dumps(result_of(job))  # the result must cross the pipe as JSON, like any worker's
     except gevent.GreenletExit:
         return  # cancelled by the coordinator after its timeout: it no longer waits for a reply
     except Exception as exc:  # reported as data; the worker goes on
-        reply.pop("service_s", None)
-        reply["error"] = f"{type(exc).__name__}: {exc}"
+        reply = {"id": job.id, "error": exc.reason if isinstance(exc, JobFailed) else f"{type(exc).__name__}: {exc}"}
     replies.put(json.dumps(reply).encode() + b"\n")
 
 
@@ -52,13 +65,18 @@ def _write(replies: Queue, out: FileObjectPosix) -> None:
 
 def main(argv: list[str]) -> int:
     concurrency = int(argv[1])
+    user: Caller | str
+    try:
+        user, setup = caller_from_environment("json")
+    except Exception as exc:  # every user job fails with it, one line each
+        user, setup = f"user jobs did not load in the gevent worker: {exc}", {}
     clients = SyncClients(pool_size=concurrency)
     pool = Pool(concurrency)
     running: dict[int, gevent.Greenlet] = {}
     replies: Queue = Queue()
     out = FileObjectPosix(sys.stdout.fileno(), "wb", close=False)
     gevent.spawn(_write, replies, out)
-    replies.put(json.dumps({"ready": True}).encode() + b"\n")
+    replies.put(json.dumps({"ready": True, "setup": setup}).encode() + b"\n")
     for line in FileObjectPosix(sys.stdin.fileno(), "rb", close=False):
         message = json.loads(line)
         if "cancel" in message:
@@ -67,7 +85,7 @@ def main(argv: list[str]) -> int:
                 greenlet.kill(block=False)
             continue
         job = Job.from_wire(message["run"])
-        greenlet = pool.spawn(_run, job, clients, replies)  # waits while CONCURRENCY greenlets run
+        greenlet = pool.spawn(_run, job, clients, replies, user)  # waits while CONCURRENCY greenlets run
         running[job.id] = greenlet
         greenlet.link(lambda _g, job_id=job.id: running.pop(job_id, None))
     pool.join()

@@ -24,7 +24,8 @@ from workers.clients import AsyncClients
 from workers.jobs import IO_KINDS, Job, io_phase_async
 from workers.offload import offloading_to
 from workers.process_pool import ProcessExecutor
-from workers.user_jobs import Caller, prepare
+from workers.user_calls import Caller
+from workers.user_jobs import prepare
 
 
 def cpu_part(job: Job) -> Job | None:

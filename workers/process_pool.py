@@ -46,7 +46,8 @@ from workers.batching import Outbox
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
-from workers.user_jobs import Caller, JobTable, SetupFailed, prepare
+from workers.user_calls import Caller
+from workers.user_jobs import JobTable, SetupFailed, prepare
 
 _COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths

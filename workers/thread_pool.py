@@ -29,7 +29,8 @@ from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed
 from workers.jobs import Job, run_sync
-from workers.user_jobs import Caller, prepare
+from workers.user_calls import Caller
+from workers.user_jobs import prepare
 
 _Work = tuple[Future[Any], Callable[[], Any]]
 

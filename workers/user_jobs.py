@@ -10,10 +10,10 @@ A user job travels like a built-in one (``workers.jobs.Job``): its kind, its ref
 ``target`` and its input in ``payload`` (a list is ``*args``, an object ``**kwargs``, anything else
 one argument). Which form runs: where a loop runs the job (async, hybrid) the async form is awaited
 and a sync-only function runs inline; everywhere else the sync form is called and an async-only
-function runs in the worker's own event loop (one per thread; a fresh one per job under gevent,
-whose greenlets would otherwise leave loops behind). Return values are serialised as the executor
-must ship them (``pickle`` for process pools, ``json`` for Celery and gevent; ``none`` where the
-job runs in the coordinator), their size recorded, and dropped.
+function runs in the worker's own event loop (one per thread; under gevent one per process, run
+by a greenlet, since asyncio allows one running loop per OS thread). Return values are serialised
+as the executor must ship them (``pickle`` for process pools, ``json`` for Celery and gevent;
+``none`` where the job runs in the coordinator), their size recorded, and dropped.
 
 Security: which code a worker runs is never decided by a broker message. Workers that runner
 starts get the exact table at start (``ENV``, a JSON document) and refuse any other kind. A node
@@ -30,14 +30,11 @@ import importlib.machinery
 import importlib.util
 import inspect
 import json
-import os
-import pickle
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,9 +174,9 @@ def import_module(name: str, flag: str) -> Any:
             raise InputError(
                 f"{flag}: module {name!r} not found (looked in --path, default the current directory)"
             ) from None
-        raise InputError(f"{flag}: importing {name!r} failed: {_first_line(exc)}") from None
+        raise InputError(f"{flag}: importing {name!r} failed: {first_line(exc)}") from None
     except (Exception, SystemExit) as exc:  # the user's module raised while importing
-        raise InputError(f"{flag}: importing {name!r} raised {_first_line(exc)}") from None
+        raise InputError(f"{flag}: importing {name!r} raised {first_line(exc)}") from None
 
 
 def function(module: Any, ref: Ref, name: str, flag: str) -> Callable[..., Any]:
@@ -234,9 +231,9 @@ def prepare(table: JobTable) -> tuple[dict[str, UserJob], dict[str, float]]:
         try:
             value = setup()
             if inspect.isawaitable(value):
-                _run_coroutine(value, fresh=True)
+                run_coroutine(value)
         except Exception as exc:
-            raise SetupFailed(f"--setup {table.setup} raised {_first_line(exc)}") from exc
+            raise SetupFailed(f"--setup {table.setup} raised {first_line(exc)}") from exc
     return jobs, {"import_s": round(imported - began, 6), "setup_s": round(time.perf_counter() - imported, 6)}
 
 
@@ -248,7 +245,7 @@ class Refused(JobFailed):
     """A worker would not load the user job a message asked for."""
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -292,7 +289,7 @@ def load_confined(kind: str, ref_text: str, jobs_dir: str) -> UserJob:
             spec.loader.exec_module(module)
         except BaseException as exc:
             del sys.modules[top]
-            raise Refused(f"user job {kind!r}: importing {top!r} raised {_first_line(exc)}") from None
+            raise Refused(f"user job {kind!r}: importing {top!r} raised {first_line(exc)}") from None
     try:
         module = import_module(ref.module, "message")
         if not _inside(getattr(module, "__file__", None), root):
@@ -302,132 +299,9 @@ def load_confined(kind: str, ref_text: str, jobs_dir: str) -> UserJob:
         raise Refused(f"user job {kind!r} refused: {exc}") from None
 
 
-class Caller:
-    """Runs user jobs in one worker process. ``serialise`` is how results leave it (``pickle``,
-    ``json`` or ``none``); ``fresh_loops`` gives an async-only function a new loop per job."""
-
-    def __init__(
-        self,
-        jobs: Mapping[str, UserJob],
-        serialise: str,
-        *,
-        fresh_loops: bool = False,
-        jobs_dir: str | None = None,
-    ) -> None:
-        self.jobs = dict(jobs)
-        self._serialise = serialise
-        self._fresh = fresh_loops
-        self._jobs_dir = jobs_dir  # None: the table is all there is
-        self._local = threading.local()
-
-    def knows(self, kind: str) -> bool:
-        return kind in self.jobs
-
-    def _job(self, kind: str, ref: str) -> UserJob:
-        job = self.jobs.get(kind)
-        if job is not None:
-            return job
-        if self._jobs_dir is None:
-            raise Refused(f"user job {kind!r} refused: not in this worker's job table")
-        job = self.jobs[kind] = load_confined(kind, ref, self._jobs_dir)
-        return job
-
-    def call_sync(self, kind: str, ref: str, payload: Any) -> tuple[float, str, int]:
-        """Run one job here; (service seconds, form that ran, result bytes or -1)."""
-        job = self._job(kind, ref)
-        args, kwargs = arguments(payload)
-        started = time.perf_counter()
-        if job.sync is not None:
-            value, form = job.sync(*args, **kwargs), "sync"
-        else:
-            assert job.async_ is not None
-            value, form = self._in_loop(job.async_(*args, **kwargs)), "async"
-        took = time.perf_counter() - started
-        return took, form, self.size(value)
-
-    async def call_async(self, kind: str, ref: str, payload: Any) -> tuple[float, str, int]:
-        """Run one job on the running loop: the coroutine awaited, a sync function inline."""
-        job = self._job(kind, ref)
-        args, kwargs = arguments(payload)
-        started = time.perf_counter()
-        if job.async_ is not None:
-            value, form = await job.async_(*args, **kwargs), "async"
-        else:
-            assert job.sync is not None
-            value, form = job.sync(*args, **kwargs), "sync"
-        return time.perf_counter() - started, form, self.size(value)
-
-    def size(self, value: Any) -> int:
-        if self._serialise == "pickle":
-            try:
-                return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-            except Exception as exc:
-                raise JobFailed(f"result cannot be pickled: {_first_line(exc)}") from None
-        if self._serialise == "json":
-            try:
-                return len(json.dumps(value))
-            except (TypeError, ValueError) as exc:
-                raise JobFailed(f"result is not JSON: {_first_line(exc)}") from None
-        return -1
-
-    def _in_loop(self, coro: Any) -> Any:
-        if self._fresh:
-            return _run_coroutine(coro, fresh=True)
-        loop = getattr(self._local, "loop", None)
-        if loop is None:
-            loop = self._local.loop = asyncio.new_event_loop()
-        return loop.run_until_complete(coro)
-
-
-def _run_coroutine(coro: Any, *, fresh: bool) -> Any:
+def run_coroutine(coro: Any) -> Any:
     loop = asyncio.new_event_loop()
     try:
         return loop.run_until_complete(coro)
     finally:
         loop.close()
-
-
-def caller_from_environment(serialise: str, *, fresh_loops: bool = False) -> tuple[Caller, dict[str, float]]:
-    """A worker process's caller: the table runner handed it, or (a node started on its own) an
-    empty one that loads jobs from ``RUNNER_JOBS_DIR`` only."""
-    text = os.environ.get(ENV)
-    if text:
-        jobs, figures = prepare(JobTable.from_json(text))
-        return Caller(jobs, serialise, fresh_loops=fresh_loops), figures
-    return Caller({}, serialise, fresh_loops=fresh_loops, jobs_dir=os.environ.get(JOBS_DIR_ENV, "")), {}
-
-
-@dataclass
-class Tally:
-    """The coordinator's record of user jobs: per worker its import and setup time, per kind which
-    form ran on which worker, and result sizes."""
-
-    serialised_as: str = "none"
-    workers: dict[str, dict[str, float]] = field(default_factory=dict)
-    ran: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
-    sizes: dict[str, list[int]] = field(default_factory=dict)  # kind -> [count, total, max]
-
-    def note_worker(self, worker: str, figures: Mapping[str, float]) -> None:
-        if figures:
-            self.workers[worker] = dict(figures)
-
-    def note(self, kind: str, form: str, worker: str, nbytes: int) -> None:
-        where = self.ran.setdefault(kind, {}).setdefault(form, {})
-        where[worker] = where.get(worker, 0) + 1
-        if nbytes >= 0:
-            size = self.sizes.setdefault(kind, [0, 0, 0])
-            size[0] += 1
-            size[1] += nbytes
-            size[2] = max(size[2], nbytes)
-
-    def begin_workload(self) -> None:
-        self.ran.clear()
-        self.sizes.clear()
-
-    def figures(self) -> dict[str, Any]:
-        return {
-            "serialised_as": self.serialised_as,
-            "workers": [{"worker": w, **f} for w, f in sorted(self.workers.items())],
-            "ran": self.ran,
-            "result_bytes": {k: {"count": c, "total": t, "max": m} for k, (c, t, m) in self.sizes.items()},
-        }

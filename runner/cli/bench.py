@@ -11,6 +11,7 @@ import click
 
 from runner.cli.main import executor_flags
 from runner.cli.params import real, whole
+from runner.cli.user_flags import user_job_flags, user_job_values
 from workers.errors import InputError, RunStopped
 
 
@@ -79,6 +80,7 @@ from workers.errors import InputError, RunStopped
     help="Where results.json, report.md, report.html and summary.csv go; runner's own files there are "
     "replaced, others left alone; one run per folder at a time. [default: reports/bench-TIME]",
 )
+@user_job_flags
 @click.option("--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line per run elsewhere).")
 @click.option(
     "--metrics-port", type=whole(0, 65535), help="Serve Prometheus/OpenMetrics metrics of the runs on this port."
@@ -100,7 +102,7 @@ def bench(
     from runner.cli.live import LiveView, fan_out, live_metrics
     from runner.engine import codec
     from runner.engine.outputs import OutLock, prepare_out_dir, write_or_save
-    from runner.experiments.sweep import build_sweep, parse_axis, parse_named_mix, run_sweep
+    from runner.experiments.sweep import build_sweep, parse_axis, run_sweep
     from runner.extras import require
 
     require("report")
@@ -110,6 +112,7 @@ def bench(
     from runner.report.verdicts import with_verdicts
 
     overrides: dict[str, Any] = dict(flags)
+    user_job_values(overrides, overrides)
     for name, kind in (("workers", int), ("concurrency", int), ("rate", float)):
         if overrides.get(name) is not None:
             overrides[name] = parse_axis(overrides[name], name, kind)
@@ -118,7 +121,7 @@ def bench(
         if not overrides["modes"]:
             raise InputError("--modes: name at least one executor")
     if mixes:
-        overrides["mixes"] = tuple(parse_named_mix(m) for m in mixes)
+        overrides["mixes"] = tuple(mixes)  # parsed with the sweep's user kinds known
     console = stderr_console()
     stopped: RunStopped | None = None
     out_dir = out_dir or Path("reports") / datetime.now().strftime("bench-%Y%m%d-%H%M%S")

@@ -61,6 +61,12 @@ class Sweep:
     concurrency_axis: tuple[int, ...] = ()
     rates: tuple[float, ...] = ()
     slo_p99_ms: float | None = None
+    # The user's own kinds (--job, [jobs]) and what they need; a sweep of them has one mix of
+    # them all, in equal weights, unless --mix says otherwise.
+    user_jobs: dict[str, str] = field(default_factory=dict)
+    paths: tuple[str, ...] = ()
+    inputs: str = ""
+    setup: str = ""
 
     def worker_counts(self) -> tuple[int, ...]:
         return self.workers_axis or (self.workers,)
@@ -85,12 +91,17 @@ class Sweep:
         values["celery_workers"] = self.celery_workers if self.celery_workers is not None else workers
         values["celery_pool"] = self.celery_pool
         values["expect_workers"], values["wait_s"] = self.expect_workers, self.wait_s
+        values.update(user_jobs=self.user_jobs, paths=self.paths, inputs=self.inputs, setup=self.setup)
         return WorkloadSpec.build({**values, "jobs": jobs, "mix": dict(mix.weights)}, (mode,))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["mixes"] = [{"name": m.name, "mix": m.weights} for m in self.mixes]
         out["modes"] = list(self.modes)
+        out["paths"] = list(self.paths)
+        if not self.user_jobs:
+            for key in ("user_jobs", "paths", "inputs", "setup"):
+                del out[key]
         for axis in ("workers_axis", "concurrency_axis", "rates"):
             out[axis] = list(out[axis]) or None
         return out
@@ -125,6 +136,10 @@ _SWEEP_KEYS = {
     "seed",
     "rate",
     "slo_p99_ms",
+    "jobs",  # [jobs]: the user's kinds
+    "paths",
+    "inputs",
+    "setup",
 }
 _AXES = {"workers": "workers_axis", "concurrency": "concurrency_axis"}
 
@@ -174,7 +189,7 @@ _SWEEP_NUMBERS: dict[str, tuple[bool, float, float]] = {
 }
 
 
-def parse_named_mix(text: str) -> Mix:
+def parse_named_mix(text: str, user_kinds: tuple[str, ...] = ()) -> Mix:
     """``io:sleep=1`` -> Mix("io", ...); an unnamed ``sleep=1,cpu=1`` is named after itself."""
     name, sep, weights = text.partition(":")
     if not sep:
@@ -182,7 +197,7 @@ def parse_named_mix(text: str) -> Mix:
     name = name.strip()
     if not name:
         raise InputError(f"--mix: empty name in {text!r}; write NAME:KIND=W,... or KIND=W,...")
-    return Mix(name, parse_mix(weights))
+    return Mix(name, parse_mix(weights, user_kinds))
 
 
 def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path | None = None) -> Sweep:
@@ -191,6 +206,7 @@ def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path |
     if sweep_file is not None:
         values.update(_load_sweep_file(sweep_file))
     values.update({k: v for k, v in overrides.items() if v is not None})
+    _user_jobs(values)
     _resolve_axes(values)
     modes = tuple(values.get("modes") or CLASSIC_MODES)
     if modes == ("all",):
@@ -199,7 +215,9 @@ def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path |
         executor_class(mode)
     if len(set(modes)) != len(modes):
         raise InputError("--modes: each executor may appear once")
-    mixes = tuple(values.get("mixes") or DEFAULT_MIXES)
+    kinds = tuple(values.get("user_jobs", ()))
+    default = (Mix("your jobs", dict.fromkeys(kinds, 1.0)),) if kinds else DEFAULT_MIXES
+    mixes = tuple(_mix(m, kinds) for m in values.get("mixes") or default)
     if len({m.name for m in mixes}) != len(mixes):
         raise InputError("--mix: two mixes share a name; name them NAME:KIND=W,...")
     for name, (whole, low, high) in _SWEEP_NUMBERS.items():
@@ -219,6 +237,28 @@ def build_sweep(overrides: Mapping[str, Any], *, quick: bool, sweep_file: Path |
     return sweep
 
 
+def _user_jobs(values: dict[str, Any]) -> None:
+    """The user-job settings, checked and normalised as ``runner submit``'s (spec.WorkloadSpec)."""
+    if "jobs" in values:
+        if not isinstance(values["jobs"], dict):
+            raise InputError("--sweep: 'jobs' must be a table of kind = \"MODULE:FUNCTION\" ([jobs])")
+        values["user_jobs"] = {**values.pop("jobs"), **values.get("user_jobs", {})}
+    user: dict[str, Any] = {k: values[k] for k in ("user_jobs", "paths", "inputs", "setup") if k in values}
+    if user:
+        spec = WorkloadSpec.build({**user, "jobs": 1, "mix": {"sleep": 1}}, ("async",))
+        values.update(user_jobs=spec.user_jobs, paths=spec.paths, inputs=spec.inputs, setup=spec.setup)
+
+
+def _mix(entry: Any, kinds: tuple[str, ...]) -> Mix:
+    """A mix given as text (--mix) or a sweep file's entry, parsed with the user's kinds known."""
+    if isinstance(entry, Mix):
+        return entry
+    if isinstance(entry, str):
+        return parse_named_mix(entry, kinds)
+    name, weights = entry
+    return Mix(name, parse_mix(weights, kinds))
+
+
 def _load_sweep_file(path: Path) -> dict[str, Any]:
     data = read_toml(path, "--sweep", _SWEEP_KEYS)
     if "modes" in data:
@@ -236,7 +276,7 @@ def _as_list(value: Any, path: Path) -> list[Any]:
     return value
 
 
-def _mix_entry(entry: Any, path: Path) -> Mix:
+def _mix_entry(entry: Any, path: Path) -> tuple[str, Any]:
     if not isinstance(entry, dict) or set(entry) != {"name", "mix"} or not isinstance(entry["name"], str):
         raise InputError(f"--sweep: each [[mixes]] entry in {path} needs exactly 'name' (text) and 'mix'")
-    return Mix(entry["name"], parse_mix(entry["mix"]))
+    return entry["name"], entry["mix"]  # parsed in build_sweep, once the user's kinds are known
