@@ -4,8 +4,9 @@
 
 Fails (exit 1, one line per problem) unless: the run is a Celery run whose every job is accounted
 for (submitted == done == ``--jobs``, nothing failed, timed out, lost or run twice); all of them are
-of the user's kind ``--kind``; the result records that kind as a user job; and the jobs ran on the
-cluster's ``--workers`` nodes (``nodes[]``, whose jobs add up to the run's). Prints the jobs per node.
+of the user's kind ``--kind``; the result records that kind as a user job (``user_jobs``), run on
+the cluster's nodes as many times as jobs were done; and the jobs ran on the cluster's ``--workers``
+nodes (``nodes[]``, whose jobs add up to the run's). Prints the jobs per node.
 """
 
 from __future__ import annotations
@@ -39,7 +40,17 @@ def check(result: RunResult, kind: str, jobs: int, workers: int) -> list[str]:
 
 
 def user_job_problems(result: RunResult, kind: str) -> list[str]:
-    return [] if kind in result.spec.more.get("user_jobs", {}) else [f"{kind} is not a user job in the spec"]
+    """``user_jobs`` names the kind, and which form ran on which node adds up to the jobs done."""
+    user = result.user_jobs
+    if user is None or kind not in user.kinds:
+        return [f"the result records no user job {kind}"]
+    ran = sum(n for by_worker in user.ran.get(kind, {}).values() for n in by_worker.values())
+    nodes = {node.name for node in result.nodes or []}
+    where = {worker for by_worker in user.ran.get(kind, {}).values() for worker in by_worker}
+    problems = [] if ran == result.jobs.done else [f"user_jobs.ran counts {ran} {kind} jobs, not {result.jobs.done}"]
+    if not where <= nodes:
+        problems.append(f"{kind} ran on {sorted(where - nodes)}, which are not the cluster's nodes {sorted(nodes)}")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         return 1
     per_node = ", ".join(f"{n.name} {n.jobs}" for n in result.nodes or [])
-    print(f"user job {args.kind}: {result.jobs.done}/{result.jobs.submitted} done on the cluster ({per_node})")
+    forms = result.user_jobs.ran[args.kind] if result.user_jobs else {}
+    print(
+        f"user job {args.kind}: {result.jobs.done}/{result.jobs.submitted} done on the cluster ({per_node}); "
+        f"forms run: {', '.join(f'{form} {sum(n.values())}' for form, n in forms.items())}"
+    )
     return 0
 
 

@@ -8,6 +8,8 @@ import gc
 import importlib
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +19,8 @@ import pytest
 
 from runner.engine.services import LocalServices
 from runner.target import make_orders
-from tests.cli import run_cli
+from tests.cli import ROOT, cli_env, run_cli
+from workers.celery_nodes import LocalNodes, NodeSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MODULES = ("orders", "checksums", "logstats", "enrich")
@@ -132,3 +135,30 @@ def test_an_example_through_every_executor(tmp_path: Path) -> None:
             "duplicates": 0,
         }, result["mode"]
         assert result["kinds"] == {"logstats": jobs}
+
+
+def test_the_cluster_tests_user_job_on_a_node_started_on_its_own(redis_url: str, target: str, tmp_path: Path) -> None:
+    """What ``make cluster-test`` does with a user job, without Docker: a Celery node started as the
+    cluster starts one, allowed the examples folder only (RUNNER_JOBS_DIR), runs orders from there;
+    deploy/check_user_job.py accepts the result, and refuses it when the figures do not match."""
+    nodes = LocalNodes({"REDIS_URL": redis_url, "RUNNER_JOBS_DIR": str(EXAMPLES)})
+    try:
+        nodes.start(NodeSpec("jobsdir@%h", concurrency=2, heartbeat=True), 1)
+        done = run_cli(
+            *("submit", "--mode", "celery", "--celery-workers", "0", "--expect-workers", "1", "--quiet"),
+            *("--path", str(EXAMPLES), "--job", "orders=orders:region_totals_sync,region_totals"),
+            *("--inputs", str(EXAMPLES / "orders_pages.jsonl"), "--jobs", "12", "--out", str(tmp_path)),
+            timeout=240,
+        )
+    finally:
+        nodes.stop(grace_s=10.0)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    def check(workers: int) -> subprocess.CompletedProcess[str]:
+        script = str(ROOT / "deploy" / "check_user_job.py")
+        args = [script, str(tmp_path / "result.json"), "--kind", "orders", "--jobs", "12", "--workers", str(workers)]
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=cli_env(), timeout=60)
+
+    ok, wrong = check(1), check(2)
+    assert ok.returncode == 0 and "12/12 done on the cluster" in ok.stdout, ok.stdout + ok.stderr
+    assert wrong.returncode == 1 and "expected 2 Celery nodes" in wrong.stderr
