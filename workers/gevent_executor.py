@@ -26,6 +26,7 @@ from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.errors import JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job
 from workers.scratch import scratch_dir
+from workers.user_jobs import SetupFailed
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 _SHOWN = 60  # characters of a bad line quoted in the error
@@ -81,9 +82,11 @@ class GeventExecutor(Executor):
                 proc.kill()
             await proc.wait()
             raise ServiceError(f"the gevent worker did not start: {self._log_tail()}")
-        setup = json.loads(first).get("setup")
-        if setup:
-            self.tally.note_worker(f"gevent-pid-{proc.pid}", setup)
+        ready = json.loads(first)
+        if ready.get("setup_error"):  # the user's modules or --setup failed there: as in a pool process
+            raise SetupFailed(str(ready["setup_error"]))
+        if ready.get("setup"):
+            self.tally.note_worker(f"gevent-pid-{proc.pid}", ready["setup"])
         self._reader = asyncio.create_task(self._read(proc), name="gevent-replies")
 
     def _log_tail(self) -> str:

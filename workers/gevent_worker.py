@@ -69,14 +69,15 @@ def main(argv: list[str]) -> int:
     try:
         user, setup = caller_from_environment("json")
     except Exception as exc:  # every user job fails with it, one line each
-        user, setup = f"user jobs did not load in the gevent worker: {exc}", {}
+        user, setup = str(exc), {}
     clients = SyncClients(pool_size=concurrency)
     pool = Pool(concurrency)
     running: dict[int, gevent.Greenlet] = {}
     replies: Queue = Queue()
     out = FileObjectPosix(sys.stdout.fileno(), "wb", close=False)
     gevent.spawn(_write, replies, out)
-    replies.put(json.dumps({"ready": True, "setup": setup}).encode() + b"\n")
+    ready = {"ready": True, "setup": setup} | ({"setup_error": user} if isinstance(user, str) else {})
+    replies.put(json.dumps(ready).encode() + b"\n")
     for line in FileObjectPosix(sys.stdin.fileno(), "rb", close=False):
         message = json.loads(line)
         if "cancel" in message:

@@ -64,7 +64,8 @@ class Job(NamedTuple):
 
     @classmethod
     def from_wire(cls, wire: list[Any]) -> Job:
-        return cls(int(wire[0]), str(wire[1]), float(wire[2]), int(wire[3]), str(wire[4]), wire[5])
+        payload = wire[5] if len(wire) > 5 else None  # five items: a built-in job from an older coordinator
+        return cls(int(wire[0]), str(wire[1]), float(wire[2]), int(wire[3]), str(wire[4]), payload)
 
 
 class InjectedFailure(RuntimeError):

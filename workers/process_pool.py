@@ -60,6 +60,7 @@ _table: Any = None
 _row = -1
 _caller: Caller | None = None  # the user's jobs, when there are any
 _user_figures: dict[str, float] | str = {}  # import and setup seconds, or what went wrong
+_user_reported = False  # by the warm-up, or else with this process's first user job
 
 
 async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE_S) -> None:
@@ -109,8 +110,10 @@ def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any]:
         _table[_row * _COLS + 1] = ticket
     try:
         if _caller is not None and job.kind in _caller.jobs:  # the user's: (form, result bytes) come back
+            global _user_reported
             service_s, form, nbytes = _caller.call_sync(job.kind, job.target, job.payload)
-            return service_s, os.getpid(), (form, nbytes)
+            setup, _user_reported = (None if _user_reported else _user_figures), True
+            return service_s, os.getpid(), (form, nbytes, setup)
         service_s = run_sync(job, _clients)
     finally:
         if mine:
@@ -144,7 +147,9 @@ class _Queued:
 
 
 def _warm_up(delay_s: float) -> tuple[int, dict[str, float] | str]:
-    time.sleep(delay_s)  # long enough that each warm-up task lands on its own process
+    global _user_reported
+    time.sleep(delay_s)  # long enough that each warm-up task lands on its own process (mostly)
+    _user_reported = True
     return os.getpid(), _user_figures
 
 
@@ -239,8 +244,10 @@ class ProcessExecutor(Executor):
                 raise
             self._pids.add(pid)
             self._outbox.note_cost(job.kind, service_s)
-            if extra is not None:  # a user job's (form, result bytes)
+            if extra is not None:  # a user job's (form, result bytes, its process's setup if not yet told)
                 self.tally.note(job.kind, extra[0], f"pid-{pid}", extra[1])
+                if extra[2]:
+                    self.tally.note_worker(f"pid-{pid}", extra[2])
             return JobReport(service_s, f"pid-{pid}")
 
     def _started_pool(self) -> ProcessPoolExecutor:

@@ -1,9 +1,7 @@
 """The coordinator: turns a spec into jobs, drives one executor, and returns the run result.
 
-Jobs are generated lazily and pulled by a fixed set of ``concurrency`` driver coroutines, so at
-most ``concurrency`` jobs are ever in flight and no list of all jobs (or results) is held. Each job
-gets the per-job timeout, and every job ends in the ledger as done, failed (with a reason) or
-timed out.
+Jobs are generated lazily and pulled by ``concurrency`` driver coroutines: at most that many are in
+flight, no list of all jobs is held, and every job ends in the ledger done, failed or timed out.
 
 Two load models. Closed loop (the default): a driver hands out its next job when its last one
 ended, after yielding once so that every driver gets its turn even when jobs never yield (a CPU
@@ -68,17 +66,12 @@ def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServi
     )
 
 
+_CONFIG = ("concurrency", "workers", "batch", "expect_workers", "wait_s", "options")  # spec fields of the same name
+
+
 def executor_config(spec: WorkloadSpec) -> ExecutorConfig:
-    return ExecutorConfig(
-        concurrency=spec.concurrency,
-        workers=spec.workers,
-        timeout_s=spec.timeout,
-        batch=spec.batch,
-        expect_workers=spec.expect_workers,
-        wait_s=spec.wait_s,
-        options=spec.options,
-        user_jobs=spec.job_table(),
-    )
+    same = {name: getattr(spec, name) for name in _CONFIG}
+    return ExecutorConfig(**same, timeout_s=spec.timeout, user_jobs=spec.job_table())
 
 
 def check_modes(spec: WorkloadSpec) -> None:
