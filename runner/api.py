@@ -96,8 +96,8 @@ def compare(
                     values["setup"] = setup if isinstance(setup, str) else _reference(setup, "setup", folders)
                 given = [str(path)] if isinstance(path, str | Path) else [str(p) for p in path]
                 values["paths"] = list(dict.fromkeys([*(given or [os.getcwd()]), *folders]))
-            elif inputs is not None or setup is not None:
-                raise InputError("compare(): inputs and setup are for your own function: give job= too")
+            elif inputs is not None or setup is not None or kind is not None or path != ():
+                raise InputError("compare(): kind, inputs, setup and path are for your own function: give job= too")
             names = parse_modes(modes if isinstance(modes, str) else ",".join(_mode_names(modes)))
             spec = WorkloadSpec.build(values, names)
             check_modes(spec)
