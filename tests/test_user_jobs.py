@@ -83,10 +83,12 @@ FORMS = {
 }
 
 
+@pytest.mark.parametrize("source", ["file", "generator"])
 @pytest.mark.parametrize("mode", MODES)
-def test_both_forms_and_a_pair_run_in_every_executor(mode: str, user_dir: Path) -> None:
+def test_both_forms_and_a_pair_run_in_every_executor(mode: str, source: str, user_dir: Path) -> None:
     jobs = ["--job", "s=ujmod:work", "--job", "a=ujmod:awork", "--job", "p=ujmod:awork,work"]
-    inputs = ["--inputs", str(user_dir / "inputs.jsonl"), "--jobs", "9", "--setup", "ujmod:setup"]
+    given = str(user_dir / "inputs.jsonl") if source == "file" else "ujmod:gen"  # both cycle: 3 or 5 inputs
+    inputs = ["--inputs", given, "--jobs", "9", "--setup", "ujmod:setup"]
     result = submit(user_dir, "--mode", mode, *jobs, *inputs)
     assert result["jobs"]["done"] == 9 and result["failures"] == {}
     assert result["kinds"] == {"s": 3, "a": 3, "p": 3}  # equal weights without --mix
@@ -177,3 +179,20 @@ def test_bench_sweeps_user_jobs(user_dir: Path, tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "results.json").read_text())
     assert [c["mix_name"] for c in doc["cells"]] == ["your jobs", "your jobs"]
     assert all(c["summary"]["jobs"]["failed"] == 0 for c in doc["cells"])
+
+
+def test_a_sweep_file_jobs_table_and_mixes_naming_user_kinds(user_dir: Path, tmp_path: Path) -> None:
+    from runner.experiments.sweep import build_sweep
+
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text(
+        f'modes = ["async"]\npaths = ["{user_dir}"]\n\n[jobs]\ns = "ujmod:work"\n\n'
+        '[[mixes]]\nname = "half"\nmix = {s = 1, sleep = 1}\n'
+    )
+    sweep = build_sweep({}, quick=True, sweep_file=sweep_file)
+    assert sweep.user_jobs == {"s": "ujmod:work"} and sweep.paths == (str(user_dir),)
+    assert [(m.name, m.weights) for m in sweep.mixes] == [("half", {"s": 1.0, "sleep": 1.0})]
+    spec = sweep.workload(sweep.mixes[0], 10, "async")
+    assert spec.user_jobs == {"s": "ujmod:work"} and spec.job_table() is not None
+    only = build_sweep({"user_job": None, "user_jobs": {"t": "ujmod:work"}, "paths": [str(user_dir)]}, quick=True)
+    assert [(m.name, m.weights) for m in only.mixes] == [("your jobs", {"t": 1.0})]

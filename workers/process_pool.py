@@ -127,7 +127,8 @@ def _run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, 
     for wire, ticket in zip(wires, tickets, strict=True):
         try:
             outcome = _run_wire(wire, ticket)
-            pickle.dumps(outcome[2])  # a result that cannot travel fails its own job, not its batch-mates
+            if type(outcome[2]) is not tuple:  # a user job's figures (a tuple) were measured as they pickled
+                pickle.dumps(outcome[2])  # a result that cannot travel fails its own job, not its batch-mates
             outcomes.append(outcome)
         except Exception as exc:
             outcomes.append(exc)
@@ -244,11 +245,12 @@ class ProcessExecutor(Executor):
                 raise
             self._pids.add(pid)
             self._outbox.note_cost(job.kind, service_s)
+            worker = f"pid-{pid}"
             if extra is not None:  # a user job's (form, result bytes, its process's setup if not yet told)
-                self.tally.note(job.kind, extra[0], f"pid-{pid}", extra[1])
+                self.tally.note(job.kind, extra[0], worker, extra[1])
                 if extra[2]:
-                    self.tally.note_worker(f"pid-{pid}", extra[2])
-            return JobReport(service_s, f"pid-{pid}")
+                    self.tally.note_worker(worker, extra[2])
+            return JobReport(service_s, worker)
 
     def _started_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:

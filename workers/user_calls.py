@@ -23,7 +23,7 @@ from workers.user_jobs import (
     JobTable,
     Refused,
     UserJob,
-    arguments,
+    call,
     first_line,
     load_confined,
     prepare,
@@ -45,7 +45,7 @@ class Caller:
         jobs_dir: str | None = None,
     ) -> None:
         self.jobs = dict(jobs)
-        self._serialise = serialise
+        self._measure = {"pickle": _pickled_size, "json": _json_size}.get(serialise)  # None: not serialised
         self._shared = _gevent_patched() if shared_loop is None else shared_loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._jobs_dir = jobs_dir  # None: the table is all there is
@@ -54,10 +54,7 @@ class Caller:
     def knows(self, kind: str) -> bool:
         return kind in self.jobs
 
-    def _job(self, kind: str, ref: str) -> UserJob:
-        job = self.jobs.get(kind)
-        if job is not None:
-            return job
+    def _load(self, kind: str, ref: str) -> UserJob:
         if self._jobs_dir is None:
             raise Refused(f"user job {kind!r} refused: not in this worker's job table")
         job = self.jobs[kind] = load_confined(kind, ref, self._jobs_dir)
@@ -65,41 +62,27 @@ class Caller:
 
     def call_sync(self, kind: str, ref: str, payload: Any) -> tuple[float, str, int]:
         """Run one job here; (service seconds, form that ran, result bytes or -1)."""
-        job = self._job(kind, ref)
-        args, kwargs = arguments(payload)
+        job = self.jobs.get(kind) or self._load(kind, ref)
         started = time.perf_counter()
         if job.sync is not None:
-            value, form = job.sync(*args, **kwargs), "sync"
+            value, form = call(job.sync, payload), "sync"
         else:
             assert job.async_ is not None
-            value, form = self._in_loop(job.async_(*args, **kwargs)), "async"
+            value, form = self._in_loop(call(job.async_, payload)), "async"
         took = time.perf_counter() - started
-        return took, form, self.size(value)
+        return took, form, -1 if self._measure is None else self._measure(value)
 
     async def call_async(self, kind: str, ref: str, payload: Any) -> tuple[float, str, int]:
         """Run one job on the running loop: the coroutine awaited, a sync function inline."""
-        job = self._job(kind, ref)
-        args, kwargs = arguments(payload)
+        job = self.jobs.get(kind) or self._load(kind, ref)
         started = time.perf_counter()
         if job.async_ is not None:
-            value, form = await job.async_(*args, **kwargs), "async"
+            value, form = await call(job.async_, payload), "async"
         else:
             assert job.sync is not None
-            value, form = job.sync(*args, **kwargs), "sync"
-        return time.perf_counter() - started, form, self.size(value)
-
-    def size(self, value: Any) -> int:
-        if self._serialise == "pickle":
-            try:
-                return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-            except Exception as exc:
-                raise JobFailed(f"result cannot be pickled: {first_line(exc)}") from None
-        if self._serialise == "json":
-            try:
-                return len(json.dumps(value))
-            except (TypeError, ValueError) as exc:
-                raise JobFailed(f"result is not JSON: {first_line(exc)}") from None
-        return -1
+            value, form = call(job.sync, payload), "sync"
+        took = time.perf_counter() - started
+        return took, form, -1 if self._measure is None else self._measure(value)
 
     def _in_loop(self, coro: Any) -> Any:
         if self._shared:
@@ -111,6 +94,20 @@ class Caller:
         if loop is None:
             loop = self._local.loop = asyncio.new_event_loop()
         return loop.run_until_complete(coro)
+
+
+def _pickled_size(value: Any) -> int:
+    try:
+        return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception as exc:
+        raise JobFailed(f"result cannot be pickled: {first_line(exc)}") from None
+
+
+def _json_size(value: Any) -> int:
+    try:
+        return len(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise JobFailed(f"result is not JSON: {first_line(exc)}") from None
 
 
 def _gevent_patched() -> bool:
@@ -136,21 +133,29 @@ class Tally:
 
     serialised_as: str = "none"
     workers: dict[str, dict[str, float]] = field(default_factory=dict)
-    ran: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
-    sizes: dict[str, list[int]] = field(default_factory=dict)  # kind -> [count, total, max]
+    # (kind, form, worker) -> [jobs, results measured, their bytes, the largest]: one lookup per job
+    ran: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
 
     def note_worker(self, worker: str, figures: Mapping[str, float]) -> None:
         if figures:
             self.workers[worker] = dict(figures)
 
+    def record(self, kind: str, form: str, worker: str) -> list[int]:
+        """The record of one (kind, form, worker), kept across workloads (they zero it): an executor
+        that knows these in advance counts a job with ``record[0] += 1`` and nothing else."""
+        record = self.ran.get((kind, form, worker))
+        if record is None:
+            record = self.ran[kind, form, worker] = [0, 0, 0, 0]
+        return record
+
     def note(self, kind: str, form: str, worker: str, nbytes: int) -> None:
-        where = self.ran.setdefault(kind, {}).setdefault(form, {})
-        where[worker] = where.get(worker, 0) + 1
+        record = self.ran.get((kind, form, worker)) or self.record(kind, form, worker)
+        record[0] += 1
         if nbytes >= 0:
-            size = self.sizes.setdefault(kind, [0, 0, 0])
-            size[0] += 1
-            size[1] += nbytes
-            size[2] = max(size[2], nbytes)
+            record[1] += 1
+            record[2] += nbytes
+            if nbytes > record[3]:
+                record[3] = nbytes
 
     def note_reply(self, kind: str, reply: Mapping[str, Any], worker: str) -> None:
         """A JSON reply's user-job figures: the form, the result's size, the process's setup (once)."""
@@ -160,13 +165,24 @@ class Tally:
             self.note_worker(str(setup.get("worker", worker)), {k: v for k, v in setup.items() if k != "worker"})
 
     def begin_workload(self) -> None:
-        self.ran.clear()
-        self.sizes.clear()
+        for record in self.ran.values():
+            record[:] = [0, 0, 0, 0]
 
     def figures(self) -> dict[str, Any]:
+        ran: dict[str, dict[str, dict[str, int]]] = {}
+        sizes: dict[str, dict[str, int]] = {}
+        for (kind, form, worker), (jobs, measured, total, largest) in sorted(self.ran.items()):
+            if not jobs:
+                continue
+            ran.setdefault(kind, {}).setdefault(form, {})[worker] = jobs
+            if measured:
+                size = sizes.setdefault(kind, {"count": 0, "total": 0, "max": 0})
+                size["count"] += measured
+                size["total"] += total
+                size["max"] = max(size["max"], largest)
         return {
             "serialised_as": self.serialised_as,
             "workers": [{"worker": w, **f} for w, f in sorted(self.workers.items())],
-            "ran": self.ran,
-            "result_bytes": {k: {"count": c, "total": t, "max": m} for k, (c, t, m) in self.sizes.items()},
+            "ran": ran,
+            "result_bytes": sizes,
         }

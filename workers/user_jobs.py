@@ -151,12 +151,29 @@ class UserJob:
                 raise InputError(f"{flag}: {self.ref} rejects the first input {_shown(payload)}: {exc}") from None
 
 
-def arguments(payload: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if isinstance(payload, list | tuple):
-        return tuple(payload), {}
+_NO_KWARGS: dict[str, Any] = {}  # shared, never written: the call unpacks it
+
+
+_SEQUENCES = (list, tuple)  # a tuple of types: ``isinstance`` with ``list | tuple`` builds a union per call
+
+
+def call(fn: Callable[..., Any], payload: Any) -> Any:
+    """``fn`` applied to one input: a list (or tuple) is ``*args``, an object ``**kwargs``, anything
+    else the one argument."""
+    if isinstance(payload, _SEQUENCES):
+        return fn(*payload)
+    if isinstance(payload, dict):
+        return fn(**payload)
+    return fn(payload)
+
+
+def arguments(payload: Any) -> tuple[tuple[Any, ...] | list[Any], dict[str, Any]]:
+    """``call``'s reading of an input as (args, kwargs), for checking it against a signature."""
+    if isinstance(payload, _SEQUENCES):
+        return payload, _NO_KWARGS
     if isinstance(payload, dict):
         return (), payload
-    return (payload,), {}
+    return (payload,), _NO_KWARGS
 
 
 def add_paths(paths: tuple[str, ...] | list[str]) -> None:
