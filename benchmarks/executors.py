@@ -15,7 +15,7 @@ import argparse
 import statistics
 import sys
 
-from _submit import submit
+from _submit import share_calibration, submit
 
 CASES = [
     (
@@ -43,6 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     repeats = parser.parse_args().repeats
+    share_calibration()
     failed = False
     for title, winner, loser, args, goal in CASES:
         ratios, wins, losses = [], [], []

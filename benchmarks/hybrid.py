@@ -16,7 +16,7 @@ import statistics
 import sys
 from typing import Any
 
-from _submit import submit
+from _submit import share_calibration, submit
 
 from runner.engine.results import RunResult
 
@@ -61,6 +61,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     repeats = parser.parse_args().repeats
+    share_calibration()
     ok = True
 
     runs = repeat(["hybrid", "async", "thread", "process"], MIXED, repeats)

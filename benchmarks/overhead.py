@@ -34,7 +34,7 @@ import uvloop
 from runner.engine.coordinator import executor_config, measure
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
-from workers.calibration import calibrate
+from workers.calibration import for_coordinator
 from workers.celery_nodes import LocalNodes, NodeSpec, wait_until_answering
 from workers.registry import executor_class
 
@@ -244,7 +244,7 @@ async def measurement_cost(args: argparse.Namespace, services: LocalServices, ca
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    cal = calibrate()
+    cal = for_coordinator()  # one for every mode (RUNNER_CALIBRATION pins it)
     with LocalServices() as services:
         for mode in args.modes.split(","):
             print((await compare(mode, args, services, cal)).report(), flush=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, NamedTuple, Protocol, Self
 
+from workers.calibration import Calibration
 from workers.jobs import Job
 from workers.options import Option, OptionValue
 from workers.user_calls import Tally
@@ -44,6 +45,12 @@ class ExecutorConfig:
 class JobReport(NamedTuple):
     service_s: float  # time the job itself ran, measured where it ran
     worker: str  # who ran it: "loop", a thread name, a pid, a Celery node name
+    cpu_s: float | None = None  # CPU time of the thread that ran it, during it (the calibration check)
+
+
+def cpu_seconds(value: object) -> float | None:
+    """A worker's reported ``cpu_s``, if it is a number (a worker of an older runner sends none)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class Capacity(NamedTuple):
@@ -106,6 +113,11 @@ class Executor(ABC):
     def worker_pids(self) -> list[int]:
         """Local processes, other than the coordinator, that run jobs (for resource figures)."""
         return []
+
+    def worker_calibrations(self) -> dict[str, Calibration]:
+        """Worker -> the rate it measured itself as it started, for executors whose jobs run outside
+        the coordinator's process (empty: they run in it, and its calibration is theirs)."""
+        return {}
 
     def extra_runs(self) -> dict[int, int]:
         """Job id -> runs beyond the first in the current workload, for executors that can run a

@@ -18,8 +18,10 @@ duplicate:
 - the broker going away: workers reconnect for as long as it takes (the coordinator bounds it).
 
 Each node answers the remote-control command ``runner_node`` (``workers.node_stats``): its host,
-cores, pool, Python and CPU model, its visibility timeout, and the CPU seconds and peak RSS it used
-since the last call with ``reset`` -- so the coordinator measures nodes on any host.
+cores, pool, Python and CPU model, its visibility timeout, its own calibration (measured in its
+main process as it starts, before it answers pings; its pool's processes run the same interpreter
+on the same host), and the CPU seconds and peak RSS it used since the last call with ``reset`` --
+so the coordinator measures nodes on any host.
 
 The task does not use Celery's result backend: it pushes a small JSON reply onto a Redis list the
 coordinator named, so the coordinator's ledger sees every run of every job, duplicates included.
@@ -41,12 +43,14 @@ import os
 import re
 import socket
 import sys
+import time
 from typing import Any
 
 from celery import Celery, Task, signals
 from celery.worker.control import control_command
 
 from workers import lifeline
+from workers.calibration import Calibration, calibrate
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed
 from workers.jobs import KINDS, WORKER_DIED, Job, result_of, run_sync
@@ -128,7 +132,10 @@ def _outcome(job: Job, worker: str) -> str:
     try:
         if job.kind not in _BUILTIN:
             return _user_outcome(job, worker)
-        reply = {"id": job.id, "worker": worker, "service_s": run_sync(job, _clients), "result": result_of(job)}
+        cpu_began = time.thread_time()
+        service_s = run_sync(job, _clients)
+        cpu_s = time.thread_time() - cpu_began  # for the coordinator's after-run calibration check
+        reply = {"id": job.id, "worker": worker, "service_s": service_s, "result": result_of(job), "cpu_s": cpu_s}
         return json.dumps(reply)
     except JobFailed as exc:
         return json.dumps({"id": job.id, "worker": worker, "error": exc.reason})
@@ -194,6 +201,7 @@ def _worker_died_twice(sender: Any = None, exception: BaseException | None = Non
 signals.task_failure.connect(_worker_died_twice, weak=False)
 
 _meter: NodeMeter | None = None  # this node's, made on the first runner_node call
+_rate: Calibration | None = None  # this node's own, measured as it starts (_calibrate_node)
 
 
 @control_command(  # type: ignore[untyped-decorator]
@@ -214,6 +222,8 @@ def runner_node(state: Any, reset: bool = False, visibility_s: float = 0.0) -> d
     concurrency = int(getattr(consumer.controller, "concurrency", 0) or 1)
     visibility = float(consumer.app.conf.broker_transport_options.get("visibility_timeout", 3600.0))
     facts = describe_node(state.hostname, {"thread": "threads"}.get(pool, pool), concurrency, visibility)
+    if _rate is not None:
+        facts["calibration"] = _rate.to_dict()
     return facts | _meter.reading(reset)
 
 
@@ -245,7 +255,14 @@ def _hold_child(**_: Any) -> None:
         lifeline.hold()
 
 
+def _calibrate_node(**_: Any) -> None:
+    """The node's own rate, before it consumes or answers anything (so before timing starts)."""
+    global _rate
+    _rate = calibrate()
+
+
 signals.worker_init.connect(_hold_node, weak=False)
+signals.worker_init.connect(_calibrate_node, weak=False)
 signals.worker_process_init.connect(_hold_child, weak=False)
 signals.worker_process_init.connect(_load_user_jobs, weak=False)
 signals.celeryd_after_setup.connect(_load_in_node, weak=False)

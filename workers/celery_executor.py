@@ -32,8 +32,9 @@ import sys
 import uuid
 from typing import Any
 
-from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services, cpu_seconds
 from workers.batching import Outbox
+from workers.calibration import Calibration
 from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_app
 from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, cluster_slots, wait_until_answering
 from workers.celery_outage import Outage, broker_errors, server_id
@@ -41,7 +42,7 @@ from workers.celery_replies import ReplyReader
 from workers.clients import check_redis, redact
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import Job
-from workers.node_survey import ask_nodes, capacity_of, nodes_line
+from workers.node_survey import ask_nodes, capacity_of, nodes_line, rates_of
 
 _READY_TIMEOUT_S = 60.0
 _BATCH_BUDGET_S = 0.005  # a batch task should take about this long on a worker
@@ -166,6 +167,9 @@ class CeleryExecutor(Executor):
         except broker_errors():
             return []  # the broker is gone: the run says so already
         return [answers[name] for name in sorted(answers)]
+
+    def worker_calibrations(self) -> dict[str, Calibration]:
+        return rates_of(self._facts)
 
     def _per_node(self) -> int:
         """Jobs one local node runs at once: one per prefork child; threads and greenlets are
@@ -295,7 +299,7 @@ class CeleryExecutor(Executor):
             raise JobFailed(reply["error"])
         if "form" in reply:  # a user job's
             self.tally.note_reply(job.kind, reply, str(reply["worker"]))
-        return JobReport(float(reply["service_s"]), str(reply["worker"]))
+        return JobReport(float(reply["service_s"]), str(reply["worker"]), cpu_seconds(reply.get("cpu_s")))
 
     async def _broker_lost(self, exc: BaseException) -> None:
         """Wait until the broker is back (one recovery for everyone who noticed), or give up."""

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from workers import lifeline
-from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
-from workers.errors import JobFailed, ServiceError
+from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services, cpu_seconds
+from workers.calibration import Calibration
+from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job
 from workers.scratch import scratch_dir
 from workers.user_jobs import SetupFailed
@@ -42,6 +43,7 @@ class GeventExecutor(Executor):
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._issued = 0  # job ids below this were sent (in any workload: a late reply may cross one)
         self._pids: list[int] = []
+        self._rates: dict[str, Calibration] = {}  # worker process -> the rate it measured as it started
         self._respawn = asyncio.Lock()
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -65,6 +67,7 @@ class GeventExecutor(Executor):
             "-m",
             "workers.gevent_worker",
             str(self.config.concurrency),
+            *(["--rate-known"] if self._rates else []),  # a replacement: no calibration while timed
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=self._log,
@@ -85,6 +88,9 @@ class GeventExecutor(Executor):
         ready = json.loads(first)
         if ready.get("setup_error"):  # the user's modules or --setup failed there: as in a pool process
             raise SetupFailed(str(ready["setup_error"]))
+        rate = _calibration_in(first)  # none from a replacement (--rate-known)
+        if rate is not None:
+            self._rates[f"gevent-pid-{proc.pid}"] = rate
         if ready.get("setup"):
             self.tally.note_worker(f"gevent-pid-{proc.pid}", ready["setup"])
         self._reader = asyncio.create_task(self._read(proc), name="gevent-replies")
@@ -160,7 +166,7 @@ class GeventExecutor(Executor):
         worker = f"gevent-pid-{self._proc.pid}"
         if "form" in reply:  # a user job's: which form ran, and its result's size
             self.tally.note_reply(job.kind, reply, worker)
-        return JobReport(float(reply["service_s"]), worker)
+        return JobReport(float(reply["service_s"]), worker, cpu_seconds(reply.get("cpu_s")))
 
     async def stop(self) -> None:
         proc = self._proc
@@ -185,11 +191,22 @@ class GeventExecutor(Executor):
         proc = self._proc
         return [proc.pid] if proc is not None and proc.returncode is None else []
 
+    def worker_calibrations(self) -> dict[str, Calibration]:
+        return dict(self._rates)
+
     def capacity(self, cores: int) -> Capacity:
         return Capacity(self.config.concurrency, 1, 1)  # one thread: greenlets take turns on one core
 
     def describe(self) -> dict[str, Any]:
         return {"concurrency": self.config.concurrency, "greenlets": self.config.concurrency, "process": "own"}
+
+
+def _calibration_in(ready: bytes) -> Calibration | None:
+    """The worker's own rate from its ready line, if it sent a sound one."""
+    with contextlib.suppress(ValueError, InputError):
+        rates = json.loads(ready).get("calibration")
+        return Calibration.from_dict(rates) if isinstance(rates, dict) else None
+    return None
 
 
 def _parse(line: bytes, sent_ids: int) -> dict[str, Any] | str:

@@ -1,4 +1,4 @@
-"""The gevent worker process: ``python -m workers.gevent_worker CONCURRENCY``.
+"""The gevent worker process: ``python -m workers.gevent_worker CONCURRENCY [--rate-known]``.
 
 Monkey-patching happens here, first thing, in a process of its own, so it never leaks into the
 coordinator. Jobs arrive as JSON lines on stdin (``{"run": wire}`` or ``{"cancel": id}``), each runs
@@ -22,6 +22,7 @@ monkey.patch_all()  # before anything imports socket, ssl, time or threading
 
 import json  # noqa: E402 -- must follow the patching
 import sys  # noqa: E402
+import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
@@ -29,6 +30,7 @@ from gevent.fileobject import FileObjectPosix  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from gevent.queue import Queue  # noqa: E402
 
+from workers.calibration import calibrate  # noqa: E402
 from workers.clients import SyncClients  # noqa: E402
 from workers.errors import JobFailed  # noqa: E402
 from workers.jobs import KINDS, Job, result_of, run_sync  # noqa: E402
@@ -45,7 +47,9 @@ def _run(job: Job, clients: SyncClients, replies: Queue, user: Caller | str) -> 
                 raise JobFailed(user)
             reply["service_s"], reply["form"], reply["bytes"] = user.call_sync(job.kind, job.target, job.payload)
         else:
+            cpu_began = time.thread_time()  # the one thread: other greenlets' CPU too while this one waits
             reply["service_s"] = run_sync(job, clients, own_process=True)
+            reply["cpu_s"] = time.thread_time() - cpu_began
             json.dumps(result_of(job))  # the result must cross the pipe as JSON, like any worker's
     except gevent.GreenletExit:
         return  # cancelled by the coordinator after its timeout: it no longer waits for a reply
@@ -76,7 +80,13 @@ def main(argv: list[str]) -> int:
     replies: Queue = Queue()
     out = FileObjectPosix(sys.stdout.fileno(), "wb", close=False)
     gevent.spawn(_write, replies, out)
-    ready = {"ready": True, "setup": setup} | ({"setup_error": user} if isinstance(user, str) else {})
+    # Its own rate, measured before it says it is ready (so before timing starts); a worker that
+    # replaces a dead one inside the window skips it (``--rate-known``).
+    ready: dict[str, Any] = {"ready": True, "setup": setup}
+    if isinstance(user, str):  # the user's jobs did not load: the executor stops the run
+        ready["setup_error"] = user
+    if "--rate-known" not in argv:
+        ready["calibration"] = calibrate().to_dict()
     replies.put(json.dumps(ready).encode() + b"\n")
     for line in FileObjectPosix(sys.stdin.fileno(), "rb", close=False):
         message = json.loads(line)

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
+from workers.calibration import Calibration
 from workers.clients import AsyncClients
 from workers.jobs import IO_KINDS, Job, io_phase_async
 from workers.offload import offloading_to
@@ -73,8 +74,10 @@ class HybridExecutor(Executor):
         if job.kind in IO_KINDS:
             await io_phase_async(job, self._clients)
         cpu = cpu_part(job)
-        worker = "loop" if cpu is None else (await self._cpu.run(cpu)).worker
-        return JobReport(time.perf_counter() - started, worker)
+        if cpu is None:
+            return JobReport(time.perf_counter() - started, "loop")
+        report = await self._cpu.run(cpu)
+        return JobReport(time.perf_counter() - started, report.worker, report.cpu_s)
 
     async def _run_on_loop(self, job: Job) -> JobReport:
         assert self._user is not None
@@ -91,6 +94,9 @@ class HybridExecutor(Executor):
 
     def worker_pids(self) -> list[int]:
         return self._cpu.worker_pids()
+
+    def worker_calibrations(self) -> dict[str, Calibration]:
+        return self._cpu.worker_calibrations()
 
     def capacity(self, cores: int) -> Capacity:
         cpu = self._cpu.capacity(cores)

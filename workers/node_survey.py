@@ -7,9 +7,12 @@ well as a local one; a node that does not answer (not a runner worker, or an old
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from workers.base import Capacity
+from workers.calibration import Calibration
+from workers.errors import InputError
 
 COMMAND = "runner_node"
 
@@ -57,10 +60,23 @@ def capacity_of(nodes: list[dict[str, Any]]) -> Capacity:
     return Capacity(max(1, slots), round(gil, 2), round(free, 2), round(cores, 2))
 
 
+def rates_of(facts: dict[str, dict[str, Any]]) -> dict[str, Calibration]:
+    """Node name -> the rate it measured as it started, from its ``runner_node`` answer."""
+    rates: dict[str, Calibration] = {}
+    for name, answer in facts.items():
+        if isinstance(answer.get("calibration"), dict):
+            with contextlib.suppress(InputError):  # a node that sent nonsense is left out
+                rates[name] = Calibration.from_dict(answer["calibration"])
+    return rates
+
+
 def nodes_line(nodes: dict[str, dict[str, Any]]) -> str:
-    """One line per node, for the terminal: who is there and what it can do."""
+    """One line per node, for the terminal: who is there and what it can do (with its own CPU rate,
+    so a slow host shows before the run)."""
+    rates = rates_of(nodes)
     return "\n".join(
         f"  {name}: {n['hostname']}, {n['cpus']:g} cores, {n['pool']} x {n['concurrency']}, "
         f"Python {n['python']}, {n['cpu_model']}"
+        + (f", {rates[name].spin_iterations_per_ms:,.0f} spin/ms" if name in rates else "")
         for name, n in sorted(nodes.items())
     )

@@ -43,6 +43,7 @@ import psutil
 from workers import lifeline
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.batching import Outbox
+from workers.calibration import Calibration, all_measured, measure_into, measured
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
@@ -52,6 +53,9 @@ from workers.user_jobs import JobTable, SetupFailed, prepare
 _COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
 _BATCH_BUDGET_S = 0.002  # a batch should take about this long in a pool process
+# What a pool process sends back per job: service s, pid, the user job's figures (or the built-in
+# job's result), CPU s of the job (None for a user job's).
+_Outcome = tuple[float, int, Any, float | None]
 _SHUTDOWN_GRACE_S = 5.0  # for a broken pool's manager to reap its processes before they are killed
 
 # Per pool process, set by the initializer.
@@ -76,7 +80,7 @@ async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE
     await shutdown
 
 
-def _init_process(table: Any, counter: Any, user_jobs: JobTable | None = None) -> None:
+def _init_process(table: Any, counter: Any, user_jobs: JobTable | None = None, rates: Any = None) -> None:
     global _clients, _table, _row, _caller, _user_figures
     lifeline.hold()  # a coordinator killed without cleaning up takes this process with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C hits the whole process group; the coordinator decides
@@ -94,6 +98,9 @@ def _init_process(table: Any, counter: Any, user_jobs: JobTable | None = None) -
             _caller = Caller(jobs, "pickle")
         except Exception as exc:  # reported by the warm-up: a broken initializer would break the pool
             _user_figures = str(exc)
+    # Its own rate, measured as it starts (``start`` waits for every process's, before timing);
+    # None in a pool that replaces a broken one (the rate is known; retried jobs should not wait).
+    measure_into(rates, _row)
 
 
 def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
@@ -102,7 +109,7 @@ def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
     os._exit(143)
 
 
-def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any]:
+def _run_wire(wire: list[Any], ticket: int) -> _Outcome:
     assert _clients is not None, "pool process started without its initializer"
     job = Job.from_wire(wire)
     mine = _row >= 0 and _row * _COLS < len(_table)
@@ -113,17 +120,21 @@ def _run_wire(wire: list[Any], ticket: int) -> tuple[float, int, Any]:
             global _user_reported
             service_s, form, nbytes = _caller.call_sync(job.kind, job.target, job.payload)
             setup, _user_reported = (None if _user_reported else _user_figures), True
-            return service_s, os.getpid(), (form, nbytes, setup)
+            return service_s, os.getpid(), (form, nbytes, setup), None
+        cpu_began = time.thread_time()
         service_s = run_sync(job, _clients)
+        cpu_s = time.thread_time() - cpu_began  # the job's CPU time, for the after-run calibration check
     finally:
         if mine:
             _table[_row * _COLS + 1] = 0  # not reached if the job kills the process: that is the point
-    return service_s, os.getpid(), result_of(job)
+    return service_s, os.getpid(), result_of(job), cpu_s
 
 
-def _run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, int, Any] | BaseException]:
+def _run_batch(
+    wires: list[list[Any]], tickets: list[int]
+) -> list[tuple[float, int, Any, float | None] | BaseException]:
     """Several small jobs in one trip; each one's outcome (or error) stays its own."""
-    outcomes: list[tuple[float, int, Any] | BaseException] = []
+    outcomes: list[tuple[float, int, Any, float | None] | BaseException] = []
     for wire, ticket in zip(wires, tickets, strict=True):
         try:
             outcome = _run_wire(wire, ticket)
@@ -140,7 +151,7 @@ class _Queued:
 
     __slots__ = ("batch_future", "order", "sent", "ticket", "waiter", "wire")
 
-    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[tuple[float, int, Any]]) -> None:
+    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[_Outcome]) -> None:
         self.wire, self.ticket, self.waiter = wire, ticket, waiter
         self.order = int(wire[0])  # the job id: first come, first sent
         self.sent = False
@@ -174,6 +185,8 @@ class ProcessExecutor(Executor):
         self._rebuild_lock = asyncio.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._table: Any = []
+        self._rate_rows: list[tuple[Any, Any]] = []  # (table, rates) of the pools whose processes measured
+        self._measuring: Any = None  # the current pool's rates array while its processes measure
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks_sent = self._jobs_sent = 0  # pool submissions, and jobs in them: shows batching
         self._outbox: Outbox[_Queued] = Outbox(
@@ -198,16 +211,23 @@ class ProcessExecutor(Executor):
             if isinstance(figures, str):
                 raise SetupFailed(figures)
             self.tally.note_worker(f"pid-{pid}", figures)
+        await all_measured(self._measuring)  # so that no process calibrates while timed
+        self._measuring = None
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
         table = ctx.Array("q", _COLS * self.config.workers, lock=False)
+        measure = not self._rate_rows or self._measuring is not None  # until one pool has measured
+        rates = ctx.Array("d", 2 * self.config.workers, lock=False) if measure else None  # per process: spin, hash
         pool = ProcessPoolExecutor(
             max_workers=self.config.workers,
             mp_context=ctx,
             initializer=_init_process,
-            initargs=(table, ctx.Value("i", 0), self.config.user_jobs),
+            initargs=(table, ctx.Value("i", 0), self.config.user_jobs, rates),
         )
+        if rates is not None:
+            self._rate_rows.append((table, rates))
+            self._measuring = rates
         return pool, table
 
     async def run(self, job: Job) -> JobReport:
@@ -220,11 +240,11 @@ class ProcessExecutor(Executor):
                 if self._outbox.batch_size(job.kind) > 1:
                     queued = _Queued(wire, ticket, asyncio.get_running_loop().create_future())
                     self._outbox.put(job.kind, queued)
-                    service_s, pid, extra = await queued.waiter
+                    service_s, pid, extra, cpu_s = await queued.waiter
                 else:
                     future = self._started_pool().submit(_run_wire, wire, ticket)
                     self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + 1
-                    service_s, pid, extra = await asyncio.wrap_future(future)
+                    service_s, pid, extra, cpu_s = await asyncio.wrap_future(future)
             except RuntimeError as exc:  # BrokenProcessPool, or a submit to a pool already replaced
                 if not isinstance(exc, BrokenProcessPool) and generation == self._generation:
                     raise
@@ -250,7 +270,7 @@ class ProcessExecutor(Executor):
                 self.tally.note(job.kind, extra[0], worker, extra[1])
                 if extra[2]:
                     self.tally.note_worker(worker, extra[2])
-            return JobReport(service_s, worker)
+            return JobReport(service_s, worker, cpu_s)
 
     def _started_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -343,6 +363,9 @@ class ProcessExecutor(Executor):
 
     def worker_pids(self) -> list[int]:
         return sorted(self._pids)
+
+    def worker_calibrations(self) -> dict[str, Calibration]:
+        return {f"pid-{pid}": rate for pid, rate in measured(self._rate_rows, _COLS)}
 
     async def call(self, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` in a pool process (``offload`` in hybrid mode): the result, or its error."""

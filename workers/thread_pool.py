@@ -21,6 +21,7 @@ import os
 import queue
 import resource
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -198,7 +199,9 @@ class ThreadExecutor(Executor):
                 self._notes.put((job.kind, form, worker, nbytes))  # tallied at the end, on the loop
                 return JobReport(service_s, worker)
             # own_process=False: a crash job must not kill the coordinator, whose threads these are
-            return JobReport(run_sync(job, self._clients, own_process=False), threading.current_thread().name)
+            cpu_began = time.thread_time()
+            service_s = run_sync(job, self._clients, own_process=False)
+            return JobReport(service_s, threading.current_thread().name, time.thread_time() - cpu_began)
         except Exception:
             raise
         except BaseException as exc:  # SystemExit or KeyboardInterrupt raised by a job: its failure only

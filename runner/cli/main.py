@@ -224,7 +224,7 @@ def submit(
     from runner.engine.outputs import OutLock, OutputError, prepare_out_dir, write_or_save
     from runner.engine.results import RunResult
     from runner.report.terminal import print_comparison, print_run, stderr_console
-    from workers.calibration import calibrate
+    from workers.calibration import for_coordinator
 
     values: dict[str, Any] = load_spec_file(spec_file) if spec_file else {}
     if spec_file and "mode" in values and not _given(ctx, "mode"):
@@ -238,7 +238,7 @@ def submit(
     if out_dir is not None:
         prepare_out_dir(out_dir)  # before the run, not after it
     console = stderr_console()
-    calibration = calibrate()
+    calibration = for_coordinator()
     results: list[RunResult] = []
     with (
         OutLock(out_dir) if out_dir is not None else contextlib.nullcontext(),

@@ -31,6 +31,7 @@ import uvloop
 from runner import __version__
 from runner.engine import codec, interrupt, preflight, user_jobs
 from runner.engine import results as rs
+from runner.engine.calibration_check import ServiceSamples, check
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.engine.machine import describe_machine, machine_state, usable_cpus
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
@@ -39,7 +40,7 @@ from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
 from runner.engine.timeline import RunStatus, Timeline
 from workers.base import Executor, ExecutorConfig
-from workers.calibration import Calibration, calibrate
+from workers.calibration import Calibration, for_coordinator
 from workers.errors import JobFailed, RunStopped, ServiceError
 from workers.jobs import Job
 from workers.registry import executor_class
@@ -94,7 +95,7 @@ def run_mode(
     cls = executor_class(mode)
     config = executor_config(spec)
     cls.validate(config, external_redis=LocalServices.redis_from_environment())
-    calibration = calibration or calibrate()
+    calibration = calibration or for_coordinator()
     # Signals are trapped from before anything starts until everything has stopped, so Ctrl-C or
     # SIGTERM always goes through executor.stop() and services.close().
     with (
@@ -150,12 +151,13 @@ async def measure(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(spec.jobs, out_dir / "ledger.jsonl" if out_dir else None)
+    samples = ServiceSamples(spec.mix if instrument else {})
     try:
         with interrupt.trap() as stop:
             await executor.begin_workload()
             executor.tally.begin_workload()
             jobs = make_jobs(spec, calibration, services)
-            measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument)
+            measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument, samples)
             nodes = [n | {"jobs": ledger.by_worker.get(n["name"], 0)} for n in await executor.node_figures()]
     finally:
         ledger.close()
@@ -172,6 +174,7 @@ async def measure(
         by_worker=dict(sorted(ledger.by_worker.items())),
         nodes=[codec.decode(rs.Node, n) for n in nodes] or None,
         calibration=rs.CalibrationFigures(**calibration.to_dict()),
+        calibration_check=check(samples, spec.cpu_ms, calibration, executor.worker_calibrations()),
         started_at=started_at,
         machine=codec.decode(rs.Machine, describe_machine(state)),
         user_jobs=user_jobs.figures(spec, executor.user_job_figures()),
@@ -196,6 +199,7 @@ async def _drive(
     progress: Progress | None,
     stop: interrupt.StopRequest,
     instrument: bool = True,
+    samples: ServiceSamples | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Run the jobs; return the measurements and, if dispatch stopped early, why."""
     latencies = JobLatencies()
@@ -237,6 +241,7 @@ async def _drive(
     async def driver(slot: int) -> None:
         run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
         sleep, paced = asyncio.sleep, spec.open_loop
+        sample = samples.add if samples is not None and samples.kinds else None
         for job, offset in work:
             if paced:
                 due = start[0] + offset
@@ -277,6 +282,8 @@ async def _drive(
                 ended = clock()
                 record_total(ended - since)
                 record_service(report.service_s)
+                if sample is not None:
+                    sample(job.kind, report)
                 if paced:
                     record_wait(began - since)
                 finish(job.id, DONE, job.kind, ended - since, worker=report.worker)
@@ -317,11 +324,11 @@ async def _drive(
             finally:
                 guard.cancel()
                 await asyncio.gather(guard, return_exceptions=True)
-        wall_s = time.perf_counter() - began
         if ticker is not None:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
-            timeline.close_bucket()
+            timeline.close_bucket()  # the last flush of the latency buffers, inside the window
+        wall_s = time.perf_counter() - began
         await lag.stop()
         if reporter is not None:
             reporter.cancel()

@@ -157,6 +157,50 @@ class CalibrationFigures(Typed):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WorkerRate(Typed):
+    """A worker process's own calibration, measured where it runs as it started, and its rates over
+    the coordinator's (below 1: the same units take longer there). ``differs``: more than 10 % off."""
+
+    spin_iterations_per_ms: float
+    hash_rounds_per_ms: float
+    spin_ratio: float
+    hash_ratio: float
+    differs: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class KindCheck(Typed):
+    """After the run: what the done jobs of one kind sized by ``--cpu-ms`` took, against the
+    ``cpu_ms`` they were sized for (medians, ms). ``cpu`` is the CPU time of the thread that ran each
+    job, where it ran -- what the calibration predicts; ``service`` is wall time, which also holds
+    waits for the GIL or a shared core. ``expected_ratio`` is what the workers' own calibrations
+    predict (coordinator's rate / workers' mean rate); ``off``: ``cpu_ratio`` is more than the
+    check's threshold away from 1 (the jobs did not take what they were sized for)."""
+
+    jobs: int
+    cpu_ms: float
+    median_cpu_ms: float | None
+    cpu_ratio: float | None
+    median_service_ms: float
+    service_ratio: float
+    expected_ratio: float
+    off: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationCheck(Typed):
+    """Did the calibration hold where the work ran? ``workers``: each worker process's own rate
+    (empty: the jobs ran in the coordinator's process, whose calibration is theirs); ``kinds``: the
+    after-run check of cpu and hash jobs; ``warnings``: what is off, in words."""
+
+    threshold: float
+    worker_threshold: float
+    workers: dict[str, WorkerRate]
+    kinds: dict[str, KindCheck]
+    warnings: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExecutorInfo(Typed):
     """The executor's one-line summary and its own settings (which differ per executor: Celery
     nodes, pool sizes, batching), kept flat beside the summary."""
@@ -181,6 +225,7 @@ class Node(Typed):
     jobs: int
     cpu_s: float
     peak_rss_mb: float
+    calibration: CalibrationFigures | None = optional()  # its own, measured in its main process at start
     more: dict[str, Any] = rest()
 
 
@@ -272,6 +317,7 @@ class RunResult(Typed):
     by_worker: dict[str, int]
     nodes: list[Node] | None = optional()
     calibration: CalibrationFigures | None = optional()
+    calibration_check: CalibrationCheck | None = optional()
     started_at: str
     machine: Machine | None = optional()
     stopped: RunStoppedInfo | None = optional()

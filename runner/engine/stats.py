@@ -154,17 +154,26 @@ def cpu_share(mix: Mapping[str, float]) -> float:
     return sum(w for k, w in mix.items() if k in GIL_CPU_KINDS | FREE_CPU_KINDS) / total if total else 0.0
 
 
-def bound(mix: Mapping[str, float], io_ms: float, cpu_ms: float, capacity: Capacity, cores: int) -> dict[str, Any]:
+def bound(
+    mix: Mapping[str, float],
+    io_ms: float,
+    cpu_ms: float,
+    capacity: Capacity,
+    cores: int,
+    cpu_scale: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
     """The best throughput (jobs/s) the executor could reach on this mix, from the calibrated job
     costs: I/O is limited by slots / time per job; GIL-bound CPU by the cores that may run Python
     at once; GIL-free CPU by the cores it may use; all CPU by the machine's cores (a cluster's
     nodes' cores, when the capacity names them). The smallest limit is the bound, and names what
-    binds."""
+    binds. ``cpu_scale`` ("gil", "free") stretches the CPU costs where the workers measured
+    themselves slower than the coordinator that sized the jobs."""
+    scale = cpu_scale or {}
     total = sum(mix.values())
     share = {k: w / total for k, w in mix.items()}
     io_s = sum(s for k, s in share.items() if k in IO_MS_KINDS) * io_ms / 1000
-    gil_s = sum(s for k, s in share.items() if k in GIL_CPU_KINDS) * cpu_ms / 1000
-    free_s = sum(s for k, s in share.items() if k in FREE_CPU_KINDS) * cpu_ms / 1000
+    gil_s = sum(s for k, s in share.items() if k in GIL_CPU_KINDS) * cpu_ms * scale.get("gil", 1.0) / 1000
+    free_s = sum(s for k, s in share.items() if k in FREE_CPU_KINDS) * cpu_ms * scale.get("free", 1.0) / 1000
     limits: dict[str, float] = {}
     if io_s + gil_s + free_s > 0:
         limits["slots"] = capacity.slots / (io_s + gil_s + free_s)

@@ -19,7 +19,7 @@ from runner.engine.metrics import Latency, LoopLag
 from runner.engine.preset_results import BlockingFigure, BlockingMode, BlockingPlan, BlockingRun, InlineVsOffloaded
 from runner.engine.services import LocalServices
 from runner.engine.stats import Interval, estimate, ratio
-from workers.calibration import calibrate
+from workers.calibration import for_coordinator
 from workers.jobs import spin
 
 
@@ -33,7 +33,7 @@ def run_blocking(
     import multiprocessing
 
     probe_url = f"{services.target_url()}/delay/{plan.probe_ms:g}"
-    units = calibrate().units("cpu", plan.cpu_ms)
+    units = for_coordinator().units("cpu", plan.cpu_ms)
     workers = _pool_workers()
     runs: dict[str, list[BlockingRun]] = {"inline": [], "offloaded": []}
     next_step("blocking: starting the process pool and the probes' session")

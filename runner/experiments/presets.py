@@ -77,7 +77,7 @@ from runner.engine.stats import Interval, estimate, ratio
 from runner.experiments.blocking import run_blocking
 from runner.experiments.spawn_cost import measure_in_child
 from workers.base import Executor
-from workers.calibration import calibrate
+from workers.calibration import for_coordinator
 from workers.errors import InputError, RunnerError
 from workers.registry import executor_class
 from workers.urls import redact
@@ -201,7 +201,7 @@ _REQUEST_VARIANTS = (  # name, executor, calls in flight (None: all at once), wh
 
 def run_requests(plan: RequestsPlan, services: LocalServices, progress: _Progress) -> RequestsFigure:
     target = services.target_url()
-    calibration = calibrate()  # measure() records it; http jobs burn no CPU units
+    calibration = for_coordinator()  # measure() records it; http jobs burn no CPU units
 
     def spec(in_flight: int | None, call_ms: float, mode: str) -> WorkloadSpec:
         values = {

@@ -33,6 +33,7 @@ import uvloop
 from runner import __version__
 from runner.engine import codec, interrupt, preflight
 from runner.engine.bench_results import BenchResults, BenchStopped, Bound, Cell, CellSummary, SweepPlan
+from runner.engine.calibration_check import cpu_ms_scale
 from runner.engine.coordinator import Progress, check_modes, executor_config, measure
 from runner.engine.machine import describe_machine, usable_cpus
 from runner.engine.metrics import Latency
@@ -49,7 +50,7 @@ from runner.experiments.plan import (
     parse_named_mix,
 )
 from workers.base import Executor
-from workers.calibration import Calibration, calibrate
+from workers.calibration import Calibration, for_coordinator
 from workers.errors import RunStopped
 from workers.registry import executor_class
 
@@ -75,7 +76,7 @@ def run_sweep(sweep: Sweep, step: Step | None = None, progress: Progress | None 
         check_modes(
             dataclasses.replace(sweep.workload(sweep.mixes[0], sweep.min_jobs, sweep.modes[0], at), modes=sweep.modes)
         )
-    calibration = calibrate()
+    calibration = for_coordinator()
     began = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     # Signals are caught for the whole sweep (and between runs), so a Ctrl-C stops it cleanly: the
@@ -171,13 +172,15 @@ class _SweepRun:
                 spec = sweep.workload(sweep.mixes[0], sweep.min_jobs, mode, at)
                 executor = executor_class(mode)(executor_config(spec), self.services)
                 executors[mode] = await started.enter_async_context(executor)
+            # Workers whose own rate is over 10 % from the coordinator's: the bound uses their rate.
+            scale = {mode: cpu_ms_scale(self.calibration, ex.worker_calibrations()) for mode, ex in executors.items()}
             for mode, ex in executors.items():
                 cap = ex.capacity(self.cores)
                 for mix in sweep.mixes:
                     for rate in sweep.rate_values():
                         self.runs[(mode, mix.name, *at, rate)] = []
                         self.bounds[(mode, mix.name, *at, rate)] = bound(
-                            mix.weights, sweep.io_ms, sweep.cpu_ms, cap, self.cores
+                            mix.weights, sweep.io_ms, sweep.cpu_ms, cap, self.cores, scale[mode]
                         )
             warm_mix = Mix("warm-up", {"sleep": 1.0, "cpu": 1.0})
             for mode in sweep.modes:

@@ -10,6 +10,7 @@ from runner.engine import codec
 from runner.engine.bench_results import BenchResults, Cell, SweepPlan
 from runner.engine.results import Jobs, Node
 from runner.report import format as fmt
+from runner.report.calibration import markdown_section as calibration_section
 from runner.report.charts import Chart
 from runner.report.noise import noise_warnings, over_bound
 from runner.report.sections import article_table, curve_sections
@@ -231,14 +232,16 @@ def _nodes(doc: BenchResults) -> list[str]:
         [
             *(name, n.hostname, fmt.num(n.cpus), f"{n.pool} x {n.concurrency}", n.python, n.cpu_model),
             *(fmt.count(jobs), fmt.num(cpu_s), fmt.num(rss)),
+            fmt.num(n.calibration.spin_iterations_per_ms) if n.calibration else "-",
         ]
         for name, (n, jobs, cpu_s, rss) in sorted(totals.items())
     ]
-    heads = ["node", "host", "cores", "pool", "Python", "CPU", "jobs", "CPU s", "peak RSS MB"]
+    heads = ["node", "host", "cores", "pool", "Python", "CPU", "jobs", "CPU s", "peak RSS MB", "own spin/ms"]
     return [
         "## Celery nodes (all measured runs)\n",
         "As each node described and measured itself: cores it may use (a container's CPU limit), CPU seconds "
-        "and peak RSS of its main process and pool children. The Celery bound is summed over these nodes.\n",
+        "and peak RSS of its main process and pool children, and its own calibration as it started (spin "
+        "iterations per ms of CPU). The Celery bound is summed over these nodes.\n",
         table(heads, rows),
     ]
 
@@ -252,6 +255,7 @@ def markdown_report(doc: BenchResults, images: dict[str, str], charts: list[Char
         out += ["## Verdicts\n", "\n".join(f"- {v.text}" for v in doc.verdicts) + "\n"]
     if doc.cells:
         out += _sweep_sections(doc, images)
+        out += calibration_section(doc)
     if doc.presets is not None:
         from runner.report.presets import markdown
 

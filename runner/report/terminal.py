@@ -9,6 +9,7 @@ from rich.table import Table
 from runner.engine import codec
 from runner.engine.results import RunResult
 from runner.report import format as fmt
+from runner.report.calibration import terminal_rows
 from runner.report.compare import METRICS, Comparison
 
 
@@ -38,6 +39,8 @@ def run_table(result: RunResult) -> Table:
         f"workers {fmt.fixed(res.workers_peak_rss_mb, 0)} in {res.worker_processes} processes)",
     )
     table.add_row("CPU", f"{fmt.fixed(res.cpu_s)} s ({fmt.pct(res.cpu_utilisation)} of all cores)")
+    for name, text in terminal_rows(result):
+        table.add_row(name, text)
     machine = result.machine
     if machine is not None and machine.busy:
         load = (machine.load_avg or {}).get("1m", 0.0)

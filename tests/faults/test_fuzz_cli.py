@@ -55,7 +55,7 @@ def _stop_before_work() -> Iterator[None]:
     (_TMP / "dir").mkdir(exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("workers.calibration.calibrate", _reached)
-        patch.setattr("runner.experiments.sweep.calibrate", _reached)
+        patch.setattr("runner.experiments.sweep.for_coordinator", _reached)
         patch.setattr("runner.experiments.presets.run_presets", _reached)
         patch.setattr("runner.cli.cluster.ClusterSampler", _reached)
         patch.setattr("runner.target.serve", _reached)
