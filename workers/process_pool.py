@@ -17,10 +17,9 @@ the pool (tens of microseconds), the jobs of that kind that arrive in one turn o
 to a process together (about 2 ms of work, at most 256 jobs; ``--batch`` fixes the size), while at
 most two batches per process are out. Each job keeps its own ticket, result, error and retries.
 
-User jobs: each pool process imports the user's modules and runs ``--setup`` in its initializer,
-before timing starts (the warm-up reports how long that took); jobs call the sync form, or run an
-async-only function in the process's own event loop. Results are pickled (that is how they would
-come back), measured and dropped.
+User jobs: the initializer imports them and runs ``--setup`` before timing (times reported by the
+warm-up); the sync form runs, else the coroutine in the process's own loop; results are pickled,
+measured, dropped.
 """
 
 from __future__ import annotations
