@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint bench cluster-test swarm-test mutate clean
+.PHONY: setup demo test test-fast lint bench bench-fair perf-check cluster-test swarm-test mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,20 @@ lint: setup
 ## Where coroutines win and where processes are needed (takes a few minutes).
 bench: setup
 	$(BIN)/python benchmarks/executors.py
+
+## What runner costs above the bare primitives (benchmarks/overhead.py in short form: no-op jobs,
+## interleaved rounds), compared with the committed baseline by ratio (runner / bare in the same
+## round), so machine load cancels out; fails on a significant fall of 20 %. Not in CI: this
+## machine is shared and noisy. A new baseline: copy reports/perf-check.json over PERF_BASELINE.
+PERF_BASELINE ?= benchmarks/perf-baseline.json
+perf-check: setup
+	$(BIN)/python benchmarks/overhead.py --short --jobs 50000 --rounds 3 --modes async,async-10k,process,celery \
+		--cost-modes async,process --json reports/perf-check.json
+	$(BIN)/runner compare $(PERF_BASELINE) reports/perf-check.json --fail-if vs_bare:-20%
+
+## Runner's executors against like-for-like hand-written baselines, one calibration, intervals (~20 min on 2 cores).
+bench-fair: setup
+	$(BIN)/python benchmarks/fair.py
 
 ## The compose cluster, really brought up (Docker installed and started if needed; needs root then),
 ## benchmarked with 2 Celery workers, its report checked, then torn down. See deploy/cluster-test.sh.

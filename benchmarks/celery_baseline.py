@@ -20,6 +20,17 @@ app.conf.update(
 )
 
 
+def _job(job: int) -> None:
+    return None
+
+
 @app.task(name="baseline.noop")  # type: ignore[untyped-decorator]  # celery ships no types
 def noop(job: int) -> None:
-    return None
+    return _job(job)
+
+
+@app.task(name="baseline.noop_batch")  # type: ignore[untyped-decorator]
+def noop_batch(jobs: list[int]) -> None:
+    """A user's own batching: one task that runs a list of jobs."""
+    for job in jobs:
+        _job(job)

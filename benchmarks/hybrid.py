@@ -3,7 +3,9 @@
     python benchmarks/hybrid.py [--repeats 3]
 
 1. mixed jobs (50 ms of I/O, then 5 ms of CPU), 2,000 jobs, 200 in flight, 2 process workers:
-   hybrid vs the best of async, thread and process; loop lag p99 of hybrid and async.
+   loop lag p99 of hybrid and async, and each mode's rate at these settings (not like for like: 2
+   processes hold 2 of the 200 waits; ``benchmarks/fair.py --only hybrid`` compares hybrid with
+   each strategy at its best configuration).
 2. I/O only over HTTP (50 ms calls to the local target), 2,000 jobs, 200 in flight: gevent vs async.
 
 Modes alternate within each repeat; medians are printed, with the per-repeat range.
@@ -73,8 +75,11 @@ def main() -> int:
     ratios = [throughput(h) / throughput(b) for h, b in zip(runs["hybrid"], runs[best], strict=True)]
     ratio = statistics.median(ratios)
     hybrid_lag, async_lag = median(runs["hybrid"], lag), median(runs["async"], lag)
-    ok &= ratio >= 1.5 and hybrid_lag < 10 and async_lag > 50
-    print(f"  hybrid / best single ({best}) = {ratio:.2f}x (range {min(ratios):.2f}..{max(ratios):.2f}; goal >= 1.5x)")
+    ok &= hybrid_lag < 10 and async_lag > 50
+    print(
+        f"  hybrid / best at these settings ({best}) = {ratio:.2f}x (range {min(ratios):.2f}..{max(ratios):.2f}; "
+        "not like for like: see benchmarks/fair.py --only hybrid)"
+    )
     print(f"  loop lag p99: hybrid {hybrid_lag:.1f} ms (goal < 10), async {async_lag:.1f} ms (goal > 50)")
 
     runs = repeat(["gevent", "async"], HTTP, repeats)

@@ -1,20 +1,25 @@
 """What runner adds on top of each bare primitive, for no-op jobs.
 
     python benchmarks/overhead.py [--jobs N] [--concurrency C] [--rounds R] [--modes async,thread,...]
+                                  [--json FILE]
 
 In one process, each round runs the same no-op jobs through a runner executor (coordinator,
 ledger, latency histograms and resource sampling all on) and through the best hand-written
 equivalent, alternating A/B/A/B so drift hits both alike:
 
 - async:   a fixed pool of C worker coroutines on uvloop pulling jobs from one iterator;
+- async-10k: the same at 10,000 in flight, each job yielding once to the loop (as runner's drivers
+           do) -- the per-job cost of runner's async path above the bare pool;
 - thread:  ``ThreadPoolExecutor(C).map``;
-- process: ``ProcessPoolExecutor(W).map`` with its best chunksize (tried, not guessed);
+- process: ``ProcessPoolExecutor(W).map`` with its best chunksize (16 to 4096, tried, not guessed);
 - celery:  a plain ``apply_async`` loop with result retrieval, on the same number of workers.
 
 It prints jobs/s for both (median of the rounds), the ratio runner / hand-written, and runner's
 overhead in microseconds per job (1/runner - 1/hand-written), each with its min..max over rounds.
-The last section measures what latency recording and resource sampling cost (on vs off), and the
-``gather`` + ``Semaphore`` pattern that is often used instead of a worker pool.
+The last section measures what latency recording, the time series and resource sampling cost (on
+vs off, ``measure(instrument=False)``, which exists for this benchmark only), and the ``gather`` +
+``Semaphore`` pattern that is often used instead of a worker pool. ``--json FILE`` writes the
+rounds as a results file that ``runner compare`` reads, figure ``vs_bare`` (``make perf-check``).
 """
 
 from __future__ import annotations
@@ -25,15 +30,23 @@ import os
 import statistics
 import sys
 import time
+from array import array
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import uvloop
+from overhead_results import write_results
 
 from runner.engine.coordinator import executor_config, measure
+from runner.engine.ledger import Ledger
+from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
+from runner.engine.results import RunResult
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
+from runner.engine.timeline import Timeline
 from workers.calibration import for_coordinator
 from workers.celery_nodes import LocalNodes, NodeSpec, wait_until_answering
 from workers.registry import executor_class
@@ -151,6 +164,12 @@ class Pair:
         self.name, self.baseline = name, baseline
         self.ours: list[float] = []
         self.theirs: list[float] = []
+        self.runs: list[RunResult] = []  # runner's rounds, each with its bare rate beside it
+
+    def add(self, run: RunResult, bare: float) -> None:
+        self.ours.append(run.throughput_jobs_per_s)
+        self.theirs.append(bare)
+        self.runs.append(replace(run, bare_jobs_per_s=round(bare, 2), machine=None, calibration=None))
 
     def report(self) -> str:
         ours, theirs = statistics.median(self.ours), statistics.median(self.theirs)
@@ -163,21 +182,22 @@ class Pair:
         )
 
 
-async def runner_rate(
+async def runner_run(
     executor: Any, spec: WorkloadSpec, services: LocalServices, cal: Any, instrument: bool = True
-) -> float:
+) -> RunResult:
     result = await measure(executor, spec, cal, services, instrument=instrument)
-    assert result.jobs.done == spec.jobs, result.jobs
-    return result.throughput_jobs_per_s
+    assert result.jobs.done == spec.jobs and result.jobs.lost == 0, result.jobs
+    return result
 
 
 async def compare(mode: str, args: argparse.Namespace, services: LocalServices, cal: Any) -> Pair:
-    jobs = args.jobs if mode in ("async", "thread") else args.jobs // 10
-    name = "celery" if mode.startswith("celery") else mode
+    jobs = args.jobs // 10 if mode.startswith("celery") else args.jobs
+    name = mode.split("-")[0]
+    values = spec_values(args, jobs)
     if mode in ("celery", "celery-1"):  # celery-1 is runner's one-task-per-job path (--batch 1)
-        values = {**spec_values(args, jobs), "batch": 1 if mode == "celery-1" else 0}
-    else:
-        values = spec_values(args, jobs)
+        values["batch"] = 1 if mode == "celery-1" else 0
+    if mode == "async-10k":
+        values["concurrency"] = 10_000
     spec = WorkloadSpec.build(values, (name,))
     async with executor_class(name)(executor_config(spec), services) as executor:
         return await _rounds(mode, args, jobs, executor, spec, services, cal)
@@ -193,6 +213,11 @@ async def _rounds(
 
         def baseline() -> Awaitable[float]:
             return async_worker_pool(jobs, args.concurrency)
+    elif mode == "async-10k":
+        pair = Pair(mode, "yielding pool")
+
+        def baseline() -> Awaitable[float]:
+            return worker_pool_yielding(jobs, 10_000)
     elif mode == "thread":
         pool = ThreadPoolExecutor(args.concurrency)
         pair, cleanup = Pair(mode, "pool.map"), pool.shutdown
@@ -201,7 +226,8 @@ async def _rounds(
             return thread_map(pool, jobs)
     elif mode == "process":
         procs = ProcessPoolExecutor(args.workers)
-        chunk = max((1, 16, 256, 4096), key=lambda c: process_map(procs, jobs, c))
+        # The best chunksize, tried (the better of two maps each), not guessed.
+        chunk = max((16, 256, 1024, 4096), key=lambda c: max(process_map(procs, jobs, c) for _ in range(2)))
         pair, cleanup = Pair(mode, f"map(chunksize={chunk})"), procs.shutdown
 
         async def baseline() -> float:
@@ -215,40 +241,95 @@ async def _rounds(
     else:
         raise SystemExit(f"no hand-written equivalent for {mode}")
     try:
-        await runner_rate(executor, spec, services, cal)  # warm-up, not counted
+        await runner_run(executor, spec, services, cal)  # warm-up, not counted
         await baseline()
         for _ in range(args.rounds):
-            pair.ours.append(await runner_rate(executor, spec, services, cal))
-            pair.theirs.append(await baseline())
+            run = await runner_run(executor, spec, services, cal)
+            pair.add(run, await baseline())
     finally:
         cleanup()
     return pair
 
 
-async def measurement_cost(args: argparse.Namespace, services: LocalServices, cal: Any) -> str:
-    """Async no-op jobs with latency recording and resource sampling on, then off, alternating."""
-    spec = WorkloadSpec.build({"jobs": args.jobs, "mix": "noop=1", "concurrency": args.concurrency}, ("async",))
-    on: list[float] = []
-    off: list[float] = []
-    async with executor_class("async")(executor_config(spec), services) as executor:
-        await runner_rate(executor, spec, services, cal)
+async def measurement_cost(mode: str, args: argparse.Namespace, services: LocalServices, cal: Any) -> Pair:
+    """No-op jobs with latency recording, time series and resource sampling on, then off, alternating."""
+    spec = WorkloadSpec.build(spec_values(args, args.jobs), (mode,))
+    pair = Pair(mode, "measurement off")
+    async with executor_class(mode)(executor_config(spec), services) as executor:
+        await runner_run(executor, spec, services, cal)
         for _ in range(args.rounds):
-            on.append(await runner_rate(executor, spec, services, cal, instrument=True))
-            off.append(await runner_rate(executor, spec, services, cal, instrument=False))
-    costs = [1 - a / b for a, b in zip(on, off, strict=True)]
+            on = await runner_run(executor, spec, services, cal, instrument=True)
+            off = await runner_run(executor, spec, services, cal, instrument=False)
+            pair.add(on, off.throughput_jobs_per_s)
+    return pair
+
+
+def cost_line(pair: Pair) -> str:
+    costs = [1 - a / b for a, b in zip(pair.ours, pair.theirs, strict=True)]
     return (
-        f"measurement cost (async, no-op jobs): on {statistics.median(on):,.0f} jobs/s, off "
-        f"{statistics.median(off):,.0f} jobs/s: {statistics.median(costs):.1%} of throughput "
+        f"measurement cost ({pair.name}, no-op jobs): on {statistics.median(pair.ours):,.0f} jobs/s, off "
+        f"{statistics.median(pair.theirs):,.0f} jobs/s: {statistics.median(costs):.1%} of throughput "
         f"({min(costs):.1%}..{max(costs):.1%})"
     )
 
 
+def ignore(_: float) -> None:
+    return None
+
+
+def recording_cpu(batch: int, jobs: int = 200_000, buckets: int = 20) -> float:
+    """CPU nanoseconds per job that latency recording and the time series' flushes cost, on
+    synthetic results (``batch`` jobs per report), less the same loop recording nothing: a figure
+    that, unlike the on/off throughputs, a busy machine hardly moves (it is this thread's CPU time)."""
+    service = array("d", [1e-6] * batch)
+
+    def once(record: bool) -> float:
+        latencies = JobLatencies()
+        timeline = Timeline(latencies, Ledger(jobs), LoopLag(), ResourceSampler([], enabled=False))
+        timeline.begin(time.perf_counter())
+        total, service_one = (latencies.record_total, latencies.record_service) if record else (ignore, ignore)
+        every, began, done = jobs // buckets, time.thread_time(), 0
+        while done < jobs:
+            if batch > 1:
+                if record:
+                    latencies.record_batch(0.002 + done * 1e-9, service, {})
+                done += batch
+            else:
+                total(0.002 + done * 1e-9)
+                service_one(1e-6)
+                done += 1
+            if record and done % every < batch:
+                timeline.close_bucket()
+        return time.thread_time() - began
+
+    return min(once(True) - once(False) for _ in range(3)) / jobs * 1e9
+
+
+def load_line() -> str:
+    return "load average: " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 async def main_async(args: argparse.Namespace) -> None:
     cal = for_coordinator()  # one for every mode (RUNNER_CALIBRATION pins it)
+    began = time.perf_counter()
+    print(load_line(), flush=True)
+    pairs: list[Pair] = []
     with LocalServices() as services:
         for mode in args.modes.split(","):
-            print((await compare(mode, args, services, cal)).report(), flush=True)
-        print(await measurement_cost(args, services, cal), flush=True)
+            pairs.append(await compare(mode, args, services, cal))
+            print(pairs[-1].report(), flush=True)
+        for mode in args.cost_modes.split(",") if args.cost_modes else ():
+            pairs.append(await measurement_cost(mode, args, services, cal))
+            print(cost_line(pairs[-1]), flush=True)
+    print(load_line(), flush=True)
+    print(
+        f"recording CPU per job: {recording_cpu(1):.0f} ns one by one, {recording_cpu(250):.0f} ns in batches of 250",
+        flush=True,
+    )
+    if args.json:
+        write_results(args.json, pairs, cal, time.perf_counter() - began)
+    if args.short:
+        return
     for flight in (args.concurrency, 10_000):
         sem = statistics.median([await gather_with_semaphore(args.jobs // 4, flight) for _ in range(3)])
         pool = statistics.median([await worker_pool_yielding(args.jobs // 4, flight) for _ in range(3)])
@@ -264,7 +345,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--modes", default="async,thread,process,celery,celery-1")
+    parser.add_argument("--modes", default="async,async-10k,thread,process,celery,celery-1")
+    parser.add_argument("--cost-modes", default="async,process", help="measurement cost, on vs off")
+    parser.add_argument("--json", type=Path, help="write the rounds as a results file for `runner compare`")
+    parser.add_argument("--short", action="store_true", help="skip the gather + Semaphore section")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main_async(parser.parse_args()))
     return 0

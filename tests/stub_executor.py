@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
+from workers.bulk import Batch, BatchReport
 from workers.errors import JobFailed, ServiceError
 from workers.jobs import Job
 
@@ -45,6 +46,7 @@ class StubPlan:
     extra_runs: dict[int, int] = field(default_factory=dict)
     fail_start: bool = False
     raise_for: dict[int, Exception] = field(default_factory=dict)  # job id -> what its run raises
+    batch: int = 1  # jobs per batch it takes from the coordinator (``run_batch``: the base one)
 
 
 class StubExecutor(Executor):
@@ -64,6 +66,7 @@ class StubExecutor(Executor):
         self.cancelled: list[int] = []
         self.first_kinds: list[str] = []  # per workload, the kind of its job 0: shows the run order
         self.jobs: list[Job] = []  # every job handed to run, in order
+        self.batches: list[int] = []  # the size of every batch handed to run_batch
         type(self).made.append(self)
 
     async def start(self) -> None:
@@ -104,6 +107,13 @@ class StubExecutor(Executor):
         if job.kind in ("sleep", "http", "redis", "mixed") and job.io_ms > 0:
             await asyncio.sleep(job.io_ms / 1000)
         return JobReport(job.io_ms / 1000, f"stub-{job.id % max(1, self.config.workers)}")
+
+    def batch_size(self, kind: str) -> int:
+        return self.script.batch
+
+    async def run_batch(self, batch: Batch) -> BatchReport:
+        self.batches.append(batch.size)
+        return await super().run_batch(batch)
 
     async def stop(self) -> None:
         self.stopped = True

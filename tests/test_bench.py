@@ -170,10 +170,14 @@ def test_ctrl_c_mid_sweep_keeps_the_measured_cells_and_stops_everything(tmp_path
         ],
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while not any("x io" in line or "x cpu" in line for line in _lines(proc)) and time.monotonic() < deadline:
+    # A run's line is printed as it starts: the second one means the first measured run has ended
+    # (on a loaded machine a fixed pause after the first line is not enough).
+    deadline, runs = time.monotonic() + 120, 0
+    while runs < 2 and time.monotonic() < deadline:
+        runs += sum("x io" in line or "x cpu" in line for line in _lines(proc))
         time.sleep(0.2)
-    time.sleep(2)
+    assert runs >= 2, "no measured run ended within 120 s"
+    time.sleep(0.5)
     descendants = psutil.Process(proc.pid).children(recursive=True)
     os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)

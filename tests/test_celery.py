@@ -80,11 +80,19 @@ def test_celery_pool_choice(pool: str) -> None:
     assert result["wall_s"] < 1.5
 
 
-def test_small_jobs_go_in_batches_and_each_is_still_accounted_for() -> None:
-    values = {"jobs": 3000, "mix": "noop=1", "concurrency": 500, "celery_workers": 2}
+def test_small_jobs_go_in_batches_with_batch_0_and_each_is_still_accounted_for() -> None:
+    values = {"jobs": 3000, "mix": "noop=1", "concurrency": 500, "celery_workers": 2, "batch": 0}
     batched = run_mode(WorkloadSpec.build(values, ("celery",)), "celery").to_json()
     assert batched["jobs"]["done"] == 3000 and batched["jobs"]["lost"] == 0
     assert batched["executor"]["batching"]["jobs_per_task"] > 2
     assert sum(batched["by_worker"].values()) == 3000
-    one_by_one = run_mode(WorkloadSpec.build({**values, "jobs": 300, "batch": 1}, ("celery",)), "celery").to_json()
+
+
+def test_by_default_every_job_is_its_own_task_as_users_send_them() -> None:
+    # No --batch: Celery sends one task per job however cheap the jobs (README: "Batching").
+    values = {"jobs": 300, "mix": "noop=1", "concurrency": 100, "celery_workers": 2}
+    spec = WorkloadSpec.build(values, ("celery",))
+    assert spec.batch is None
+    one_by_one = run_mode(spec, "celery").to_json()
     assert one_by_one["executor"]["batching"] == {"batch": 1, "tasks_sent": 300, "jobs_per_task": 1.0}
+    assert one_by_one["spec"]["batch"] is None and one_by_one["jobs"]["done"] == 300

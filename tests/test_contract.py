@@ -62,7 +62,8 @@ def test_in_flight_reaches_but_never_exceeds_concurrency(mode: str) -> None:
 def test_small_jobs_keep_their_own_outcomes_when_batched(mode: str) -> None:
     # Enough cheap jobs for the pool and Celery executors to start batching them: a failing job
     # inside a batch fails alone, and every job is still counted once.
-    result = _run(mode, jobs=2000, mix="noop=8,fail=1", concurrency=200)
+    # batch 0: sized from cost for every executor (Celery's default is one task per job)
+    result = _run(mode, jobs=2000, mix="noop=8,fail=1", concurrency=200, batch=0)
     jobs = _adds_up(result)
     assert jobs["failed"] == 222 and jobs["done"] == 1778 and jobs["duplicates"] == 0
     assert result["failures"] == {"InjectedFailure: a fail job raised on purpose": 222}

@@ -47,7 +47,8 @@ def test_kinds_are_lazy() -> None:
 
 def test_defaults_and_bounds() -> None:
     spec = WorkloadSpec.build({}, ("async",))
-    assert spec.jobs == 1000 and spec.timeout == 60 and spec.concurrency == 100 and spec.batch == 0
+    assert spec.jobs == 1000 and spec.timeout == 60 and spec.concurrency == 100
+    assert spec.batch is None  # each executor's own default (Celery 1, the pools 0)
     assert spec.mix == {"sleep": 0.5, "cpu": 0.5} and spec.io_ms == 50 and spec.cpu_ms == 10
     assert spec.workers == usable_cpus() and spec.options["celery_workers"] == spec.workers
     assert spec.options["celery_pool"] == "prefork" and spec.modes == ("async",)

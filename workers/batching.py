@@ -61,13 +61,14 @@ class Outbox(Generic[Q]):
         cost, seen = self._costs.get(kind, (service_s, 0))
         self._costs[kind] = (0.9 * cost + 0.1 * service_s, seen + 1)
 
-    def batch_size(self, kind: str) -> int:
+    def batch_size(self, kind: str, budget_s: float = 0.0, most: int = MAX_BATCH) -> int:
+        """Jobs of ``kind`` per batch: about ``budget_s`` (default: the outbox's) of work, at most ``most``."""
         if self._fixed > 0:
             return self._fixed
         cost, seen = self._costs.get(kind, (0.0, 0))
         if seen < BATCH_AFTER:
             return 1
-        return max(1, min(MAX_BATCH, int(self._budget_s / max(cost, _MIN_COST_S))))
+        return max(1, min(most, int((budget_s or self._budget_s) / max(cost, _MIN_COST_S))))
 
     def full(self) -> bool:
         return self.out >= self._limit()

@@ -50,7 +50,9 @@ from celery import Celery, Task, signals
 from celery.worker.control import control_command
 
 from workers import lifeline
+from workers.bulk import Batch, run_batch_sync
 from workers.calibration import Calibration, calibrate
+from workers.celery_bulk import COMPACT_TASK_NAME, compact_reply
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed
 from workers.jobs import KINDS, WORKER_DIED, Job, result_of, run_sync
@@ -111,6 +113,7 @@ def make_app(
     # One more run after the worker process died running it; then "worker died" (see below).
     app.task(name=TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_job)
     app.task(name=BATCH_TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_batch)
+    app.task(name=COMPACT_TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_compact)
     return app
 
 
@@ -126,6 +129,19 @@ def run_batch(task: Task, wires: list[list[Any]], reply_key: str) -> None:
     still carries the job's own service time."""
     worker = task.request.hostname or socket.gethostname()
     _push(task.app.conf.broker_url, reply_key, [_outcome(Job.from_wire(wire), worker) for wire in wires])
+
+
+def run_compact(task: Task, batch: list[Any], reply_key: str) -> None:
+    """A batch sent as its parameters; one reply with every job's service time and failures."""
+    worker = task.request.hostname or socket.gethostname()
+    run = _compact_batch(batch)
+    service, failed, cpu = run_batch_sync(run, _clients, check=json.dumps)
+    reply = compact_reply(run, worker, service.tolist(), failed, None if cpu is None else cpu.tolist())
+    _push(task.app.conf.broker_url, reply_key, [json.dumps(reply)])
+
+
+def _compact_batch(batch: list[Any]) -> Batch:
+    return Batch(int(batch[0]), int(batch[1]), str(batch[2]), float(batch[3]), int(batch[4]), str(batch[5]))
 
 
 def _outcome(job: Job, worker: str) -> str:
@@ -190,14 +206,20 @@ def _worker_died_twice(sender: Any = None, exception: BaseException | None = Non
     from celery.exceptions import WorkerLostError
 
     name = getattr(sender, "name", None)
-    if name not in (TASK_NAME, BATCH_TASK_NAME) or not isinstance(exception, WorkerLostError) or not args:
+    if name not in _TASKS or not isinstance(exception, WorkerLostError) or not args:
+        return
+    worker = getattr(getattr(sender, "request", None), "hostname", None) or socket.gethostname()
+    if name == COMPACT_TASK_NAME:
+        batch = _compact_batch(args[0])
+        reply = compact_reply(batch, worker, [0.0] * batch.size, dict.fromkeys(range(batch.size), WORKER_DIED))
+        _push(sender.app.conf.broker_url, args[1], [json.dumps(reply)])
         return
     wires, reply_key = ([args[0]] if name == TASK_NAME else args[0]), args[1]
-    worker = getattr(getattr(sender, "request", None), "hostname", None) or socket.gethostname()
     bodies = [json.dumps({"id": int(wire[0]), "worker": worker, "error": WORKER_DIED}) for wire in wires]
     _push(sender.app.conf.broker_url, reply_key, bodies)
 
 
+_TASKS = (TASK_NAME, BATCH_TASK_NAME, COMPACT_TASK_NAME)
 signals.task_failure.connect(_worker_died_twice, weak=False)
 
 _meter: NodeMeter | None = None  # this node's, made on the first runner_node call

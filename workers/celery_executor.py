@@ -14,8 +14,9 @@ coordinator still waits for it: the visibility timeout is T/2 (a message unackno
 belongs to a dead node and is handed to another), and the worker's hard time limit is 0.4 T, so a
 slow but live job is stopped before it could be redelivered and run twice.
 
-Small jobs go in batches of about 5 ms of work (``runner.run_batch`` tasks); each job still gets its
-own reply, with its own service time, and its latency is measured on its own.
+Each job is one task by default, as users send them. With ``--batch 0`` small jobs go in batches of
+about 5 ms of work (``runner.run_batch`` tasks), with ``--batch N`` in batches of N; each job still
+gets its own reply, with its own service time, and its latency is measured on its own.
 
 Broker outages: sending and reading wait while Redis is unreachable and carry on when it answers
 again. If it comes back empty, every job still waiting is sent again; replies from both runs are
@@ -36,6 +37,7 @@ from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.batching import Outbox
 from workers.calibration import Calibration
 from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_app
+from workers.celery_bulk import CompactSender, settle
 from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, cluster_slots, wait_until_answering
 from workers.celery_outage import Outage, broker_errors, server_id
 from workers.celery_replies import ReplyReader
@@ -48,11 +50,14 @@ _READY_TIMEOUT_S = 60.0
 _BATCH_BUDGET_S = 0.005  # a batch task should take about this long on a worker
 
 
-class CeleryExecutor(Executor):
+class CeleryExecutor(CompactSender, Executor):
     name = "celery"
     summary = "Celery workers over a Redis broker (local nodes, or a cluster's)"
     serialises = "json"
     options = OPTIONS
+    # One task per job unless --batch says otherwise: that is how users send Celery tasks, so the
+    # figures answer "what does Celery give these jobs"; --batch 0 shows what batching would add.
+    default_batch = 1
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         super().__init__(config, services)
@@ -72,6 +77,7 @@ class CeleryExecutor(Executor):
         self._facts: dict[str, dict[str, Any]] = {}  # node -> what it said of itself (runner_node)
         self._slots = self._node_count * self._per_node()
         self._pending: dict[int, _Pending] = {}
+        self._bulk = {}  # first job id -> a batch handed over whole (workers.celery_bulk)
         self._answered = bytearray()  # one byte per job id: a million jobs cost a megabyte
         self._issued = 0  # job ids below this were handed to run() in this workload
         self._extra: dict[int, int] = {}
@@ -81,7 +87,7 @@ class CeleryExecutor(Executor):
         self._workload = 0
         self._tasks_sent = self._jobs_sent = 0
         self._outbox: Outbox[_Pending] = Outbox(
-            self._send_chunk, fixed=config.batch, budget_s=_BATCH_BUDGET_S, limit=self._max_tasks_out
+            self._send_chunk, fixed=self.batch, budget_s=_BATCH_BUDGET_S, limit=self._max_tasks_out
         )
 
     @classmethod
@@ -203,6 +209,9 @@ class CeleryExecutor(Executor):
         self._reader.start()
 
     def _on_reply(self, reply: dict[str, Any]) -> None:
+        if "first" in reply:
+            settle(self._answered, self._extra, self._bulk, self._outbox, reply)
+            return
         job_id = reply["id"]
         if job_id >= len(self._answered):
             self._answered.extend(bytes(max(job_id + 1 - len(self._answered), 1024)))
@@ -222,9 +231,11 @@ class CeleryExecutor(Executor):
         """The run cannot go on: every waiting job, and every later one, fails with ``error``."""
         if self._fatal is None:
             self._fatal = error
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(self._fatal)
+        futures: list[asyncio.Future[Any]] = [p.future for p in self._pending.values()]
+        futures += [b.future for b in self._bulk.values()]
+        for future in futures:
+            if not future.done():
+                future.set_exception(self._fatal)
 
     def _send(self, jobs: list[Job]) -> None:
         assert self._reader is not None, "run before begin_workload"
@@ -314,6 +325,9 @@ class CeleryExecutor(Executor):
         for pending in list(self._pending.values()):
             if pending.sent and not pending.future.done():
                 await asyncio.to_thread(self._send, [pending.job])
+        for bulk in list(self._bulk.values()):
+            if bulk.sent and not bulk.future.done():
+                await asyncio.to_thread(self._send_compact, bulk.batch)
 
     def extra_runs(self) -> dict[int, int]:
         return dict(self._extra)
@@ -364,7 +378,7 @@ class CeleryExecutor(Executor):
             "broker": redact(self._broker),
             "pool": self._pool,
             "batching": {
-                "batch": self.config.batch or "auto",
+                "batch": self.batch or "auto",
                 "tasks_sent": self._tasks_sent,
                 "jobs_per_task": round(self._jobs_sent / max(1, self._tasks_sent), 2),
             },

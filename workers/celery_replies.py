@@ -30,6 +30,9 @@ def parse_reply(raw: bytes | str, sent_ids: int) -> dict[str, Any]:
         raise ValueError("not JSON") from None
     if not isinstance(reply, dict):
         raise ValueError("not a JSON object")
+    if "first" in reply:  # a whole batch's reply (workers.celery_bulk)
+        check_compact(reply, sent_ids)
+        return reply
     job_id = reply.get("id")
     if not isinstance(job_id, int) or isinstance(job_id, bool):
         raise ValueError("no integer 'id'")
@@ -41,6 +44,28 @@ def parse_reply(raw: bytes | str, sent_ids: int) -> dict[str, Any]:
     elif not isinstance(reply.get("service_s"), int | float) or not isinstance(reply.get("worker"), str):
         raise ValueError("neither 'error' nor 'service_s' and 'worker'")
     return reply
+
+
+def check_compact(reply: dict[str, Any], sent_ids: int) -> None:
+    """ValueError saying what is wrong with a compact reply (``workers.celery_bulk``)."""
+    first, size = reply.get("first"), reply.get("size")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, size)):
+        raise ValueError("no integer 'first' and 'size'")
+    assert isinstance(first, int) and isinstance(size, int)
+    if first < 0 or size < 1 or first + size > sent_ids:
+        raise ValueError(f"jobs {first} to {first + size - 1} out of range (0 to {sent_ids - 1} were sent)")
+    service, failed = reply.get("service_s"), reply.get("failed")
+    if not isinstance(reply.get("worker"), str) or not isinstance(service, list) or len(service) != size:
+        raise ValueError("no 'worker', or not one 'service_s' per job")
+    cpu = reply.get("cpu_s", service)
+    if not isinstance(cpu, list) or len(cpu) != size:
+        raise ValueError("not one 'cpu_s' per job")
+    if not all(isinstance(s, int | float) and not isinstance(s, bool) for s in service + cpu):
+        raise ValueError("a 'service_s' or 'cpu_s' that is not a number")
+    if not isinstance(failed, dict) or not all(
+        isinstance(k, str) and k.isdigit() and int(k) < size and isinstance(v, str) for k, v in failed.items()
+    ):
+        raise ValueError("'failed' is not an object of job index -> reason")
 
 
 class ReplyReader:

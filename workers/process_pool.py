@@ -32,6 +32,7 @@ import os
 import pickle
 import signal
 import time
+from array import array
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import FrameType
@@ -42,10 +43,12 @@ import psutil
 from workers import lifeline
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.batching import Outbox
+from workers.bulk import Batch, BatchReport, run_batch_sync
 from workers.calibration import Calibration, all_measured, measure_into, measured
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import WORKER_DIED, Job, result_of, run_sync
+from workers.process_bulk import WholeBatches
 from workers.user_calls import Caller
 from workers.user_jobs import JobTable, SetupFailed, prepare
 
@@ -145,6 +148,21 @@ def _run_batch(
     return outcomes
 
 
+def _run_compact(batch: Batch, ticket: int) -> tuple[array[float], dict[int, str], int, array[float] | None]:
+    """A whole batch in one trip: each job's service time, and the failed ones (index -> reason).
+    The process's row holds the batch's ticket throughout."""
+    assert _clients is not None, "pool process started without its initializer"
+    mine = _row >= 0 and _row * _COLS < len(_table)
+    if mine:
+        _table[_row * _COLS + 1] = ticket
+    try:
+        service, failed, cpu = run_batch_sync(batch, _clients)
+    finally:
+        if mine:
+            _table[_row * _COLS + 1] = 0
+    return service, failed, os.getpid(), cpu
+
+
 class _Queued:
     """A job waiting in the outbox to go to a pool process in a batch."""
 
@@ -164,9 +182,10 @@ def _warm_up(delay_s: float) -> tuple[int, dict[str, float] | str]:
     return os.getpid(), _user_figures
 
 
-class ProcessExecutor(Executor):
+class ProcessExecutor(WholeBatches, Executor):
     name = "process"
     summary = "a pool of worker processes, one interpreter and GIL each"
+    compact_task = staticmethod(_run_compact)
     serialises = "pickle"
 
     @classmethod
@@ -189,7 +208,7 @@ class ProcessExecutor(Executor):
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks_sent = self._jobs_sent = 0  # pool submissions, and jobs in them: shows batching
         self._outbox: Outbox[_Queued] = Outbox(
-            self._send_batch, fixed=config.batch, budget_s=_BATCH_BUDGET_S, limit=lambda: 2 * self.config.workers
+            self._send_batch, fixed=self.batch, budget_s=_BATCH_BUDGET_S, limit=lambda: 2 * self.config.workers
         )
 
     async def start(self) -> None:
@@ -228,6 +247,9 @@ class ProcessExecutor(Executor):
             self._rate_rows.append((table, rates))
             self._measuring = rates
         return pool, table
+
+    async def begin_workload(self) -> None:
+        self._tasks_sent = self._jobs_sent = 0  # jobs per task is a figure of each run
 
     async def run(self, job: Job) -> JobReport:
         wire, blamed, bystander = job.to_wire(), 0, 0
@@ -270,6 +292,9 @@ class ProcessExecutor(Executor):
                 if extra[2]:
                     self.tally.note_worker(worker, extra[2])
             return JobReport(service_s, worker, cpu_s)
+
+    async def _one_by_one(self, batch: Batch) -> BatchReport:
+        return await Executor.run_batch(self, batch)  # each job through run, with its retries
 
     def _started_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -379,9 +404,9 @@ class ProcessExecutor(Executor):
             "concurrency": self.config.concurrency,
             "workers": self.config.workers,
             "start": "spawn",
-            "batch": self.config.batch or "auto",
+            "batch": self.batch or "auto",
             "batching": {
-                "batch": self.config.batch or "auto",
+                "batch": self.batch or "auto",
                 "tasks_sent": self._tasks_sent,
                 "jobs_per_task": round(self._jobs_sent / max(1, self._tasks_sent), 2),
             },

@@ -55,6 +55,12 @@ from workers.errors import InputError, RunStopped
     help="With a rate axis: each executor's highest rate whose p99 stays within this target becomes a verdict.",
 )
 @executor_flags
+@click.option(
+    "--batch",
+    type=whole(),
+    help="Small jobs per process-pool or Celery task in every cell: 0 sizes batches from each kind's measured "
+    "cost, 1 sends every job on its own, N fixes the size. [default: Celery 1, the pools 0]",
+)
 @click.option("--timeout", type=real(), help="Per-job timeout, seconds.")
 @click.option("--expect-workers", type=whole(), help="With --celery-workers 0: wait for this many cluster nodes first.")
 @click.option("--wait-s", type=real(), help="How long --expect-workers waits, seconds. [default: 30]")

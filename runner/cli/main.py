@@ -158,7 +158,8 @@ def _default(name: str) -> str:
     "--batch",
     type=whole(),
     help="Small jobs per process-pool or Celery task: 0 sizes batches from each kind's measured cost, "
-    "1 sends every job on its own. [default: 0]",
+    "1 sends every job on its own (as a plain apply_async loop does), N fixes the size. "
+    "[default: Celery 1, the process and hybrid pools 0]",
 )
 @click.option("--timeout", type=real(), help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
 @click.option(

@@ -53,6 +53,15 @@ class CellSummary(Typed):
     cv: float | None = optional()
     busy_runs: int | None = optional()
     peak_in_flight: int | None = optional()
+    # Jobs per pool/Celery task, mean over the repeats (None: the executor sends no tasks), and the
+    # --batch setting behind it ("auto" or N): a figure that batching changed says so.
+    jobs_per_task: float | None = optional()
+    batch: str | None = optional()
+
+    @property
+    def batched(self) -> bool:
+        """True when jobs shared tasks: the cell's figures are batching's as much as the executor's."""
+        return self.jobs_per_task is not None and self.jobs_per_task > 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +108,7 @@ class SweepPlan(Typed):
     workers: int
     celery_workers: int | None
     celery_pool: str
+    batch: int | None = optional()
     timeout: float
     run_s: float
     min_jobs: int

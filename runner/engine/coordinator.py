@@ -32,6 +32,7 @@ from runner import __version__
 from runner.engine import codec, interrupt, preflight, user_jobs
 from runner.engine import results as rs
 from runner.engine.calibration_check import ServiceSamples, check
+from runner.engine.dispatch import FULL, BatchRun, Units, failure_reason, report_progress, until_done_or_halted
 from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
 from runner.engine.machine import describe_machine, machine_state, usable_cpus
 from runner.engine.metrics import JobLatencies, LoopLag, ResourceSampler
@@ -40,13 +41,11 @@ from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
 from runner.engine.timeline import RunStatus, Timeline
 from workers.base import Executor, ExecutorConfig
+from workers.bulk import Batch
 from workers.calibration import Calibration, for_coordinator
-from workers.errors import JobFailed, RunStopped, ServiceError
+from workers.errors import RunStopped, ServiceError
 from workers.jobs import Job
 from workers.registry import executor_class
-from workers.urls import scrub
-
-_GRACE_S = 2.0  # after a stop request, how long in-flight jobs may still finish
 
 Progress = Callable[[RunStatus], None]  # called a few times a second, and once at the end
 
@@ -54,17 +53,31 @@ Progress = Callable[[RunStatus], None]  # called a few times a second, and once 
 def make_jobs(spec: WorkloadSpec, calibration: Calibration, services: LocalServices) -> Iterator[Job]:
     """The workload, one job at a time. Services the kinds need are started now, before timing
     starts (a generator's body would start them inside the first job, blocking the loop)."""
-    targets = {
-        "http": services.target_url() if "http" in spec.mix else "",
-        "redis": services.redis_url() if "redis" in spec.mix else "",
-    }
-    preflight.check_services(targets)  # a wrong REDIS_URL/TARGET_URL fails here, not in every job
+    targets = _targets(spec, services)
     units = {kind: calibration.units(kind, spec.cpu_ms) for kind in spec.mix}
     if spec.user_jobs:
         return user_jobs.make_jobs(spec, units, targets)
     return (
         Job(job_id, kind, spec.io_ms, units[kind], targets.get(kind, "")) for job_id, kind in enumerate(spec.kinds())
     )
+
+
+def make_units(
+    spec: WorkloadSpec, calibration: Calibration, services: LocalServices, executor: Executor, ledger: Ledger
+) -> Units:
+    """The closed-loop workload of built-in kinds: jobs, or batches where the executor takes them."""
+    targets = _targets(spec, services)
+    params = {kind: (spec.io_ms, calibration.units(kind, spec.cpu_ms), targets.get(kind, "")) for kind in spec.mix}
+    return Units(spec.kinds(), params, executor.batch_size, spec.concurrency, lambda: ledger.in_flight)
+
+
+def _targets(spec: WorkloadSpec, services: LocalServices) -> dict[str, str]:
+    targets = {
+        "http": services.target_url() if "http" in spec.mix else "",
+        "redis": services.redis_url() if "redis" in spec.mix else "",
+    }
+    preflight.check_services(targets)  # a wrong REDIS_URL/TARGET_URL fails here, not in every job
+    return targets
 
 
 _CONFIG = ("concurrency", "workers", "batch", "expect_workers", "wait_s", "options")  # spec fields of the same name
@@ -156,7 +169,11 @@ async def measure(
         with interrupt.trap() as stop:
             await executor.begin_workload()
             executor.tally.begin_workload()
-            jobs = make_jobs(spec, calibration, services)
+            # User jobs carry an input each: one by one (open loop too: each job has its own start).
+            if spec.open_loop or spec.user_jobs:
+                jobs: Iterator[Job] | Units = make_jobs(spec, calibration, services)
+            else:
+                jobs = make_units(spec, calibration, services, executor, ledger)
             measured, halted = await _drive(executor, jobs, spec, ledger, progress, stop, instrument, samples)
             nodes = [n | {"jobs": ledger.by_worker.get(n["name"], 0)} for n in await executor.node_figures()]
     finally:
@@ -193,7 +210,7 @@ async def measure(
 
 async def _drive(
     executor: Executor,
-    jobs: Iterator[Job],
+    jobs: Iterator[Job] | Units,
     spec: WorkloadSpec,
     ledger: Ledger,
     progress: Progress | None,
@@ -226,29 +243,46 @@ async def _drive(
     expired = [False] * slots  # the watchdog cancelled that driver's job for its timeout
     drivers: list[asyncio.Task[None]] = []
     timed_out = f"timed out after {timeout:g} s"
-    record_total, record_service = latencies.record_total, latencies.record_service
-    if not instrument:
-        record_total = record_service = _ignore
-
-    record_wait = latencies.record_wait if instrument else _ignore
-    record_failed = latencies.failed.record if instrument else _ignore
-    record_timed_out = latencies.timed_out.record if instrument else _ignore
-    work: Iterator[tuple[Job, float]] = (
-        zip(jobs, spec.arrival_offsets(), strict=True) if spec.open_loop else ((j, 0.0) for j in jobs)
-    )
+    on = instrument
+    record_total, record_service = (latencies.record_total, latencies.record_service) if on else (_ignore, _ignore)
+    record_wait, record_failed = (latencies.record_wait, latencies.failed.record) if on else (_ignore, _ignore)
+    record_timed_out = latencies.timed_out.record if on else _ignore
+    paced = spec.open_loop
+    work: Iterator[tuple[Job, float]] = zip(jobs, spec.arrival_offsets(), strict=True) if paced else iter(())  # type: ignore[arg-type]
+    units = jobs if isinstance(jobs, Units) else None
     start = [0.0]  # when the schedule begins: set just before the drivers start
+
+    take_paced = functools.partial(next, work, None)
 
     async def driver(slot: int) -> None:
         run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
-        sleep, paced = asyncio.sleep, spec.open_loop
+        sleep, take = asyncio.sleep, units.take if units is not None else take_paced
+        waiters = units.waiters if units is not None else ()
         sample = samples.add if samples is not None and samples.kinds else None
-        for job, offset in work:
+        due = 0.0
+        while True:
             if paced:
+                item = take_paced()
+                if item is None:
+                    return
+                job, offset = item
                 due = start[0] + offset
                 if (ahead := due - clock()) > 0:
                     await sleep(ahead)
             else:
                 await sleep(0)  # let every other driver take a job before this one takes another
+                unit = take()
+                while unit is FULL:
+                    await units.room()  # type: ignore[union-attr]  # FULL comes only from units
+                    unit = take()
+                if unit is None:
+                    return
+                if isinstance(unit, Batch):
+                    if halt.is_set():
+                        return
+                    await run_batch(slot, unit)
+                    continue
+                job = unit
             if halt.is_set():
                 return  # this job (and the rest) is never submitted
             submit(job.id)
@@ -271,12 +305,12 @@ async def _drive(
             except ServiceError as exc:  # the executor cannot go on (e.g. its broker is gone)
                 began_at[slot] = 0.0
                 record_failed(clock() - since)
-                finish(job.id, FAILED, job.kind, clock() - since, reason=_reason(exc))
+                finish(job.id, FAILED, job.kind, clock() - since, reason=failure_reason(exc))
                 halt_with(str(exc))
             except Exception as exc:  # any job error is data for the ledger, never fatal to the run
                 began_at[slot] = 0.0
                 record_failed(clock() - since)
-                finish(job.id, FAILED, job.kind, clock() - since, reason=_reason(exc))
+                finish(job.id, FAILED, job.kind, clock() - since, reason=failure_reason(exc))
             else:
                 began_at[slot] = 0.0
                 ended = clock()
@@ -286,7 +320,12 @@ async def _drive(
                     sample(job.kind, report)
                 if paced:
                     record_wait(began - since)
-                finish(job.id, DONE, job.kind, ended - since, worker=report.worker)
+                finish(job.id, DONE, job.kind, ended - since, report.worker)
+            if waiters:  # drivers wait for room only while batches are out
+                units.released()  # type: ignore[union-attr]  # waiters are the units' own
+
+    shared = (began_at, expired, drivers)
+    run_batch = BatchRun(executor, ledger, latencies if on else None, units, shared, timed_out, why, halt_with, samples)
 
     async def watchdog() -> None:
         tick = max(0.005, min(timeout / 20, 0.5))
@@ -310,7 +349,7 @@ async def _drive(
         began = start[0] = time.perf_counter()
         timeline.begin(began)
         status = functools.partial(timeline.status, executor.name, spec.jobs)
-        reporter = asyncio.create_task(_report_progress(status, progress)) if progress else None
+        reporter = asyncio.create_task(report_progress(status, progress)) if progress else None
         # The timeline also moves latencies into the histograms, once per bucket, which keeps the
         # buffers small on long runs; uninstrumented runs record none.
         ticker = asyncio.create_task(timeline.run(), name="timeline") if instrument else None
@@ -320,7 +359,7 @@ async def _drive(
             drivers.extend(asyncio.create_task(driver(slot)) for slot in range(slots))
             guard = asyncio.create_task(watchdog(), name="timeouts")
             try:
-                await _until_done_or_halted(drivers, halt, hurry)
+                await until_done_or_halted(drivers, halt, hurry)
             finally:
                 guard.cancel()
                 await asyncio.gather(guard, return_exceptions=True)
@@ -359,49 +398,9 @@ async def _drive(
     return measured, (why[0] if why else None)
 
 
-async def _until_done_or_halted(drivers: list[asyncio.Task[None]], halt: asyncio.Event, hurry: asyncio.Event) -> None:
-    """Wait for every driver; after a halt, give in-flight jobs ``_GRACE_S`` (less on a second
-    signal), then cancel the drivers, which account for their jobs. Every task is awaited, so no
-    exception goes unretrieved; a driver's own bug is re-raised."""
-    everything = asyncio.gather(*drivers, return_exceptions=True)
-    halted = asyncio.create_task(halt.wait())
-    hurried = asyncio.create_task(hurry.wait())
-    try:
-        first: list[asyncio.Future[Any]] = [everything, halted]
-        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-        if not everything.done():
-            grace: list[asyncio.Future[Any]] = [everything, hurried]
-            await asyncio.wait(grace, timeout=_GRACE_S, return_when=asyncio.FIRST_COMPLETED)
-        for task in drivers:
-            task.cancel()
-        outcomes = await everything
-    finally:
-        for helper in (halted, hurried):
-            helper.cancel()
-        await asyncio.gather(halted, hurried, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, Exception):
-            raise outcome
-
-
-async def _report_progress(status: Callable[[], RunStatus], progress: Progress | None) -> None:
-    assert progress is not None
-    while True:
-        progress(status())
-        await asyncio.sleep(0.2)
-
-
 def _utilisation(cpu_s: float, wall_s: float) -> float:
     return round(cpu_s / (wall_s * usable_cpus()), 3) if wall_s > 0 else 0.0
 
 
 def _ignore(_: float) -> None:
     return None
-
-
-def _reason(exc: BaseException) -> str:
-    """What the ledger and the result record for a failed job: one line, secrets hidden."""
-    if isinstance(exc, JobFailed):
-        return scrub(exc.reason)
-    text = str(exc).strip().splitlines()
-    return scrub(f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)

@@ -22,6 +22,7 @@ from runner.engine.outputs import open_no_follow
 
 PENDING, IN_FLIGHT, DONE, FAILED, TIMED_OUT = range(5)
 _STATUS = {DONE: "done", FAILED: "failed", TIMED_OUT: "timed_out"}
+_IN_FLIGHT, _DONE = bytes([IN_FLIGHT]), bytes([DONE])
 _MAX_REASONS = 50  # distinct failure reasons kept; the rest are counted under "other"
 
 
@@ -72,6 +73,36 @@ class Ledger:
             if reason:
                 record["reason"] = reason
             self._write(json.dumps(record) + "\n")
+
+    def submit_many(self, first: int, count: int) -> None:
+        self._state[first : first + count] = _IN_FLIGHT * count
+        self.submitted += count
+        if self.submitted - self._finished > self.peak_in_flight:
+            self.peak_in_flight = self.submitted - self._finished
+
+    def finish_many(
+        self, first: int, count: int, kind: str, latency_s: float, workers: list[str], failed: dict[int, str]
+    ) -> None:
+        """A batch's jobs (ids ``first`` ..), all ended at once: failed those in ``failed`` (index
+        -> reason), done the rest; ``workers`` names who ran each (one name: all of them). The
+        same rules as ``finish``, in bulk where nothing needs a job of its own."""
+        end = first + count
+        if failed or self._file is not None or len(workers) != 1 or self._state.count(IN_FLIGHT, first, end) != count:
+            for index in range(count):
+                reason = failed.get(index, "")
+                worker = "" if reason else workers[0] if len(workers) == 1 else workers[index]
+                self.finish(first + index, FAILED if reason else DONE, kind, latency_s, worker, reason)
+            return
+        self._state[first:end] = _DONE * count
+        self._finished += count
+        self.counts[DONE] += count
+        if workers[0]:
+            self.by_worker[workers[0]] = self.by_worker.get(workers[0], 0) + count
+
+    def end_many(self, first: int, count: int, status: int, kind: str, latency_s: float, reason: str) -> None:
+        """A batch's jobs that all ended alike without a report (timed out, cancelled)."""
+        for job_id in range(first, first + count):
+            self.finish(job_id, status, kind, latency_s, reason=reason)
 
     def add_extra_runs(self, extra: dict[int, int]) -> None:
         self.duplicates += sum(extra.values())

@@ -13,6 +13,7 @@ import importlib
 import threading
 import time
 from array import array
+from collections.abc import Container
 from typing import Any
 
 import psutil
@@ -34,6 +35,10 @@ class Latency:
         self._hist = HdrHistogram(1, _MAX_US, 3)
         self._buffer = array("d")
         self.record = self._buffer.append
+        self._counts: Any = None  # numpy counts by (shift, mantissa) key, not yet in the histogram
+
+    def record_repeated(self, seconds: float, count: int) -> None:
+        self._buffer.extend(array("d", (seconds,)) * count)
 
     def flush(self) -> None:
         if not self._buffer:
@@ -55,17 +60,34 @@ class Latency:
         shift = np.maximum(0, np.frexp(micros.astype(np.float64))[1] - 11)
         keys = (shift << 11) | (micros >> shift)  # mantissa < 2**11
         counts = np.bincount(keys)
+        # Counted here, in numpy, across flushes; the histogram gets them once, when read: its
+        # record_value is Python, a microsecond per distinct bucket, for every flush otherwise.
+        if self._counts is None or len(self._counts) < len(counts):
+            grown = np.zeros(max(len(counts), 0 if self._counts is None else len(self._counts)), dtype=np.int64)
+            if self._counts is not None:
+                grown[: len(self._counts)] = self._counts
+            self._counts = grown
+        self._counts[: len(counts)] += counts
+
+    def _settle(self) -> None:
+        """Everything recorded so far into the histogram."""
+        self.flush()
+        if self._counts is None:
+            return
+        import numpy as np
+
+        counts, self._counts = self._counts, None
         for key in np.flatnonzero(counts).tolist():
             self._hist.record_value((key & 2047) << (key >> 11), int(counts[key]))
 
     @property
     def count(self) -> int:
-        self.flush()
+        self._settle()
         return int(self._hist.get_total_count())
 
     def encode(self) -> str:
         """Compressed, base64 form, small enough to keep per run in a results file."""
-        self.flush()
+        self._settle()
         return bytes(self._hist.encode()).decode("ascii")
 
     @classmethod
@@ -77,7 +99,7 @@ class Latency:
         return merged
 
     def summary(self) -> dict[str, float]:
-        self.flush()
+        self._settle()
         hist = self._hist
         if hist.get_total_count() == 0:
             return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
@@ -106,6 +128,20 @@ class JobLatencies:
         self._total, self._service, self._wait = array("d"), array("d"), array("d")
         self.record_total, self.record_service = self._total.append, self._service.append
         self.record_wait = self._wait.append
+
+    def record_batch(self, latency_s: float, service_s: Any, failed: Container[int]) -> None:
+        """A batch's jobs, all handed off and answered together (one latency), each with its own
+        service time (an ``array('d')``); the ``failed`` indexes go to the failed histogram."""
+        if not failed:
+            self._total.extend(array("d", (latency_s,)) * len(service_s))
+            self._service.extend(service_s)
+            return
+        for index, service in enumerate(service_s):
+            if index in failed:
+                self.failed.record(latency_s)
+            else:
+                self.record_total(latency_s)
+                self.record_service(service)
 
     def flush(self) -> Any:
         """Move the buffered values into the histograms; returns the done jobs' latencies that
@@ -201,6 +237,8 @@ class ResourceSampler:
         self.total_peak_rss = 0
         self.last_rss = 0  # coordinator and workers at the latest sample
         self._thread = threading.Thread(target=self._loop, name="resource-sampler", daemon=True)
+        self._tree: list[psutil.Process] | None = None
+        self._samples = 0
 
     def start(self) -> None:
         if not self._enabled:
@@ -217,6 +255,7 @@ class ResourceSampler:
         self._stop.set()
         if self._enabled:
             self._thread.join()
+            self._tree = None  # the last sample sees every process there is now
             self._sample()
         cpu_s = sum(last - self._cpu_start.get(pid, 0.0) for pid, last in self._cpu_last.items())
         coordinator_cpu = self._cpu_last.get(self._me.pid, 0.0) - self._cpu_start.get(self._me.pid, 0.0)
@@ -244,8 +283,13 @@ class ResourceSampler:
         return found
 
     def _sample(self) -> None:
+        # Finding children scans every process on the machine: the worker tree is looked up once
+        # a second (it changes only when a worker dies), its members measured every interval.
+        self._samples += 1
+        if self._tree is None or self._samples % _TREE_EVERY == 0:
+            self._tree = self._workers()
         mine = self._measure(self._me)
-        workers = sum(self._measure(proc) for proc in self._workers())
+        workers = sum(self._measure(proc) for proc in self._tree)
         self.coordinator_peak_rss = max(self.coordinator_peak_rss, mine)
         self.workers_peak_rss = max(self.workers_peak_rss, workers)
         self.total_peak_rss = max(self.total_peak_rss, mine + workers)
@@ -260,6 +304,9 @@ class ResourceSampler:
             return 0  # gone: keep the CPU time it was last seen with
         self._cpu_last[proc.pid] = cpu.user + cpu.system
         return rss
+
+
+_TREE_EVERY = 10  # samples between two look-ups of the worker processes' children
 
 
 def _proc(pid: int) -> psutil.Process | None:

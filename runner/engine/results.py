@@ -157,6 +157,21 @@ class CalibrationFigures(Typed):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Batching(Typed):
+    """How many jobs went to a pool process or Celery worker per task in one run: ``batch`` as set
+    ("auto": sized from each kind's measured cost, 1: every job on its own, N: fixed)."""
+
+    batch: Any
+    tasks_sent: int
+    jobs_per_task: float
+
+    @property
+    def batched(self) -> bool:
+        """True when jobs shared tasks: a figure that batching changed."""
+        return self.jobs_per_task > 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorkerRate(Typed):
     """A worker process's own calibration, measured where it runs as it started, and its rates over
     the coordinator's (below 1: the same units take longer there). ``differs``: more than 10 % off."""
@@ -208,6 +223,13 @@ class ExecutorInfo(Typed):
     summary: str
     settings: dict[str, Any] = rest()
 
+    def batching(self) -> Batching | None:
+        """Jobs per task of the executors that send tasks (process pool, Celery; the hybrid's CPU
+        pool); None for those that run each job where it is (async, thread, gevent)."""
+        pool = self.settings.get("cpu_pool")
+        found = self.settings.get("batching") or (pool.get("batching") if isinstance(pool, dict) else None)
+        return Batching.from_json(found, "executor.batching") if isinstance(found, dict) else None
+
 
 @dataclass(frozen=True, kw_only=True)
 class Node(Typed):
@@ -242,7 +264,7 @@ class RunSpec(Typed):
     timeout: float
     celery_workers: int
     celery_pool: str = "prefork"
-    batch: int = 0
+    batch: int | None = None  # None: each executor's own default
     modes: list[str] = field(default_factory=list)
     more: dict[str, Any] = rest()
 
@@ -302,6 +324,9 @@ class RunResult(Typed):
     jobs: Jobs
     wall_s: float
     throughput_jobs_per_s: float
+    # The same jobs through a bare primitive in the round interleaved with this run
+    # (benchmarks/overhead.py), where this run measures runner's own overhead; else absent.
+    bare_jobs_per_s: float | None = optional()
     peak_in_flight: int
     load: LoadModel | None = optional()
     latency_ms: Percentiles

@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "concurrency": 100,
     "workers": None,  # CPU count, resolved in WorkloadSpec.build
     "timeout": 60.0,
-    "batch": 0,  # 0: sized from measured job cost
+    "batch": None,  # None: each executor's own (Celery 1, pools 0); 0: sized from measured job cost
     "rate": 0.0,  # jobs/s on a schedule (open loop); 0: a new job whenever one ends (closed loop)
     "arrivals": "constant",  # open loop: evenly spaced, or a Poisson process (seeded, reproducible)
     "expect_workers": 0,  # celery with a cluster's workers: nodes to wait for before timing starts
@@ -76,7 +76,7 @@ class WorkloadSpec:
     concurrency: int
     workers: int
     timeout: float
-    batch: int = 0
+    batch: int | None = None
     rate: float = 0.0
     arrivals: str = "constant"
     expect_workers: int = 0
@@ -104,7 +104,7 @@ class WorkloadSpec:
         for name in EXECUTOR_OPTIONS:
             if merged[name] is None:
                 merged[name] = merged["workers"]
-        num = {name: _number(name, merged[name]) for name in BOUNDS}
+        num = {name: _number(name, merged[name]) for name in BOUNDS if merged[name] is not None}
         options: dict[str, OptionValue] = {
             name: int(num[name]) if option.bounds else _choice(name, merged[name], option.choices)
             for name, option in EXECUTOR_OPTIONS.items()
@@ -118,7 +118,7 @@ class WorkloadSpec:
             concurrency=int(num["concurrency"]),
             workers=int(num["workers"]),
             timeout=float(num["timeout"]),
-            batch=int(num["batch"]),
+            batch=int(num["batch"]) if "batch" in num else None,
             rate=float(num["rate"]),
             expect_workers=int(num["expect_workers"]),
             wait_s=float(num["wait_s"]),

@@ -48,6 +48,7 @@ class Sweep:
     workers: int = field(default_factory=usable_cpus)
     celery_workers: int | None = None  # same as workers
     celery_pool: str = "prefork"
+    batch: int | None = None  # jobs per pool/Celery task; None: each executor's own default
     expect_workers: int = 0  # a cluster's Celery nodes to wait for (celery_workers 0)
     wait_s: float = 30.0
     timeout: float = 60.0
@@ -90,6 +91,7 @@ class Sweep:
         # Local Celery nodes follow the workers axis unless pinned (0: a cluster's nodes).
         values["celery_workers"] = self.celery_workers if self.celery_workers is not None else workers
         values["celery_pool"] = self.celery_pool
+        values["batch"] = self.batch
         values["expect_workers"], values["wait_s"] = self.expect_workers, self.wait_s
         values.update(user_jobs=self.user_jobs, paths=self.paths, inputs=self.inputs, setup=self.setup)
         return WorkloadSpec.build({**values, "jobs": jobs, "mix": dict(mix.weights)}, (mode,))
@@ -118,6 +120,7 @@ QUICK = {
     "quick": True,
 }
 _SWEEP_KEYS = {
+    "batch",
     "celery_pool",
     "modes",
     "mixes",

@@ -303,6 +303,16 @@ def summarize_cell(
             cv=round(cv, 4) if cv is not None else None,
             busy_runs=busy_runs,
             peak_in_flight=max(r.peak_in_flight for r in runs),
+            **_batching(runs),
         ),
         repeats=runs,
     )
+
+
+def _batching(runs: list[RunResult]) -> dict[str, Any]:
+    """A cell's jobs per task (mean over its repeats) and batch setting, for executors that send tasks."""
+    found = [b for b in (r.executor.batching() for r in runs) if b is not None]
+    if not found:
+        return {}
+    per = statistics.fmean(b.jobs_per_task for b in found)
+    return {"jobs_per_task": round(per, 2), "batch": str(found[0].batch)}

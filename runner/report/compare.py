@@ -32,7 +32,15 @@ METRICS: dict[str, Callable[[RunResult], float]] = {
     "p50": lambda run: run.latency_ms.p50,
     "p95": lambda run: run.latency_ms.p95,
     "p99": lambda run: run.latency_ms.p99,
+    # runner / the bare primitive, run interleaved (benchmarks/overhead.py; only where recorded)
+    "vs_bare": lambda run: run.throughput_jobs_per_s / (run.bare_jobs_per_s or math.nan),
 }
+
+
+def _metrics(runs: list[RunResult]) -> list[str]:
+    return [m for m in METRICS if m != "vs_bare" or all(r.bare_jobs_per_s for r in runs)]
+
+
 _RULE = re.compile(r"^(?P<metric>[a-z0-9_]+):(?P<pct>[+-][0-9]{1,6}(?:\.[0-9]{1,6})?)%?$", re.ASCII)
 
 
@@ -172,8 +180,14 @@ def compare_results(base: BenchResults, new: BenchResults, rules: list[Rule]) ->
         raise InputError("runner compare needs two sweep results with cells (presets alone have none)")
     order = list(base_cells)
     keys = sorted(base_cells.keys() & new_cells.keys(), key=order.index)
-    measured = {k: {m: _compare_metric(base_cells[k].repeats, new_cells[k].repeats, m) for m in METRICS} for k in keys}
-    flat = [(k, m) for k in keys for m in METRICS]
+    measured = {
+        k: {
+            m: _compare_metric(base_cells[k].repeats, new_cells[k].repeats, m)
+            for m in _metrics(base_cells[k].repeats + new_cells[k].repeats)
+        }
+        for k in keys
+    }
+    flat = [(k, m) for k in keys for m in measured[k]]
     adjusted = holm([measured[k][m].p_value for k, m in flat])
     for (k, m), p in zip(flat, adjusted, strict=True):
         measured[k][m] = replace(measured[k][m], p_holm=p, significant=p < SIGNIFICANCE)
@@ -182,6 +196,8 @@ def compare_results(base: BenchResults, new: BenchResults, rules: list[Rule]) ->
         metrics = measured[key]
         cells.append(CellChange(mode=key[0], mix=key[1], metrics=metrics))
         for rule in rules:
+            if rule.metric not in metrics:
+                continue  # vs_bare of a cell that has no bare rates
             f = metrics[rule.metric]
             if f.significant and rule.breached(f.change_pct):
                 regressions.append(

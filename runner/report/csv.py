@@ -43,6 +43,8 @@ CSV_FIELDS = [
     "peak_in_flight",
     "cv",
     "busy_runs",
+    "jobs_per_task",  # mean over the repeats; empty for executors that send no tasks
+    "batch",  # the --batch setting: auto, 1 (one task per job) or N
 ]
 
 
@@ -92,6 +94,8 @@ class CsvExporter:
                     s.peak_in_flight,
                     s.cv,
                     s.busy_runs,
+                    s.jobs_per_task,
+                    s.batch,
                 ]
             )
         return buffer.getvalue()

@@ -43,6 +43,11 @@ def times(value: float, half_width: float, digits: int | None = None) -> str:
     return f"{value:.{digits}f}x +/- {spread(half_width, digits)}"
 
 
+def per_task(jobs: float) -> str:
+    """Jobs per pool/Celery task: "1", "2.5", "227"."""
+    return f"{jobs:,.0f}" if jobs >= 10 else f"{jobs:.3g}"
+
+
 def pct(share: float) -> str:
     """A share of 1 as a whole percentage: ``0.25`` -> ``25%``."""
     return f"{share:.0%}"

@@ -72,6 +72,29 @@ def _efficiency(c: Cell) -> str:
     return f"{fmt.pct(s.efficiency)} of {fmt.num(s.bound.jobs_per_s)} ({s.bound.limited_by})"
 
 
+def _batched(c: Cell) -> str:
+    """Beside a figure that batching changed: how many jobs went per task."""
+    return f" (batched: {fmt.per_task(c.summary.jobs_per_task or 1)} jobs/task)" if c.summary.batched else ""
+
+
+def _throughput(c: Cell) -> str:
+    t = c.summary.throughput
+    return f"{fmt.num(t.mean)} +/- {fmt.num(t.half_width)}{_batched(c)}"
+
+
+def _per_task(c: Cell) -> str:
+    s = c.summary
+    if s.jobs_per_task is None:
+        return "-"
+    return f"{fmt.per_task(s.jobs_per_task)} (batch {s.batch})"
+
+
+def _batch_setting(sweep: SweepPlan | None) -> str:
+    if sweep is None or sweep.batch is None:
+        return "This sweep left `--batch` at each executor's default (Celery 1, the pools sized from cost)."
+    return f"This sweep set `--batch {sweep.batch}` for every executor."
+
+
 def _load(c: Cell) -> str:
     if c.open_loop:
         return f"open loop, {fmt.num(c.rate_per_s)} jobs/s offered"
@@ -103,14 +126,19 @@ def _sweep_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
         "open loop: jobs start on a schedule at the offered rate, latency from each job's intended start.\n",
         _grid(cells, _load),
         "## Throughput (jobs/s, mean +/- 95 % CI)\n",
-        _grid(cells, lambda c: f"{fmt.num(c.summary.throughput.mean)} +/- {fmt.num(c.summary.throughput.half_width)}"),
+        _grid(cells, _throughput),
+        "## Jobs per task\n",
+        "Jobs sent to a pool process or Celery worker per task (mean over the repeats; `-`: the executor runs "
+        "each job where it is, no tasks). Above 1, jobs shared tasks and the figures measure runner's "
+        f"batching as much as the executor: `--batch 1` sends one task per job. {_batch_setting(sweep)}\n",
+        _grid(cells, _per_task),
     ]
     if "throughput" in images:
         out.append(f"![Throughput per mix]({images['throughput']})\n")
     out += [
         "## Latency (ms, p50 / p95 / p99 / max, all repeats)\n",
         "From hand-off by the coordinator to the result; queue wait and service time apart below.\n",
-        _grid(cells, lambda c: " / ".join(fmt.num(v) for v in _percentiles(c))),
+        _grid(cells, lambda c: " / ".join(fmt.num(v) for v in _percentiles(c)) + _batched(c)),
         "Queue wait p50 / service time p50 (ms):\n",
         _grid(cells, lambda c: f"{fmt.num(c.summary.queue_wait_ms.p50)} / {fmt.num(c.summary.service_ms.p50)}"),
     ]

@@ -24,6 +24,7 @@ def run_table(result: RunResult) -> Table:
     table.add_row("load", load_label(result))
     table.add_row("wall time", f"{fmt.fixed(result.wall_s)} s")
     table.add_row("throughput", f"{fmt.fixed(result.throughput_jobs_per_s, 1)} jobs/s")
+    table.add_row("jobs per task", batching_label(result))
     table.add_row("latency ms", f"p50 {ms(lat.p50)}  p95 {ms(lat.p95)}  p99 {ms(lat.p99)}  max {ms(lat.max)}")
     wait = result.coordinator_wait_ms
     if result.load is not None and result.load.model == "open" and wait is not None:
@@ -64,6 +65,23 @@ def load_label(result: RunResult) -> str:
     return f"closed loop, {drivers} drivers (peak in flight {result.peak_in_flight}); latency from hand-off"
 
 
+def batching_label(result: RunResult) -> str:
+    """Jobs per pool/Celery task, and whether batching shaped the figures."""
+    batching = result.executor.batching()
+    if batching is None:
+        return "- (each job runs where it is sent; no tasks)"
+    tasks = fmt.count(batching.tasks_sent)
+    setting = f"{fmt.per_task(batching.jobs_per_task)} (--batch {batching.batch}, {tasks} tasks)"
+    if batching.batched:
+        return f"{setting}: batching changed these figures"
+    return f"{setting}: one task per job"
+
+
+def jobs_per_task(result: RunResult) -> str:
+    batching = result.executor.batching()
+    return "-" if batching is None else fmt.per_task(batching.jobs_per_task)
+
+
 def comparison_table(results: list[RunResult]) -> Table:
     best = max((r.throughput_jobs_per_s for r in results), default=0.0) or 1.0
     table = Table(title="Executors compared on the same workload", title_justify="left")
@@ -73,6 +91,7 @@ def comparison_table(results: list[RunResult]) -> Table:
         "failed",
         "timeout",
         "jobs/s",
+        "jobs/task",
         "x best",
         "p50 ms",
         "p99 ms",
@@ -89,6 +108,7 @@ def comparison_table(results: list[RunResult]) -> Table:
             fmt.count(jobs.failed),
             fmt.count(jobs.timed_out),
             fmt.fixed(r.throughput_jobs_per_s, 1),
+            jobs_per_task(r),
             fmt.fixed(r.throughput_jobs_per_s / best),
             fmt.num(r.latency_ms.p50),
             fmt.num(r.latency_ms.p99),
@@ -103,7 +123,7 @@ def stderr_console() -> Console:
     """Rich console on stderr; wide enough for the tables even when stderr is not a terminal."""
     console = Console(stderr=True)
     if not console.is_terminal:
-        console.width = max(console.width, 110)
+        console.width = max(console.width, 126)
     return console
 
 
@@ -119,12 +139,16 @@ def render_comparison(console: Console, outcome: Comparison) -> None:
     """``runner compare``'s table: the change of each figure's mean, bold where it is significant."""
     title = "new vs base: change of the mean (Holm-adjusted p of Welch's test on log ratios)"
     table = Table(title=title, title_justify="left")
-    for name in ("mode", "mix", *METRICS):
+    shown = [m for m in METRICS if any(m in cell.metrics for cell in outcome.cells)]  # vs_bare where recorded
+    for name in ("mode", "mix", *shown):
         table.add_column(name, justify="left" if name in ("mode", "mix") else "right", no_wrap=True)
     for cell in outcome.cells:
         row = []
-        for metric in METRICS:
-            f = cell.metrics[metric]
+        for metric in shown:
+            f = cell.metrics.get(metric)
+            if f is None:
+                row.append("-")
+                continue
             p = f.p_holm if f.p_holm is not None else f.p_value
             text = f"{fmt.change(f.change_pct)} (p={p:.2f})"
             row.append(f"[bold]{text}[/bold]" if f.significant else text)

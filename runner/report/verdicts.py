@@ -97,6 +97,9 @@ def _mix_verdicts(groups: list[list[Cell]], cells: list[Cell]) -> list[Verdict]:
                 text += f"; {winner.mode} " + ", ".join(parts)
         else:
             text = f"{label}: {winner.mode} wins, " + ", ".join(parts)
+        batched = [f"{c.mode} {fmt.per_task(c.summary.jobs_per_task or 1)} jobs/task" for c in r if c.summary.batched]
+        if batched:  # those figures are the batching's as much as the executor's
+            text += f" (batched: {', '.join(batched)})"
         figures = {
             "mix": winner.mix_name,
             "workers": winner.workers,

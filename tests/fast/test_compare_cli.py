@@ -128,7 +128,7 @@ def test_cells_in_one_file_only_are_listed(tmp_path: Path) -> None:
     [
         ("throughput:5%", "--fail-if: 'throughput:5%' is not METRIC:+/-PCT, e.g. throughput:-5% or p99:+10%"),
         ("p99", "--fail-if: 'p99' is not METRIC:+/-PCT, e.g. throughput:-5% or p99:+10%"),
-        ("latency:+5%", "--fail-if: unknown metric 'latency'; choose from: throughput, p50, p95, p99"),
+        ("latency:+5%", "--fail-if: unknown metric 'latency'; choose from: throughput, p50, p95, p99, vs_bare"),
     ],
 )
 def test_bad_rules_are_one_line_and_exit_2(tmp_path: Path, rule: str, message: str) -> None:
@@ -203,3 +203,35 @@ def test_the_table_as_a_user_reads_it(tmp_path: Path) -> None:
         "│ thread │ io  │  +0.0% (p=1.00) │ +0.0% (p=1.00) │ +0.0% (p=1.00) │  +0.0% (p=1.00) │",
         "└────────┴─────┴─────────────────┴────────────────┴────────────────┴─────────────────┘",
     ]
+
+
+def test_vs_bare_compares_the_ratio_to_the_bare_primitive_where_recorded(tmp_path: Path) -> None:
+    # benchmarks/overhead.py's files: each repeat carries the bare primitive's rate of its round. A
+    # busier machine slows both alike (throughput falls, the ratio holds); runner's own slow-down
+    # shows in the ratio.
+    def doc(runs: list[tuple[float, float]]) -> dict[str, Any]:
+        out = _doc({("process", "noop vs bare"): [(t, 1.0, 2.0, 3.0) for t, _ in runs]})
+        for run, (_, bare) in zip(out["cells"][0]["repeats"], runs, strict=True):
+            run["bare_jobs_per_s"] = bare
+        return out
+
+    base = [(100.0, 1000.0), (101.0, 1000.0), (99.0, 1000.0)]
+    cases = {
+        "busier": [(50.0, 500.0), (50.5, 500.0), (49.5, 500.0)],
+        "slower": [(80.0, 1000.0), (80.8, 1000.0), (79.2, 1000.0)],
+    }
+    (tmp_path / "base.json").write_text(json.dumps(doc(base)))
+    outcomes = {}
+    for name, runs in cases.items():
+        (tmp_path / "new.json").write_text(json.dumps(doc(runs)))
+        result = invoke(
+            "compare", str(tmp_path / "base.json"), str(tmp_path / "new.json"), "--fail-if", "vs_bare:-10%", "--json"
+        )
+        outcomes[name] = (result.exit_code, json.loads(result.stdout))
+    assert outcomes["busier"][0] == 0
+    assert outcomes["busier"][1]["cells"][0]["metrics"]["vs_bare"]["change_pct"] == pytest.approx(0)
+    assert outcomes["slower"][0] == 1
+    assert outcomes["slower"][1]["regressions"][0]["rule"] == "vs_bare:-10%"
+    # A sweep's file has no bare rates: no vs_bare figure, and a vs_bare rule has nothing to judge.
+    code, outcome = _compare(tmp_path, BASE, "vs_bare:-10%")
+    assert code == 0 and "vs_bare" not in outcome["cells"][0]["metrics"]

@@ -23,6 +23,7 @@ from runner.engine.services import _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 _REPLY_ID = re.compile(r'"id\\?"?: (\d+)')
+_COMPACT = re.compile(r'"first\\?"?: (\d+), \\?"size\\?"?: (\d+)')  # a whole batch's reply (workers.celery_bulk)
 
 
 class RestartableRedis:
@@ -74,9 +75,12 @@ class ReplyCounter:
             try:
                 for event in monitor.listen():
                     command = str(event.get("command", ""))
-                    found = _REPLY_ID.search(command) if command.startswith("RPUSH runner:replies:") else None
-                    if found:
-                        self.runs[int(found.group(1))] += 1
+                    if not command.startswith("RPUSH runner:replies:"):
+                        continue
+                    # One push may carry several replies (a batch's), each job's own or a whole batch's.
+                    self.runs.update(int(job_id) for job_id in _REPLY_ID.findall(command))
+                    for first, size in _COMPACT.findall(command):
+                        self.runs.update(range(int(first), int(first) + int(size)))
             except (redis.ConnectionError, OSError, ValueError):
                 return
 

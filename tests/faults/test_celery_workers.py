@@ -42,16 +42,18 @@ def _kill_later(delay_s: float, pick: str, killed: list[int], counter: ReplyCoun
     return thread
 
 
-def _run_with_kill(redis_url: str, pick: str, jobs: int) -> tuple[dict[str, Any], ReplyCounter, list[int]]:
+def _run_with_kill(
+    redis_url: str, pick: str, jobs: int, mix: str = "sleep=1", delay_s: float = 1.0, **more: Any
+) -> tuple[dict[str, Any], ReplyCounter, list[int]]:
     # --timeout 12: visibility timeout 6 s, so a dead node's job is redelivered while the
     # coordinator still waits for it.
     spec = WorkloadSpec.build(
-        {"jobs": jobs, "mix": "sleep=1", "io_ms": 20, "celery_workers": 2, "timeout": 12}, ("celery",)
+        {"jobs": jobs, "mix": mix, "io_ms": 20, "celery_workers": 2, "timeout": 12, **more}, ("celery",)
     )
     counter = ReplyCounter(redis_url)
     killed: list[int] = []
     try:
-        killer = _kill_later(1.0, pick, killed, counter)
+        killer = _kill_later(delay_s, pick, killed, counter)
         result = run_mode(spec, "celery").to_json()
         killer.join(1)
     finally:
@@ -82,6 +84,18 @@ def test_killing_a_prefork_child_loses_no_job(restartable_redis: RestartableRedi
     assert set(counter.runs) == set(range(600))
     assert jobs["duplicates"] == sum(n - 1 for n in counter.runs.values())
     print(f"child kill: duplicates={jobs['duplicates']}")
+
+
+def test_killing_a_prefork_child_under_whole_batches_loses_no_job(restartable_redis: RestartableRedis) -> None:
+    # No-op jobs: after the first few they go as whole batches (runner.run_compact), one reply each.
+    result, counter, killed = _run_with_kill(restartable_redis.url, "child", 60_000, "noop=1", 0.3, concurrency=1000)
+    assert killed, "no prefork child was killed"
+    jobs = result["jobs"]
+    assert jobs["lost"] == 0 and jobs["done"] == 60_000 and jobs["failed"] == 0 and jobs["timed_out"] == 0
+    assert result["executor"]["batching"]["jobs_per_task"] > 10  # whole batches did go
+    assert set(counter.runs) == set(range(60_000))
+    assert jobs["duplicates"] == sum(n - 1 for n in counter.runs.values())
+    print(f"child kill under batches: duplicates={jobs['duplicates']}")
 
 
 def test_ledger_keeps_one_outcome_per_job_and_counts_the_rest_as_duplicates() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.engine.coordinator import _reason
+from runner.engine.dispatch import failure_reason as _reason
 from runner.engine.services import _free_port
 from tests.faults.helpers import ROOT, RestartableRedis
 from workers.clients import HttpStatusError

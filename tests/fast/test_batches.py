@@ -1,0 +1,178 @@
+"""Jobs handed over in batches (``Executor.batch_size`` > 1): the coordinator's bulk path against
+the stub, whose ``run_batch`` is the base one (each job through ``run``), so every job still has its
+own outcome; the window of jobs in flight; and the ledger's bulk methods on their own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.engine.coordinator import run_mode
+from runner.engine.dispatch import FULL, Units
+from runner.engine.ledger import DONE, FAILED, TIMED_OUT, Ledger
+from runner.engine.spec import WorkloadSpec
+from tests.fast.conftest import CALIBRATION
+from tests.stub_executor import SERVICE_LOST, StubExecutor, StubPlan
+from workers.bulk import Batch
+from workers.errors import RunStopped
+from workers.jobs import Job
+
+
+def _run(out_dir: Path | None = None, **values: Any) -> dict[str, Any]:
+    values.setdefault("workers", 2)
+    return run_mode(WorkloadSpec.build(values, ("stub",)), "stub", out_dir=out_dir, calibration=CALIBRATION).to_json()
+
+
+def test_batched_jobs_each_end_once_with_their_own_outcome(stub: type[StubExecutor], tmp_path: Path) -> None:
+    stub.plan = StubPlan(batch=16, raise_for={5: RuntimeError("boom"), 299: RuntimeError("last")})
+    result = _run(tmp_path, jobs=300, mix="sleep=1", io_ms=1, concurrency=40)
+    assert result["jobs"] == {"submitted": 300, "done": 298, "failed": 2, "timed_out": 0, "lost": 0, "duplicates": 0}
+    assert result["failures"] == {"RuntimeError: boom": 1, "RuntimeError: last": 1}
+    made = stub.made[-1]
+    assert made.batches and max(made.batches) == 16 and sum(made.batches) <= 300
+    assert sorted(made.runs) == list(range(300)) and set(made.runs.values()) == {1}
+    assert 16 <= result["peak_in_flight"] <= 40  # batches fill the window, never past it
+    assert sum(result["by_worker"].values()) == 298
+    records = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == list(range(300))
+    assert {r["id"] for r in records if r["status"] == "failed"} == {5, 299}
+    assert result["latency_by_outcome_ms"]["failed"]["count"] == 2
+    assert result["latency_by_outcome_ms"]["done"]["count"] == 298
+    assert result["service_ms"]["p50"] >= 0.9  # each done job's own service time (1 ms sleeps)
+
+
+def test_without_a_ledger_file_the_bulk_path_counts_the_same(stub: type[StubExecutor]) -> None:
+    stub.plan = StubPlan(batch=64)
+    result = _run(jobs=1000, mix="noop=1", concurrency=100)
+    assert result["jobs"] == {"submitted": 1000, "done": 1000, "failed": 0, "timed_out": 0, "lost": 0, "duplicates": 0}
+    assert sum(result["by_worker"].values()) == 1000 and result["peak_in_flight"] <= 100
+    assert result["latency_by_outcome_ms"]["done"]["count"] == 1000
+    assert sum(stub.made[-1].batches) >= 900  # nearly all went in batches (none before the first take)
+
+
+def test_batched_cpu_jobs_feed_the_calibration_check(stub: type[StubExecutor]) -> None:
+    stub.plan = StubPlan(batch=8)
+    result = _run(jobs=64, mix="cpu=1", cpu_ms=1, concurrency=16)
+    assert result["jobs"]["done"] == 64 and sum(stub.made[-1].batches) == 64
+    assert result["calibration_check"]["kinds"]["cpu"]["jobs"] == 64  # every batched job's own sample
+
+
+def test_a_batch_that_outlives_the_timeout_times_out_as_a_whole(stub: type[StubExecutor]) -> None:
+    stub.plan = StubPlan(batch=4)
+    result = _run(jobs=8, mix="hang=1", timeout=0.2, concurrency=8)
+    assert result["jobs"] == {"submitted": 8, "done": 0, "failed": 0, "timed_out": 8, "lost": 0, "duplicates": 0}
+    assert result["failures"] == {"timed out after 0.2 s": 8}
+    assert stub.made[-1].batches == [4, 4] and len(stub.made[-1].cancelled) == 8
+    assert result["latency_by_outcome_ms"]["timed_out"]["count"] == 8
+
+
+def test_a_lost_service_in_a_batch_halts_dispatch_and_counts_the_batch(stub: type[StubExecutor]) -> None:
+    stub.plan = StubPlan(batch=5)
+    spec = WorkloadSpec.build({"jobs": 100, "mix": "crash=1", "concurrency": 10}, ("stub",))
+    with pytest.raises(RunStopped) as stopped:
+        run_mode(spec, "stub", calibration=CALIBRATION)
+    assert stopped.value.result is not None
+    partial = stopped.value.result.to_json()
+    jobs = partial["jobs"]
+    assert jobs["lost"] == 0 and jobs["done"] == 0 and jobs["failed"] == jobs["submitted"] <= 10
+    assert partial["failures"] == {f"ServiceError: {SERVICE_LOST}": jobs["submitted"]}
+
+
+def test_units_fill_the_window_then_wait_for_room() -> None:
+    in_flight = [0]
+    kinds = iter(["a"] * 10 + ["b"] + ["a"] * 3)
+    units = Units(
+        kinds, {"a": (0.0, 0, ""), "b": (1.0, 2, "t")}, lambda k: 4 if k == "a" else 1, 6, lambda: in_flight[0]
+    )
+    first = units.take()
+    assert first == Batch(0, 4, "a")
+    in_flight[0] = 4
+    assert units.take() == Batch(4, 2, "a")  # two places left in the window
+    in_flight[0] = 6
+    assert units.take() is FULL
+    in_flight[0] = 2
+    assert units.take() == Batch(6, 4, "a")  # a run of one kind ends a batch at the next kind
+    in_flight[0] = 5
+    assert units.take() == Job(10, "b", 1.0, 2, "t")
+    in_flight[0] = 6
+    assert units.take() is FULL  # once batches are out, single jobs wait for room too
+    in_flight[0] = 0
+    assert units.take() == Batch(11, 3, "a")
+    assert units.take() is None
+
+
+def test_a_waiting_driver_is_woken_by_room_and_by_the_end() -> None:
+    async def scenario() -> list[str]:
+        in_flight = [4]
+        units = Units(iter(["a"] * 4), {"a": (0.0, 0, "")}, lambda _: 4, 4, lambda: in_flight[0])
+        seen: list[str] = []
+
+        async def waiter(name: str) -> None:
+            while (unit := units.take()) is not None:
+                if unit is FULL:
+                    await units.room()
+                else:
+                    seen.append(name)
+
+        tasks = [asyncio.create_task(waiter(n)) for n in ("x", "y")]
+        await asyncio.sleep(0)
+        assert units.waiters and not seen
+        in_flight[0] = 0
+        units.released()  # one woken: it takes the last batch; the end then wakes the other
+        await asyncio.wait_for(asyncio.gather(*tasks), 1)
+        return seen
+
+    assert asyncio.run(scenario()) == ["x"]
+
+
+def test_ledger_bulk_methods_keep_one_state_per_job(tmp_path: Path) -> None:
+    ledger = Ledger(10)
+    ledger.submit_many(0, 6)
+    assert ledger.in_flight == 6 and ledger.peak_in_flight == 6
+    ledger.finish_many(0, 4, "noop", 0.001, ["pid-1"], {})
+    ledger.finish_many(4, 2, "noop", 0.001, ["pid-1", "pid-2"], {1: "boom"})
+    ledger.finish(0, DONE, "noop", 0.001)  # a second outcome: a duplicate
+    ledger.submit_many(6, 4)
+    ledger.end_many(6, 2, TIMED_OUT, "hang", 1.0, "timed out after 1 s")
+    ledger.end_many(8, 2, FAILED, "hang", 1.0, "cancelled")
+    ledger.finish_many(6, 2, "hang", 1.0, ["late"], {})  # already timed out: duplicates, not done
+    assert ledger.summary() == {"submitted": 10, "done": 5, "failed": 3, "timed_out": 2, "lost": 0, "duplicates": 3}
+    assert ledger.by_worker == {"pid-1": 5} and ledger.reasons == {"boom": 1, "cancelled": 2, "timed out after 1 s": 2}
+
+
+def test_a_compact_celery_reply_is_checked_and_settles_its_batch_once() -> None:
+    from workers.batching import Outbox
+    from workers.celery_bulk import Pending, compact_reply, settle
+    from workers.celery_replies import parse_reply
+
+    batch = Batch(10, 3, "noop")
+    good = compact_reply(batch, "w0", [0.001, 0.002, 0.003], {1: "InjectedFailure: no"})
+    assert parse_reply(json.dumps(good), 13) == good
+    bad = {
+        "size": 0,
+        "first": -1,
+        "service_s": [0.1],
+        "failed": {"3": "x"},
+        "worker": 5,
+    }
+    for key, value in bad.items():
+        with pytest.raises(ValueError):
+            parse_reply(json.dumps(good | {key: value}), 13)
+    with pytest.raises(ValueError, match="out of range"):
+        parse_reply(json.dumps(good), 12)  # job 12 was never sent
+
+    async def scenario() -> tuple[Any, dict[int, int]]:
+        pending = Pending(batch)
+        answered, extra = bytearray(), dict[int, int]()
+        costs: Outbox[Any] = Outbox(lambda _: True, fixed=0, budget_s=1.0, limit=lambda: 1)
+        settle(answered, extra, {10: pending}, costs, good)
+        settle(answered, extra, {10: pending}, costs, good)  # the batch ran twice (a redelivery)
+        return pending.future.result(), extra
+
+    report, extra = asyncio.run(scenario())
+    assert list(report.service_s) == [0.001, 0.002, 0.003] and report.failed == {1: "InjectedFailure: no"}
+    assert report.workers == ["w0"] and extra == {10: 1, 11: 1, 12: 1}
