@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import pytest
+
 from workers.batching import BATCH_AFTER, MAX_BATCH, Outbox
+
+pytestmark = pytest.mark.fast  # pure unit tests of the outbox: part of the fast tier (and of `make mutate`)
 
 
 @dataclass

@@ -253,12 +253,13 @@ async def _drive(
     start = [0.0]  # when the schedule begins: set just before the drivers start
 
     take_paced = functools.partial(next, work, None)
-    # Closed loop over jobs made one by one (user jobs, each with its input): the next job, or None.
-    take_next = functools.partial(next, jobs, None) if units is None and not paced else take_paced
+    # Closed loop without units (user jobs: each carries its own input): the jobs one by one.
+    plain = iter(jobs) if not paced and units is None else iter(())  # type: ignore[arg-type]
+    take_plain = functools.partial(next, plain, None)
 
     async def driver(slot: int) -> None:
         run, clock, submit, finish = executor.run, time.perf_counter, ledger.submit, ledger.finish
-        sleep, take = asyncio.sleep, units.take if units is not None else take_next
+        sleep, take = asyncio.sleep, units.take if units is not None else take_plain
         waiters = units.waiters if units is not None else ()
         sample = samples.add if samples is not None and samples.kinds else None
         due = 0.0

@@ -52,5 +52,7 @@ def test_hash_releases_the_gil_and_cpu_holds_it() -> None:
     units = calibrate()
     hashing = _wake_delays_ms(Job(0, "hash", cpu_units=units.units("hash", 600)))
     spinning = _wake_delays_ms(Job(1, "cpu", cpu_units=units.units("cpu", 600)))
-    assert len(hashing) > 20 and statistics.median(hashing) < 20, hashing[:20]
     assert statistics.median(spinning) > 50, spinning[:20]  # held for most of each 100 ms interval
+    # Released: wake-ups wait only for the OS scheduler, which a loaded machine slows (the test
+    # failed at load average 8 with the old fixed 20 ms), never for the 100 ms interval.
+    assert len(hashing) > 20 and statistics.median(hashing) < min(40, statistics.median(spinning) / 2), hashing[:20]

@@ -87,8 +87,11 @@ def test_killing_a_prefork_child_loses_no_job(restartable_redis: RestartableRedi
 
 
 def test_killing_a_prefork_child_under_whole_batches_loses_no_job(restartable_redis: RestartableRedis) -> None:
-    # No-op jobs: after the first few they go as whole batches (runner.run_compact), one reply each.
-    result, counter, killed = _run_with_kill(restartable_redis.url, "child", 60_000, "noop=1", 0.3, concurrency=1000)
+    # No-op jobs with --batch 0 (Celery's default is one task per job): after the first few they go
+    # as whole batches (runner.run_compact), one reply each.
+    result, counter, killed = _run_with_kill(
+        restartable_redis.url, "child", 60_000, "noop=1", 0.3, concurrency=1000, batch=0
+    )
     assert killed, "no prefork child was killed"
     jobs = result["jobs"]
     assert jobs["lost"] == 0 and jobs["done"] == 60_000 and jobs["failed"] == 0 and jobs["timed_out"] == 0
