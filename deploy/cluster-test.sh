@@ -9,10 +9,13 @@
 #   5. waits for the coordinator's sweep, checks the report (deploy/check_cluster_report.py: nodes[]
 #      per host with the cores each was given, jobs per node, the bound) and that Prometheus scraped
 #      the coordinator during the sweep (deploy/check_prometheus.py);
-#   6. tears everything down -- containers, network, volume, and dockerd if this script started it
+#   6. runs a user job from examples/ (RUNNER_JOBS_DIR, mounted read-only at /jobs) through the same
+#      workers -- `runner submit --mode celery --job orders=...` in a one-off coordinator container --
+#      and checks that its result accounts for every job, on every node (deploy/check_user_job.py);
+#   7. tears everything down -- containers, network, volume, and dockerd if this script started it
 #      -- and fails if anything of the project is left.
 # Needs root when it has to install or start Docker. Environment: WORKERS (2), RUNNER_CLUSTER_PROJECT
-# (runnerct), RUNNER_CLUSTER_TIMEOUT (seconds for the sweep, 900), KEEP_WHEELHOUSE=1.
+# (runnerct), RUNNER_CLUSTER_TIMEOUT (seconds for the sweep, 900), USER_JOBS (60), KEEP_WHEELHOUSE=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,6 +25,7 @@ WORKERS=${WORKERS:-2}
 [[ $WORKERS -ge 2 ]] || { echo "cluster-test: WORKERS must be 2 or more (one of them is worker-small)" >&2; exit 2; }
 PROJECT=${RUNNER_CLUSTER_PROJECT:-runnerct}
 SWEEP_TIMEOUT=${RUNNER_CLUSTER_TIMEOUT:-900}
+USER_JOBS=${USER_JOBS:-60}
 REPORTS=reports/cluster-test
 BASE_PYTHON=${RUNNER_BASE_PYTHON_IMAGE:-runner-base/python:bookworm}
 BASE_REDIS=${RUNNER_BASE_REDIS_IMAGE:-runner-base/redis:bookworm}
@@ -100,7 +104,7 @@ PROMETHEUS_PORT=$("$VENV_BIN/python" -c 'import socket; s = socket.socket(); s.b
 export REDIS_PASSWORD RUNNER_IMAGE=$IMAGE REDIS_IMAGE=$BASE_REDIS RUNNER_REPORTS_DIR=./$REPORTS \
     RUNNER_BENCH_MODES=async,thread,process,celery RUNNER_QUEUE=runner RUNNER_UID=10001 RUNNER_GID=10001 \
     WORKER_CPUS=$BIG_CPUS WORKER_SMALL_CPUS=$SMALL_CPUS RUNNER_EXPECT_WORKERS=$WORKERS \
-    PROMETHEUS_IMAGE=$BASE_PROMETHEUS PROMETHEUS_PORT
+    PROMETHEUS_IMAGE=$BASE_PROMETHEUS PROMETHEUS_PORT RUNNER_JOBS_DIR=./examples
 rm -rf "$REPORTS"
 mkdir -p "$REPORTS"
 if [[ $(id -u) -eq 0 ]]; then
@@ -156,3 +160,14 @@ if "$VENV_BIN/runner" report --help >/dev/null 2>&1; then
         || { cat "$STATE/report.log" >&2; die "runner report"; }
     log "report re-rendered with the container figures: $REPORTS/report.md, report.html"
 fi
+
+# --- 6. a user job from the jobs folder, on the same workers ----------------------------------
+# The workers load it from /jobs (RUNNER_JOBS_DIR, ./examples read-only); the coordinator imports it
+# from there too (--path). orders: fetch a page from the cluster's target, total it (both forms).
+log "user job: orders (examples/orders.py from /jobs) x $USER_JOBS through the cluster's $WORKERS Celery nodes"
+"${COMPOSE[@]}" run --rm --no-deps -T coordinator runner submit --mode celery --celery-workers 0 \
+    --expect-workers "$WORKERS" --wait-s 120 --path /jobs --job orders=orders:region_totals_sync,region_totals \
+    --inputs /jobs/orders_pages.jsonl --jobs "$USER_JOBS" --out /reports/user-job --quiet \
+    >"$STATE/user-job.log" 2>&1 || { cat "$STATE/user-job.log" >&2; die "the user job run"; }
+"$VENV_BIN/python" deploy/check_user_job.py "$REPORTS/user-job/result.json" --kind orders --jobs "$USER_JOBS" \
+    --workers "$WORKERS" || { cat "$STATE/user-job.log" >&2; die "the user job's result"; }

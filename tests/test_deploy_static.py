@@ -177,6 +177,22 @@ def test_coordinator_waits_for_healthy_services_and_uses_the_cluster_workers(com
     assert compose["services"]["flower"]["profiles"] == ["monitoring"]
 
 
+def test_workers_and_coordinator_get_the_jobs_folder_read_only(compose: dict[str, Any]) -> None:
+    """User jobs on the cluster: the host's RUNNER_JOBS_DIR at /jobs, read-only, and the workers told
+    to load user jobs from there only; the same in the Swarm stack."""
+    for name in ("worker", "worker-small", "coordinator"):
+        service = compose["services"][name]
+        assert "${RUNNER_JOBS_DIR:-./examples}:/jobs:ro" in service["volumes"], name
+        assert service["environment"]["RUNNER_JOBS_DIR"] == "/jobs", name
+    assert not any(":/jobs" in str(v) for v in compose["services"]["target"].get("volumes", []))
+    stack = yaml.safe_load(STACK.read_text())["services"]
+    for name in ("worker", "coordinator"):
+        mounts = [v for v in stack[name]["volumes"] if isinstance(v, dict) and v.get("target") == "/jobs"]
+        assert mounts and mounts[0]["type"] == "bind" and mounts[0]["read_only"] is True, name
+        assert mounts[0]["source"].startswith("${RUNNER_JOBS_DIR:?"), name
+        assert stack[name]["environment"]["RUNNER_JOBS_DIR"] == "/jobs", name
+
+
 def test_celery_accepts_json_messages_only() -> None:
     from workers.celery_app import app, make_app
 
@@ -267,7 +283,7 @@ def test_docker_accepts_the_stack_file(tmp_path: Path) -> None:
     if docker is None or subprocess.run([docker, "stack", "config", "--help"], capture_output=True).returncode:
         pytest.skip("no docker client with 'stack config' here")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "RUNNER_", "WORKER_"))}
-    env |= {"RUNNER_REPORTS_DIR": str(tmp_path), "WORKER_REPLICAS": "3"}
+    env |= {"RUNNER_REPORTS_DIR": str(tmp_path), "RUNNER_JOBS_DIR": str(tmp_path), "WORKER_REPLICAS": "3"}
     done = subprocess.run(
         [docker, "stack", "config", "-c", str(STACK)], env=env, capture_output=True, text=True, timeout=60
     )

@@ -28,6 +28,21 @@ def test_target_serves_delay_and_caps_it() -> None:
             assert info.value.code == 400
 
 
+def test_target_serves_pages_of_orders() -> None:
+    with LocalServices() as services:
+        url = services.target_url()
+        with urllib.request.urlopen(f"{url}/orders?page=3&per_page=7&delay_ms=1") as response:
+            body = json.loads(response.read())
+        with urllib.request.urlopen(f"{url}/orders?page=3&per_page=7") as response:
+            assert json.loads(response.read()) == body  # seeded by the page
+        assert body["page"] == 3 and len(body["orders"]) == 7
+        assert all(order["items"] and order["region"] in ("eu", "us", "apac", "latam") for order in body["orders"])
+        for bad in ("/orders?per_page=0", "/orders?per_page=501", "/orders?page=-1", "/orders?delay_ms=x"):
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(url + bad)
+            assert info.value.code == 400
+
+
 def test_embedded_redis_answers_and_stops() -> None:
     import redis
 

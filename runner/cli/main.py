@@ -17,7 +17,15 @@ import click
 
 from runner.cli.params import name_envvars, real, whole
 from runner.cli.user_flags import user_job_flags, user_job_values
-from runner.engine.spec import ARRIVALS, DEFAULTS, EXECUTOR_OPTIONS, SPEC_KEYS, WorkloadSpec, load_spec_file
+from runner.engine.spec import (
+    ARRIVALS,
+    DEFAULTS,
+    EXECUTOR_OPTIONS,
+    SPEC_KEYS,
+    WorkloadSpec,
+    load_spec_file,
+    parse_modes,
+)
 from workers.errors import InputError, RunnerError, RunStopped
 from workers.jobs import KINDS
 
@@ -225,7 +233,7 @@ def submit(
     values.pop("mode", None)
     user_job_values(flags, values)
     values.update({k: v for k, v in flags.items() if k in _SPEC_OPTIONS and _given(ctx, k)})
-    modes = _parse_modes(mode)
+    modes = parse_modes(mode)
     spec = WorkloadSpec.build(values, modes)
     check_modes(spec)
     if out_dir is not None:
@@ -281,19 +289,6 @@ def _given(ctx: click.Context, name: str) -> bool:
     return source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
 
 
-def _parse_modes(text: str) -> tuple[str, ...]:
-    from workers.registry import MODES, executor_class
-
-    if text.strip() == "all":
-        return MODES
-    modes = tuple(m.strip() for m in text.split(",") if m.strip())
-    if not modes:
-        raise InputError(f"--mode: choose one of: {', '.join(MODES)}, or 'all'")
-    for name in modes:
-        executor_class(name)  # raises InputError naming the valid choices
-    return modes
-
-
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -311,7 +306,8 @@ def _parse_modes(text: str) -> tuple[str, ...]:
     help="Requests in service at once; more get 503 at once (delay and body size are capped too).",
 )
 def target(host: str, port: int, max_concurrent: int) -> None:
-    """Serve the HTTP target that http jobs call: GET /delay/{ms}, GET /health."""
+    """Serve the HTTP target that http jobs call: GET /delay/{ms}, GET /orders (a page of made-up
+    orders, for examples/), GET /health."""
     import asyncio
 
     import uvloop

@@ -21,7 +21,7 @@ from runner.engine.machine import usable_cpus
 from workers.errors import InputError
 from workers.jobs import KINDS
 from workers.options import OptionValue
-from workers.registry import executor_options
+from workers.registry import MODES, executor_class, executor_options
 from workers.user_jobs import JobTable, check_kind, parse_ref
 
 # Options an executor declares for itself (Celery's node count and pool): defaults, bounds and
@@ -199,6 +199,18 @@ class WorkloadSpec:
             for key in ("user_jobs", "paths", "inputs", "setup"):
                 del out[key]
         return {**out, **out.pop("options")}  # executor options sit beside the others, as in a spec file
+
+
+def parse_modes(text: str) -> tuple[str, ...]:
+    """``--mode``: executor names separated by commas, or ``all``; InputError naming the choices."""
+    if text.strip() == "all":
+        return MODES
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not modes:
+        raise InputError(f"--mode: choose one of: {', '.join(MODES)}, or 'all'")
+    for name in modes:
+        executor_class(name)  # raises InputError naming the valid choices
+    return modes
 
 
 def _number(name: str, value: Any) -> int | float:
