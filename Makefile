@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint bench bench-fair perf-check cluster-test swarm-test mutate clean
+.PHONY: setup demo test test-slow test-fast lint bench bench-fair perf-check cluster-test swarm-test mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ demo: setup
 
 ## Every tier but the cluster: real Redis, Celery workers, pools, browser (see docs/testing.md).
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not slow"
+
+## The slow tier: whole-run faults (services killed, restarted, timed out) and CLI sweeps; CI runs it
+## after `make test`. `make test test-slow` is the whole suite.
+test-slow: setup
+	$(BIN)/pytest -q -m slow
 
 ## The fast tier: coordinator, CLI, spec, ledger, statistics, compare on the in-process stub executor;
 ## no Redis, Celery, Docker or browser (under a minute).

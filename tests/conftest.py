@@ -118,10 +118,32 @@ def stub() -> Iterator[type[StubExecutor]]:
 
 
 _FAST = ROOT / "tests" / "fast"
+# The slow tier (``make test-slow``: ``pytest -m slow``; CI runs it after ``make test``): faults
+# that need whole runs of real services killed, restarted or left to time out, and sweeps through
+# the command line. Each module here takes tens of seconds to minutes on 2 cores; together they
+# would push the default run past 15 minutes.
+_SLOW = frozenset(
+    {
+        "tests/faults/test_broker.py",
+        "tests/faults/test_celery_workers.py",
+        "tests/faults/test_hung_workers.py",
+        "tests/faults/test_job_faults.py",
+        "tests/faults/test_orphans_workers.py",
+        "tests/faults/test_parallel_runs.py",
+        "tests/faults/test_signals.py",
+        "tests/faults/test_visibility.py",
+        "tests/test_bench_presets_cli.py",
+        "tests/test_scaling_sweep.py",
+        "tests/test_streaming.py",
+    }
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/fast is the fast tier (``make test-fast``: ``pytest -m fast``)."""
+    """Everything under tests/fast is the fast tier (``make test-fast``: ``pytest -m fast``); the
+    modules in ``_SLOW`` are the slow tier, left out of ``make test``."""
     for item in items:
         if item.path.is_relative_to(_FAST):
             item.add_marker(pytest.mark.fast)
+        elif item.path.relative_to(ROOT).as_posix() in _SLOW:
+            item.add_marker(pytest.mark.slow)
