@@ -3,7 +3,7 @@
 Two checks (``runner.engine.results.CalibrationCheck``):
 
 - Each worker process's own rate -- measured as it started, where it runs -- against the
-  coordinator's, which sized the jobs. More than ``WORKER_THRESHOLD`` (10 %) apart means the same
+  coordinator's, which sized the jobs. More than ``WORKER_THRESHOLD`` (25 %) apart means the same
   units take longer (or less) there: another machine, another interpreter. The result names the
   worker, and the bench's bound is computed with the workers' rate.
 - The done ``cpu`` and ``hash`` jobs' CPU time, measured by the thread that ran each, against the
@@ -126,7 +126,7 @@ def expected_ratio(coordinator: Calibration, workers: Mapping[str, Calibration],
 
 def cpu_ms_scale(coordinator: Calibration, workers: Mapping[str, Calibration]) -> dict[str, float]:
     """For the bound: how much longer GIL-holding (spin) and GIL-free (hash) work takes on the
-    workers than it was sized for -- only where their rates differ by more than 10 %."""
+    workers than it was sized for -- only where their rates differ by more than ``WORKER_THRESHOLD``."""
     scale = {}
     for part, kind in (("gil", "cpu"), ("free", "hash")):
         stretch = expected_ratio(coordinator, workers, kind)

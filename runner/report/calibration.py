@@ -91,7 +91,7 @@ def markdown_section(doc: BenchResults) -> list[str]:
             for name, (mode, spin, hashed) in sorted(differing.items())
         ]
         out += [
-            "Workers whose own rate differs from the coordinator's by more than 10 % (another or a slower "
+            "Workers whose own rate differs from the coordinator's by more than 25 % (another or a slower "
             "machine; the bound uses their rate):\n",
             "\n".join(lines) + "\n",
         ]

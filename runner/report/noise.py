@@ -53,7 +53,7 @@ def calibration_warnings(cell: Cell) -> list[str]:
             )
     slow = sorted({name for c in checks for name, w in c.workers.items() if w.differs})
     if slow:
-        out.append(f"worker(s) {', '.join(slow[:4])} measured a CPU rate more than 10 % from the coordinator's")
+        out.append(f"worker(s) {', '.join(slow[:4])} measured a CPU rate more than 25 % from the coordinator's")
     return out
 
 
