@@ -1,7 +1,7 @@
 """Calibration where the work runs, with real workers: pool processes, Celery nodes and the gevent
 worker measure their own rate as they start; the result records it per worker and checks the jobs'
 CPU time against --cpu-ms after the run. A coordinator pinned (RUNNER_CALIBRATION, the documented
-override) to three times this machine's rate sizes jobs three times too long for the workers,
+override) to five times this machine's rate sizes jobs five times too long for the workers,
 which is what a worker on a slower machine looks like: both checks must flag it."""
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ from workers.calibration import ENV, calibrate
 MIX = "cpu=1,hash=1"
 
 
-def _pin_three_times_faster(monkeypatch: pytest.MonkeyPatch) -> None:
+def _pin_five_times_faster(monkeypatch: pytest.MonkeyPatch) -> None:
     real = calibrate()
-    spin, hashed = real.spin_iterations_per_ms * 3, real.hash_rounds_per_ms * 3
+    # 5x, not 3x: this process's own reading can come out 40 % low on a busy machine (a worker read
+    # 0.62x against a 3x pin during a full test run), and the flags below must still be certain.
+    spin, hashed = real.spin_iterations_per_ms * 5, real.hash_rounds_per_ms * 5
     monkeypatch.setenv(ENV, f"spin_iterations_per_ms={spin},hash_rounds_per_ms={hashed}")
 
 
@@ -44,8 +46,8 @@ def _run(mode: str, **values: Any) -> RunResult:
 
 
 def _flagged(result: RunResult) -> None:
-    """Every worker that ran a job measured itself ~3x slower than the (pinned) coordinator, and
-    the jobs took ~3x the CPU they were sized for: both are in the result and on the terminal."""
+    """Every worker that ran a job measured itself ~5x slower than the (pinned) coordinator, and
+    the jobs took ~5x the CPU they were sized for: both are in the result and on the terminal."""
     check = result.calibration_check
     assert check is not None
     assert set(result.by_worker) <= set(check.workers), (result.by_worker, check.workers)
@@ -65,14 +67,14 @@ def _flagged(result: RunResult) -> None:
 
 
 def test_pool_processes_measure_their_own_rate_and_a_mis_sized_run_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
-    _pin_three_times_faster(monkeypatch)
+    _pin_five_times_faster(monkeypatch)
     result = _run("process")
     assert len(result.calibration_check.workers) >= 2  # type: ignore[union-attr]
     _flagged(result)
 
 
 def test_celery_nodes_measure_their_own_rate_per_node(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _pin_three_times_faster(monkeypatch)
+    _pin_five_times_faster(monkeypatch)
     result = _run("celery", celery_workers=2)
     assert result.nodes is not None and len(result.nodes) == 2
     check = result.calibration_check

@@ -74,7 +74,7 @@ def test_celery_pool_choice(pool: str) -> None:
         ("celery",),
     )
     result = run_mode(spec, "celery").to_json()
-    assert result["jobs"]["done"] == 60 and result["jobs"]["lost"] == 0
+    assert result["jobs"]["done"] == 60 and result["jobs"]["lost"] == 0, (result["jobs"], result["failures"])
     assert result["executor"]["pool"] == pool
     # One node with 30 threads or greenlets overlaps the 50 ms waits: far below 30 x 50 ms one at a time.
     assert result["wall_s"] < 1.5
