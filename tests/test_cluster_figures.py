@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,3 +92,79 @@ def test_report_shows_nodes_and_containers_of_a_real_sweep(sweep_dir: Path, tmp_
     section = md.split("## Jobs per process worker", 1)[1].split("##", 1)[0]
     for pid, jobs in per_pid.items():
         assert pid in section and f"{jobs:,}" in section
+
+
+# Real documents of a Docker engine (tests/data/docker-stats-v1.json says how they were captured).
+_REAL = json.loads((Path(__file__).parent / "data" / "docker-stats-v1.json").read_text())
+
+
+def test_real_stream_cpu_is_percent_of_one_core_and_its_first_document_says_nothing() -> None:
+    busy = _REAL["busy"]
+    assert cpu_percent(busy[0]) is None  # the first of a stream: precpu has no system_cpu_usage yet
+    # (2587153820 - 1973810458) ns of the container's CPU over (48934700000000 - 48932680000000) ns
+    # of the 2-core host's: 613343362 / 2.02e9 * 2 cores * 100
+    assert cpu_percent(busy[1]) == pytest.approx(60.727, abs=0.001)
+    assert cpu_percent(busy[2]) == pytest.approx(51.260, abs=0.001)  # 517726653 / 2.02e9 * 200
+    assert cpu_percent(busy[3]) == pytest.approx(54.087, abs=0.001)  # 543578968 / 2.01e9 * 200
+
+
+def test_real_v1_memory_leaves_out_the_page_cache_the_container_wrote() -> None:
+    # usage 104927232 B holds 32 MiB of page cache (total_inactive_file 33554432): 71372800 B left,
+    # as `docker stats` shows it -- the 64 MiB the container holds plus the interpreter
+    for document in _REAL["busy"]:
+        assert document["memory_stats"]["stats"]["cache"] == 33554432
+        assert memory_mb(document) == pytest.approx(71372800 / (1 << 20))
+
+
+def test_real_stopped_container_gives_no_figures() -> None:
+    stopped = _REAL["busy_stopped"]  # stats(stream=False) of a killed container: zeroed, no memory
+    assert stopped["memory_stats"] == {} and "system_cpu_usage" not in stopped["cpu_stats"]
+    assert cpu_percent(stopped) is None
+    assert memory_mb(stopped) is None
+
+
+def test_a_stream_past_its_containers_exit_adds_nothing() -> None:
+    # The engine's stream does not end when the container exits: it goes on with zeroed documents
+    # (total_usage 0, the last real figures as precpu). They must not count as samples.
+    stream = _REAL["to_exit"]
+    assert [d["read"] for d in stream[4:]] == ["0001-01-01T00:00:00Z"] * 2
+    figures = ContainerFigures("c", "worker", "h")
+    for document in stream:
+        figures.add(document)
+    row = figures.to_dict()
+    assert row["samples"] == 3  # not the first (no precpu), not the two after the exit
+    assert row["cpu_percent_max"] == pytest.approx(59.66, abs=0.01)  # 611504324 / 2.05e9 * 200
+    assert row["cpu_percent_mean"] == pytest.approx((59.659 + 59.438 + 40.779) / 3, abs=0.01)
+    assert row["mem_peak_mb"] == pytest.approx(3.0)  # 3100672 B, no inactive file cache
+
+
+def _as_cgroup_v2(document: dict[str, Any]) -> dict[str, Any]:
+    """A real v1 document in the layout an engine on a cgroup v2 host sends (moby's ``statsV2``):
+    no ``percpu_usage``, no ``max_usage``; ``memory_stats.stats`` holds memory.stat's keys (``anon``,
+    ``file``, ``inactive_file``, ...) -- no ``cache``, no ``total_*``. No v2 host was at hand to
+    capture one; the figures are the captured ones."""
+    v2 = json.loads(json.dumps(document))
+    for key in ("cpu_stats", "precpu_stats"):
+        v2[key]["cpu_usage"].pop("percpu_usage", None)
+    memory = v2["memory_stats"]
+    v1 = memory.pop("stats")
+    memory.pop("max_usage")
+    memory["stats"] = {
+        "anon": v1["total_rss"],
+        "file": v1["total_cache"],
+        "inactive_anon": v1["total_inactive_anon"],
+        "active_anon": v1["total_active_anon"],
+        "inactive_file": v1["total_inactive_file"],
+        "active_file": v1["total_active_file"],
+        "pgfault": v1["total_pgfault"],
+    }
+    return v2
+
+
+def test_cgroup_v2_memory_uses_inactive_file_and_cpu_needs_no_percpu() -> None:
+    v2 = _as_cgroup_v2(_REAL["busy"][1])
+    assert "cache" not in v2["memory_stats"]["stats"] and "percpu_usage" not in v2["cpu_stats"]["cpu_usage"]
+    assert memory_mb(v2) == pytest.approx(71372800 / (1 << 20))
+    assert cpu_percent(v2) == pytest.approx(60.727, abs=0.001)
+    del v2["cpu_stats"]["online_cpus"]  # an engine that does not say: one core, not a crash
+    assert cpu_percent(v2) == pytest.approx(30.364, abs=0.001)
