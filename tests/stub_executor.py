@@ -13,7 +13,9 @@ kind stands for one behaviour, with its service time taken from the spec:
 
 ``StubPlan`` adds what kinds cannot say: job ids whose run escapes the coordinator's accounting
 (``vanish``: they end up ``lost``), runs beyond the first that the executor reports
-(``extra_runs``: duplicates), and a failing start. The stub records what it saw -- the peak
+(``extra_runs``: duplicates), a failing start, and batches whose ``run_batch`` raises an error of
+the executor's own (``batch_raises``, by the batch's first job id) or hang (``batch_hangs``), batch
+reports naming one runner (``one_runner``), and CPU times for cpu jobs (``cpu_s``). The stub records what it saw -- the peak
 number of jobs inside ``run`` at once, which jobs were cancelled -- so tests can check the
 coordinator against an independent count.
 """
@@ -47,6 +49,10 @@ class StubPlan:
     fail_start: bool = False
     raise_for: dict[int, Exception] = field(default_factory=dict)  # job id -> what its run raises
     batch: int = 1  # jobs per batch it takes from the coordinator (``run_batch``: the base one)
+    batch_raises: dict[int, Exception] = field(default_factory=dict)  # first id -> the executor's own error
+    batch_hangs: frozenset[int] = frozenset()  # first ids of batches that hang as a whole
+    one_runner: bool = False  # a batch's report names one runner for all its jobs (as a pool process does)
+    cpu_s: float | None = None  # the CPU time it reports for each cpu job (the calibration check)
 
 
 class StubExecutor(Executor):
@@ -106,14 +112,20 @@ class StubExecutor(Executor):
             await asyncio.Event().wait()
         if job.kind in ("sleep", "http", "redis", "mixed") and job.io_ms > 0:
             await asyncio.sleep(job.io_ms / 1000)
-        return JobReport(job.io_ms / 1000, f"stub-{job.id % max(1, self.config.workers)}")
+        cpu = self.script.cpu_s if job.kind == "cpu" else None
+        return JobReport(job.io_ms / 1000, f"stub-{job.id % max(1, self.config.workers)}", cpu)
 
     def batch_size(self, kind: str) -> int:
         return self.script.batch
 
     async def run_batch(self, batch: Batch) -> BatchReport:
         self.batches.append(batch.size)
-        return await super().run_batch(batch)
+        if batch.first_id in self.script.batch_raises:  # not a job's failure: the batch's own
+            raise self.script.batch_raises[batch.first_id]
+        if batch.first_id in self.script.batch_hangs:
+            await asyncio.Event().wait()
+        report = await super().run_batch(batch)
+        return report._replace(workers=["stub-batch"]) if self.script.one_runner else report
 
     async def stop(self) -> None:
         self.stopped = True

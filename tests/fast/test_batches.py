@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,7 @@ from runner.engine.spec import WorkloadSpec
 from tests.fast.conftest import CALIBRATION
 from tests.stub_executor import SERVICE_LOST, StubExecutor, StubPlan
 from workers.bulk import Batch
-from workers.errors import RunStopped
+from workers.errors import RunStopped, ServiceError
 from workers.jobs import Job
 
 
@@ -39,6 +43,7 @@ def test_batched_jobs_each_end_once_with_their_own_outcome(stub: type[StubExecut
     assert sum(result["by_worker"].values()) == 298
     records = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in records) == list(range(300))
+    assert {r["kind"] for r in records} == {"sleep"} and all(0 < r["latency_ms"] < 10_000 for r in records)
     assert {r["id"] for r in records if r["status"] == "failed"} == {5, 299}
     assert result["latency_by_outcome_ms"]["failed"]["count"] == 2
     assert result["latency_by_outcome_ms"]["done"]["count"] == 298
@@ -96,12 +101,28 @@ def test_units_fill_the_window_then_wait_for_room() -> None:
     assert units.take() is FULL
     in_flight[0] = 2
     assert units.take() == Batch(6, 4, "a")  # a run of one kind ends a batch at the next kind
+    in_flight[0] = 6
+    assert units.take() is FULL  # a single job too, once batches are out: the window is full
     in_flight[0] = 5
     assert units.take() == Job(10, "b", 1.0, 2, "t")
     in_flight[0] = 6
     assert units.take() is FULL  # once batches are out, single jobs wait for room too
     in_flight[0] = 0
     assert units.take() == Batch(11, 3, "a")
+    assert units.take() is None
+
+
+def test_units_hand_out_a_job_where_one_place_is_left_and_batches_of_two() -> None:
+    in_flight = [0]
+    kinds = iter(["a"] * 3 + ["c"] * 2 + ["a"])
+    sizes = {"a": 4, "c": 2}
+    units = Units(kinds, {"a": (0.5, 3, "x"), "c": (0.0, 1, "")}, sizes.__getitem__, 4, lambda: in_flight[0])
+    in_flight[0] = 3
+    assert units.take() == Job(0, "a", 0.5, 3, "x")  # one place left: a job, not a batch of one
+    in_flight[0] = 0
+    assert units.take() == Batch(1, 2, "a", 0.5, 3, "x")
+    assert units.take() == Batch(3, 2, "c", 0.0, 1, "")  # a batch size of 2 is a batch
+    assert units.take() == Job(5, "a", 0.5, 3, "x")  # the last job, alone in its run
     assert units.take() is None
 
 
@@ -176,3 +197,92 @@ def test_a_compact_celery_reply_is_checked_and_settles_its_batch_once() -> None:
     report, extra = asyncio.run(scenario())
     assert list(report.service_s) == [0.001, 0.002, 0.003] and report.failed == {1: "InjectedFailure: no"}
     assert report.workers == ["w0"] and extra == {10: 1, 11: 1, 12: 1}
+
+
+def _ledger_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (path / "ledger.jsonl").read_text().splitlines()]
+
+
+def test_timed_out_batches_have_their_kind_and_latency_in_the_ledger(stub: type[StubExecutor], tmp_path: Path) -> None:
+    stub.plan = StubPlan(batch=4)
+    result = _run(tmp_path, jobs=8, mix="hang=1", timeout=0.2, concurrency=8)
+    assert result["jobs"]["timed_out"] == 8
+    lines = _ledger_lines(tmp_path)
+    assert sorted(r["id"] for r in lines) == list(range(8))
+    assert {(r["kind"], r["status"], r["reason"]) for r in lines} == {("hang", "timed_out", "timed out after 0.2 s")}
+    assert all(200 <= r["latency_ms"] < 5000 for r in lines)  # the timeout, plus a watchdog tick or so
+
+
+@pytest.mark.timeout(30)  # a driver left marked as expired would wait for ever on its next hung batch
+def test_a_driver_times_out_batch_after_batch(stub: type[StubExecutor]) -> None:
+    # One batch fills the window of 4: the drivers take turns, so each of the 4 times out twice.
+    stub.plan = StubPlan(batch=4)
+    result = _run(jobs=32, mix="hang=1", timeout=0.1, concurrency=4)
+    assert result["jobs"] == {"submitted": 32, "done": 0, "failed": 0, "timed_out": 32, "lost": 0, "duplicates": 0}
+    assert stub.made[-1].batches == [4] * 8
+
+
+def test_a_stop_after_the_grace_fails_the_batches_in_flight(stub: type[StubExecutor], tmp_path: Path) -> None:
+    sender = threading.Thread(target=lambda: (time.sleep(0.3), os.kill(os.getpid(), signal.SIGTERM)), daemon=True)
+    sender.start()
+    stub.plan = StubPlan(batch=4)
+    spec = WorkloadSpec.build({"jobs": 100, "mix": "hang=1", "concurrency": 8, "workers": 2}, ("stub",))
+    with pytest.raises(RunStopped) as stopped:
+        run_mode(spec, "stub", out_dir=tmp_path, calibration=CALIBRATION)
+    sender.join()
+    assert stopped.value.result is not None
+    result = stopped.value.result.to_json()
+    assert result["jobs"] == {"submitted": 8, "done": 0, "failed": 8, "timed_out": 0, "lost": 0, "duplicates": 0}
+    assert result["failures"] == {"interrupted by SIGTERM before it finished": 8}
+    lines = _ledger_lines(tmp_path)
+    assert sorted(r["id"] for r in lines) == list(range(8))
+    assert {(r["kind"], r["status"]) for r in lines} == {("hang", "failed")}
+    assert all(2000 <= r["latency_ms"] < 10_000 for r in lines)  # from hand-off, through the 2 s grace
+
+
+@pytest.mark.timeout(30)  # the watchdog must still time out the hung batches after the error
+def test_an_executor_error_fails_its_batch_and_the_run_goes_on(stub: type[StubExecutor], tmp_path: Path) -> None:
+    stub.plan = StubPlan(batch=4, batch_raises={0: RuntimeError("pool broke")})
+    result = _run(tmp_path, jobs=16, mix="hang=1", timeout=0.3, concurrency=8)
+    assert result["jobs"] == {"submitted": 16, "done": 0, "failed": 4, "timed_out": 12, "lost": 0, "duplicates": 0}
+    assert result["failures"] == {"RuntimeError: pool broke": 4, "timed out after 0.3 s": 12}
+    assert result["latency_by_outcome_ms"]["failed"]["count"] == 4
+    failed = [r for r in _ledger_lines(tmp_path) if r["status"] == "failed"]
+    assert sorted(r["id"] for r in failed) == [0, 1, 2, 3] and {r["kind"] for r in failed} == {"hang"}
+    assert all(0 <= r["latency_ms"] < 1000 for r in failed)  # it raised at once
+
+
+def test_after_an_executor_error_no_batch_is_timed_out_early(stub: type[StubExecutor]) -> None:
+    # Batches of 0.15 s sleeps against a 1 s timeout: none may time out, before or after the error.
+    stub.plan = StubPlan(batch=2, batch_raises={0: RuntimeError("pool broke")})
+    result = _run(jobs=40, mix="sleep=1", io_ms=150, timeout=1.0, concurrency=8)
+    assert result["jobs"] == {"submitted": 40, "done": 38, "failed": 2, "timed_out": 0, "lost": 0, "duplicates": 0}
+
+
+def test_a_batch_run_by_one_runner_feeds_the_calibration_check_its_cpu_times(stub: type[StubExecutor]) -> None:
+    stub.plan = StubPlan(batch=8, one_runner=True, cpu_s=0.003)
+    result = _run(jobs=64, mix="cpu=1", cpu_ms=1, concurrency=16)
+    assert result["jobs"]["done"] == 64 and result["by_worker"] == {"stub-batch": 64}
+    check = result["calibration_check"]["kinds"]["cpu"]
+    assert (check["jobs"], check["median_cpu_ms"], check["cpu_ratio"]) == (64, 3.0, 3.0)
+
+
+def test_a_timed_out_batch_leaves_its_driver_to_run_the_next_in_full(stub: type[StubExecutor]) -> None:
+    # Batches of 0.15 s sleeps against a 0.5 s timeout; only the first hangs: its driver, after the
+    # timeout, runs others, none of which may be timed out early.
+    stub.plan = StubPlan(batch=2, batch_hangs=frozenset({0}))
+    result = _run(jobs=40, mix="sleep=1", io_ms=150, timeout=0.5, concurrency=8)
+    assert result["jobs"] == {"submitted": 40, "done": 38, "failed": 0, "timed_out": 2, "lost": 0, "duplicates": 0}
+
+
+def test_a_service_lost_in_one_batch_leaves_the_others_to_the_watchdog(stub: type[StubExecutor]) -> None:
+    # The lost service halts dispatch; the other batch in flight still hangs, and times out within
+    # the grace period rather than being cancelled at its end.
+    stub.plan = StubPlan(batch=4, batch_raises={4: ServiceError(SERVICE_LOST)})  # the second batch taken
+    spec = WorkloadSpec.build({"jobs": 100, "mix": "hang=1", "concurrency": 8, "timeout": 0.3}, ("stub",))
+    with pytest.raises(RunStopped) as stopped:
+        run_mode(spec, "stub", calibration=CALIBRATION)
+    assert stopped.value.result is not None
+    result = stopped.value.result.to_json()
+    assert result["jobs"] == {"submitted": 8, "done": 0, "failed": 4, "timed_out": 4, "lost": 0, "duplicates": 0}
+    assert result["stopped"] == {"reason": SERVICE_LOST, "not_submitted": 92}
