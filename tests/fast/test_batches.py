@@ -40,7 +40,7 @@ def test_batched_jobs_each_end_once_with_their_own_outcome(stub: type[StubExecut
     assert made.batches and max(made.batches) == 16 and sum(made.batches) <= 300
     assert sorted(made.runs) == list(range(300)) and set(made.runs.values()) == {1}
     assert 16 <= result["peak_in_flight"] <= 40  # batches fill the window, never past it
-    assert sum(result["by_worker"].values()) == 298
+    assert result["by_worker"] == {"stub-0": 150, "stub-1": 148}  # jobs 5 and 299 failed
     records = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in records) == list(range(300))
     assert {r["kind"] for r in records} == {"sleep"} and all(0 < r["latency_ms"] < 10_000 for r in records)
@@ -54,7 +54,7 @@ def test_without_a_ledger_file_the_bulk_path_counts_the_same(stub: type[StubExec
     stub.plan = StubPlan(batch=64)
     result = _run(jobs=1000, mix="noop=1", concurrency=100)
     assert result["jobs"] == {"submitted": 1000, "done": 1000, "failed": 0, "timed_out": 0, "lost": 0, "duplicates": 0}
-    assert sum(result["by_worker"].values()) == 1000 and result["peak_in_flight"] <= 100
+    assert result["by_worker"] == {"stub-0": 500, "stub-1": 500} and result["peak_in_flight"] <= 100
     assert result["latency_by_outcome_ms"]["done"]["count"] == 1000
     assert sum(stub.made[-1].batches) >= 900  # nearly all went in batches (none before the first take)
 
@@ -267,12 +267,29 @@ def test_a_batch_run_by_one_runner_feeds_the_calibration_check_its_cpu_times(stu
     assert (check["jobs"], check["median_cpu_ms"], check["cpu_ratio"]) == (64, 3.0, 3.0)
 
 
+@pytest.mark.parametrize("out", [False, True])
+def test_one_runner_batches_with_a_failure_count_alike_with_and_without_a_ledger_file(
+    stub: type[StubExecutor], tmp_path: Path, out: bool
+) -> None:
+    stub.plan = StubPlan(batch=8, one_runner=True, raise_for={13: RuntimeError("boom")})
+    result = _run(tmp_path if out else None, jobs=64, mix="noop=1", concurrency=16)
+    assert result["jobs"] == {"submitted": 64, "done": 63, "failed": 1, "timed_out": 0, "lost": 0, "duplicates": 0}
+    assert result["by_worker"] == {"stub-batch": 63} and result["peak_in_flight"] <= 16
+    if out:
+        lines = _ledger_lines(tmp_path)
+        assert sorted(r["id"] for r in lines) == list(range(64))
+        assert {r["id"]: r.get("worker") for r in lines if r["status"] == "done"} == {
+            i: "stub-batch" for i in range(64) if i != 13
+        }
+
+
 def test_a_timed_out_batch_leaves_its_driver_to_run_the_next_in_full(stub: type[StubExecutor]) -> None:
     # Batches of 0.15 s sleeps against a 0.5 s timeout; only the first hangs: its driver, after the
     # timeout, runs others, none of which may be timed out early.
     stub.plan = StubPlan(batch=2, batch_hangs=frozenset({0}))
     result = _run(jobs=40, mix="sleep=1", io_ms=150, timeout=0.5, concurrency=8)
     assert result["jobs"] == {"submitted": 40, "done": 38, "failed": 0, "timed_out": 2, "lost": 0, "duplicates": 0}
+    assert result["by_worker"] == {"stub-0": 19, "stub-1": 19}  # each done job to the runner its report names
 
 
 def test_a_service_lost_in_one_batch_leaves_the_others_to_the_watchdog(stub: type[StubExecutor]) -> None:

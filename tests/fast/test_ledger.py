@@ -100,3 +100,45 @@ def test_every_extra_outcome_is_one_more_duplicate(tmp_path: Path) -> None:
     assert ledger.duplicates == 3 and ledger.summary()["failed"] == 0
     (line,) = (tmp_path / "l.jsonl").read_text().splitlines()
     assert json.loads(line)["latency_ms"] == 1.235  # microsecond resolution
+
+
+def test_a_full_disk_stops_the_writing_not_the_counting() -> None:
+    # /dev/full: every write that reaches the device fails with ENOSPC, as on a full disk.
+    device = Path("/dev/full")
+    small = Ledger(2, device)  # its lines stay in the buffer: the error comes at close
+    small.submit(0)
+    small.finish(0, DONE, "noop", 0.001, worker="w")
+    assert small.write_error is None
+    small.close()
+    assert small.write_error == f"cannot write {device}: No space left on device"
+    big = Ledger(1000, device)  # enough lines to fill the buffer: the error comes at a write
+    for job_id in range(1000):
+        big.submit(job_id)
+        big.finish(job_id, FAILED, "fail", 0.001, reason="x" * 40)
+    assert big.write_error == f"cannot write {device}: No space left on device"
+    big.close()
+    assert big.summary() == {"submitted": 1000, "done": 0, "failed": 1000, "timed_out": 0, "lost": 0, "duplicates": 0}
+
+
+def test_bulk_submission_keeps_every_later_id_usable_and_the_peak_exact() -> None:
+    ledger = Ledger(10)
+    ledger.submit_many(0, 2)
+    ledger.finish_many(0, 2, "noop", 0.0, ["w"], {})
+    ledger.submit_many(2, 3)  # 3 in flight, while 2 have finished: the peak is 3
+    assert ledger.peak_in_flight == 3
+    ledger.submit(9)
+    ledger.finish(9, DONE, "noop", 0.0, worker="w")
+    ledger.finish_many(2, 3, "noop", 0.0, ["w"], {})
+    assert ledger.summary() == {"submitted": 6, "done": 6, "failed": 0, "timed_out": 0, "lost": 0, "duplicates": 0}
+    assert ledger.by_worker == {"w": 6} and ledger.in_flight == 0
+
+
+def test_a_late_report_of_a_timed_out_batch_is_only_duplicates_whatever_else_is_in_flight() -> None:
+    ledger = Ledger(8)
+    ledger.submit_many(0, 8)
+    ledger.end_many(2, 2, TIMED_OUT, "hang", 1.0, "timed out after 1 s")
+    ledger.finish_many(6, 2, "noop", 0.1, ["w"], {})
+    # jobs 0, 1, 4, 5 in flight, 2 and 3 timed out, 6 and 7 done: the report for 2-3 comes late
+    ledger.finish_many(2, 2, "hang", 1.5, ["late"], {})
+    assert ledger.summary() == {"submitted": 8, "done": 2, "failed": 0, "timed_out": 2, "lost": 4, "duplicates": 2}
+    assert ledger.by_worker == {"w": 2} and ledger.in_flight == 4
