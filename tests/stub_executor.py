@@ -16,8 +16,8 @@ kind stands for one behaviour, with its service time taken from the spec:
 (``extra_runs``: duplicates), a failing start, and batches whose ``run_batch`` raises an error of
 the executor's own (``batch_raises``, by the batch's first job id) or hang (``batch_hangs``), batch
 reports naming one runner (``one_runner``), and CPU times for cpu jobs (``cpu_s``). The stub
-records what it saw -- the peak number of jobs inside ``run`` at once, which jobs were cancelled -- so tests can check the
-coordinator against an independent count.
+records what it saw -- the peak number of jobs inside ``run`` at once, which jobs were cancelled --
+so tests can check the coordinator against an independent count.
 """
 
 from __future__ import annotations
