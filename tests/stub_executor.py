@@ -53,6 +53,7 @@ class StubPlan:
     batch_hangs: frozenset[int] = frozenset()  # first ids of batches that hang as a whole
     one_runner: bool = False  # a batch's report names one runner for all its jobs (as a pool process does)
     cpu_s: float | None = None  # the CPU time it reports for each cpu job (the calibration check)
+    nodes: tuple[str, ...] = ()  # names of nodes that describe themselves, as Celery nodes do
 
 
 class StubExecutor(Executor):
@@ -129,6 +130,10 @@ class StubExecutor(Executor):
 
     async def stop(self) -> None:
         self.stopped = True
+
+    async def node_figures(self) -> list[dict[str, Any]]:
+        facts = {"hostname": "h", "cpus": 1.0, "pool": "stub", "concurrency": 1, "python": "3", "cpu_model": "m"}
+        return [{"name": name, **facts, "cpu_s": 0.5, "peak_rss_mb": 10.0} for name in self.script.nodes]
 
     def extra_runs(self) -> dict[int, int]:
         return dict(self.script.extra_runs)

@@ -160,3 +160,13 @@ def test_a_workload_reuses_a_started_executor(stub: type[StubExecutor]) -> None:
     assert first["mode"] == "stub" and first["executor"]["stub"] is True
     assert first["spec"]["modes"] == ["stub"] and first["spec"]["jobs"] == 5
     assert len(stub.made) == 1 and stub.made[0].stopped
+
+
+def test_nodes_get_the_jobs_the_ledger_counted_for_them(stub: type[StubExecutor]) -> None:
+    stub.plan = StubPlan(nodes=("stub-0", "stub-1", "idle"))
+    result = _run(jobs=9, mix="noop=1", concurrency=3, workers=2)
+    jobs = {node["name"]: node["jobs"] for node in result["nodes"]}
+    assert jobs == {"stub-0": 5, "stub-1": 4, "idle": 0} == result["by_worker"] | {"idle": 0}
+    assert {node["cpu_s"] for node in result["nodes"]} == {0.5}  # the rest as the node said
+    stub.plan = StubPlan()
+    assert _run(jobs=2, mix="noop=1").get("nodes") is None  # an executor without nodes: none recorded
