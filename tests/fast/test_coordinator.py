@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import threading
 import time
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from runner.engine.coordinator import run_mode
+from runner.engine.outputs import OutputError
 from runner.engine.spec import WorkloadSpec
 from tests.fast.conftest import CALIBRATION
 from tests.stub_executor import FAILED_ON_PURPOSE, SERVICE_LOST, StubExecutor, StubPlan
@@ -170,3 +172,22 @@ def test_nodes_get_the_jobs_the_ledger_counted_for_them(stub: type[StubExecutor]
     assert {node["cpu_s"] for node in result["nodes"]} == {0.5}  # the rest as the node said
     stub.plan = StubPlan()
     assert _run(jobs=2, mix="noop=1").get("nodes") is None  # an executor without nodes: none recorded
+
+
+def test_a_ledger_that_cannot_be_written_ends_the_run_with_its_result_kept(
+    stub: type[StubExecutor], tmp_path: Path
+) -> None:
+    # RLIMIT_FSIZE makes every write past 8 KiB fail (EFBIG), like a full disk, for this process only.
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the error, not the signal that kills
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, limit[1]))
+    try:
+        with pytest.raises(OutputError) as raised:
+            _run(tmp_path, jobs=2000, mix="noop=1", concurrency=4)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, handler)
+    message = str(raised.value)
+    assert message.startswith(f"cannot write {tmp_path / 'ledger.jsonl'}: File too large")
+    assert message.endswith("; the run finished, but its ledger is incomplete")
+    assert raised.value.result.jobs.done == 2000 and raised.value.result.jobs.lost == 0
