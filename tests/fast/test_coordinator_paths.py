@@ -17,7 +17,7 @@ from runner.engine.coordinator import executor_config, measure, run_mode
 from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
 from tests.fast.conftest import CALIBRATION
-from tests.stub_executor import StubExecutor
+from tests.stub_executor import StubExecutor, StubPlan
 
 
 def _spec(**values: Any) -> WorkloadSpec:
@@ -84,3 +84,9 @@ def test_an_uninstrumented_run_accounts_every_job_and_records_no_latency(stub: t
         }
         assert result["latency_ms"]["max"] == 0.0 and result["service_ms"]["max"] == 0.0
     assert paced["coordinator_wait_ms"]["max"] == 0.0
+
+
+def test_an_uninstrumented_run_samples_nothing_for_the_calibration_check(stub: type[StubExecutor]) -> None:
+    stub.plan = StubPlan(cpu_s=0.001)
+    result = _uninstrumented(_spec(jobs=8, mix="cpu=1", cpu_ms=1, concurrency=2)).to_json()
+    assert result["jobs"]["done"] == 8 and result["calibration_check"]["kinds"] == {}
