@@ -44,6 +44,7 @@ import re
 import socket
 import sys
 import time
+from array import array
 from typing import Any
 
 from celery import Celery, Task, signals
@@ -52,7 +53,8 @@ from celery.worker.control import control_command
 from workers import lifeline
 from workers.bulk import Batch, run_batch_sync
 from workers.calibration import Calibration, calibrate
-from workers.celery_bulk import COMPACT_TASK_NAME, compact_reply
+from workers.celery_bulk import COMPACT_TASK_NAME
+from workers.celery_compact import compact_reply
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed
 from workers.jobs import KINDS, WORKER_DIED, Job, result_of, run_sync
@@ -136,8 +138,7 @@ def run_compact(task: Task, batch: list[Any], reply_key: str) -> None:
     worker = task.request.hostname or socket.gethostname()
     run = _compact_batch(batch)
     service, failed, cpu = run_batch_sync(run, _clients, check=json.dumps)
-    reply = compact_reply(run, worker, service.tolist(), failed, None if cpu is None else cpu.tolist())
-    _push(task.app.conf.broker_url, reply_key, [json.dumps(reply)])
+    _push(task.app.conf.broker_url, reply_key, [compact_reply(run, worker, service, failed, cpu)])
 
 
 def _compact_batch(batch: list[Any]) -> Batch:
@@ -193,7 +194,7 @@ def _load_in_node(instance: Any = None, **_: Any) -> None:
         _load_user_jobs()
 
 
-def _push(broker: str, reply_key: str, bodies: list[str]) -> None:
+def _push(broker: str, reply_key: str, bodies: list[str] | list[bytes]) -> None:
     pipe = _clients.redis(broker).pipeline(transaction=False)
     pipe.rpush(reply_key, *bodies)
     pipe.expire(reply_key, _REPLY_TTL_S)  # replies nobody reads (a stopped run) do not pile up
@@ -211,8 +212,9 @@ def _worker_died_twice(sender: Any = None, exception: BaseException | None = Non
     worker = getattr(getattr(sender, "request", None), "hostname", None) or socket.gethostname()
     if name == COMPACT_TASK_NAME:
         batch = _compact_batch(args[0])
-        reply = compact_reply(batch, worker, [0.0] * batch.size, dict.fromkeys(range(batch.size), WORKER_DIED))
-        _push(sender.app.conf.broker_url, args[1], [json.dumps(reply)])
+        zeros = array("d", bytes(8 * batch.size))
+        reply = compact_reply(batch, worker, zeros, dict.fromkeys(range(batch.size), WORKER_DIED))
+        _push(sender.app.conf.broker_url, args[1], [reply])
         return
     wires, reply_key = ([args[0]] if name == TASK_NAME else args[0]), args[1]
     bodies = [json.dumps({"id": int(wire[0]), "worker": worker, "error": WORKER_DIED}) for wire in wires]

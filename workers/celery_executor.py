@@ -40,6 +40,7 @@ from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_a
 from workers.celery_bulk import CompactSender, settle
 from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, cluster_slots, wait_until_answering
 from workers.celery_outage import Outage, broker_errors, server_id
+from workers.celery_publish import Publisher
 from workers.celery_replies import ReplyReader
 from workers.clients import check_redis, redact
 from workers.errors import InputError, JobFailed, ServiceError
@@ -72,6 +73,7 @@ class CeleryExecutor(CompactSender, Executor):
         self._broker = ""
         self._app: Any = None
         self._redis: Any = None
+        self._publisher: Publisher | None = None
         self._local: LocalNodes | None = None
         self._nodes: list[str] = []
         self._facts: dict[str, dict[str, Any]] = {}  # node -> what it said of itself (runner_node)
@@ -120,6 +122,7 @@ class CeleryExecutor(CompactSender, Executor):
         import redis.asyncio as redis_async
 
         self._redis = redis_async.Redis.from_url(self._broker, socket_connect_timeout=3.0, socket_timeout=5.0)
+        self._publisher = Publisher(self._redis, self._queue)
         self._outage = Outage(
             self._redis,
             self._broker,
@@ -327,7 +330,7 @@ class CeleryExecutor(CompactSender, Executor):
                 await asyncio.to_thread(self._send, [pending.job])
         for bulk in list(self._bulk.values()):
             if bulk.sent and not bulk.future.done():
-                await asyncio.to_thread(self._send_compact, bulk.batch)
+                await self._send_compact(bulk.batch)
 
     def extra_runs(self) -> dict[int, int]:
         return dict(self._extra)
