@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 import uuid
 from typing import Any
 
@@ -38,14 +37,14 @@ from workers.batching import Outbox
 from workers.calibration import Calibration
 from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_app
 from workers.celery_bulk import CompactSender, settle
-from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, cluster_slots, wait_until_answering
+from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, answering_nodes, cluster_slots
 from workers.celery_outage import Outage, broker_errors, server_id
 from workers.celery_publish import Publisher
 from workers.celery_replies import ReplyReader
 from workers.clients import check_redis, redact
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import Job
-from workers.node_survey import ask_nodes, capacity_of, nodes_line, rates_of
+from workers.node_survey import ask_nodes, capacity_of, rates_of, survey
 
 _READY_TIMEOUT_S = 60.0
 _BATCH_BUDGET_S = 0.005  # a batch task should take about this long on a worker
@@ -134,41 +133,17 @@ class CeleryExecutor(CompactSender, Executor):
 
     def _wait_for_workers(self) -> None:
         local = self._local is not None
-        expect = self.config.expect_workers
-        want = self._node_count if local else max(1, expect)
-        limit_s = _READY_TIMEOUT_S if local else (self.config.wait_s if expect else 10.0)
-        names = wait_until_answering(self._app, want, limit_s, nodes=self._local, marker=self._run_id if local else "")
-        if names is None and self._local is not None:
-            tail = self._local.log_tail()
-            raise ServiceError(f"Celery workers did not answer within {_READY_TIMEOUT_S:.0f} s: {tail}")
-        if names is None and expect:
-            found = sorted(name for reply in self._app.control.ping(timeout=0.5) or [] for name in reply)
-            raise ServiceError(
-                f"--expect-workers {want}: {len(found)} Celery node(s) answered on {redact(self._broker)} "
-                f"within {limit_s:g} s{': ' + ', '.join(found) if found else ''}"
-            )
-        if names is None:
-            raise ServiceError(
-                f"no Celery worker answered on {redact(self._broker)}; start some with "
-                "`celery -A workers.celery_app worker` (REDIS_URL set), or pass --celery-workers N to start local ones"
-            )
-        self._nodes = names
+        want = self._node_count if local else max(1, self.config.expect_workers)
+        limit_s = _READY_TIMEOUT_S if local else (self.config.wait_s if self.config.expect_workers else 10.0)
+        self._nodes = answering_nodes(
+            self._app, want, limit_s, self._local, self._run_id, self.config.expect_workers, self._broker
+        )
         if not local:
-            self._slots = cluster_slots(self._app, names)
+            self._slots = cluster_slots(self._app, self._nodes)
 
     def _survey(self, visibility_s: float) -> dict[str, dict[str, Any]]:
-        """Ask every node what it is, and set its redelivery time to this run's: --timeout governs
-        it, whatever RUNNER_VISIBILITY_TIMEOUT the node started with."""
-        facts = ask_nodes(self._app, self._nodes, visibility_s=visibility_s)
-        missing = [name for name in self._nodes if name not in facts]
-        if missing:
-            raise ServiceError(
-                f"Celery node(s) {', '.join(missing)} did not answer runner_node (not this runner's workers?): "
-                "their redelivery cannot follow --timeout"
-            )
-        if self.config.expect_workers:
-            print(f"celery: {len(facts)} nodes on {redact(self._broker)}\n{nodes_line(facts)}", file=sys.stderr)
-        return facts
+        """Ask every node what it is, and set its redelivery time to this run's."""
+        return survey(self._app, self._nodes, visibility_s, announce=self._broker if self.config.expect_workers else "")
 
     async def node_figures(self) -> list[dict[str, Any]]:
         try:

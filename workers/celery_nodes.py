@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from workers import lifeline
+from workers.clients import redact
 from workers.errors import ServiceError
 from workers.options import Option
 from workers.scratch import scratch_dir
@@ -142,6 +143,28 @@ def wait_until_answering(
         if len(names) >= want:
             return names
     return None
+
+
+def answering_nodes(
+    app: Any, want: int, limit_s: float, local: LocalNodes | None, run_id: str, expect: int, broker: str
+) -> list[str]:
+    """The names of the nodes that answer: this run's ``local`` ones, else ``want`` of a cluster's
+    (``expect``: --expect-workers). ServiceError saying what is missing if they do not within ``limit_s``."""
+    names = wait_until_answering(app, want, limit_s, nodes=local, marker=run_id if local is not None else "")
+    if names is not None:
+        return names
+    if local is not None:
+        raise ServiceError(f"Celery workers did not answer within {limit_s:.0f} s: {local.log_tail()}")
+    if expect:
+        found = sorted(name for reply in app.control.ping(timeout=0.5) or [] for name in reply)
+        raise ServiceError(
+            f"--expect-workers {want}: {len(found)} Celery node(s) answered on {redact(broker)} "
+            f"within {limit_s:g} s{': ' + ', '.join(found) if found else ''}"
+        )
+    raise ServiceError(
+        f"no Celery worker answered on {redact(broker)}; start some with "
+        "`celery -A workers.celery_app worker` (REDIS_URL set), or pass --celery-workers N to start local ones"
+    )
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

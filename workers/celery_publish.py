@@ -21,13 +21,21 @@ import socket
 import uuid
 from typing import Any
 
+_ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"  # as Celery names a sender
 _ENVELOPE = {"content-encoding": "utf-8", "content-type": "application/json"}
 
 
 def task_message(app: Any, name: str, args: list[Any], *, task_id: str, queue: str, time_limit: float) -> str:
     """The JSON text kombu's Redis transport would LPUSH onto ``queue`` for this task."""
     headers, properties, body, _ = app.amqp.as_task_v2(
-        task_id, name, args, time_limit=time_limit, origin=f"gen{os.getpid()}@{socket.gethostname()}"
+        task_id,
+        name,
+        args,
+        time_limit=time_limit,
+        origin=_ORIGIN,
+        argsrepr=repr(args),  # Celery's saferepr walks the arguments element by element
+        kwargsrepr="{}",
+        ignore_result=None,  # as send_task leaves it: the app's task_ignore_result decides
     )
     properties = properties | {
         "delivery_mode": 2,  # persistent, as kombu's default

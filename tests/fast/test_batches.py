@@ -145,25 +145,31 @@ def test_ledger_bulk_methods_keep_one_state_per_job(tmp_path: Path) -> None:
 
 
 def test_a_compact_celery_reply_is_checked_and_settles_its_batch_once() -> None:
+    from array import array
+
     from workers.batching import Outbox
-    from workers.celery_bulk import Pending, compact_reply, settle
+    from workers.celery_bulk import Pending, settle
+    from workers.celery_compact import COMPACT_MARK, compact_reply
     from workers.celery_replies import parse_reply
 
     batch = Batch(10, 3, "noop")
-    good = compact_reply(batch, "w0", [0.001, 0.002, 0.003], {1: "InjectedFailure: no"})
-    assert parse_reply(json.dumps(good), 13) == good
-    bad = {
-        "size": 0,
-        "first": -1,
-        "service_s": [0.1],
-        "failed": {"3": "x"},
-        "worker": 5,
-    }
+    raw = compact_reply(batch, "w0", array("d", [0.001, 0.002, 0.003]), {1: "InjectedFailure: no"})
+    good = parse_reply(raw, 13)
+    assert (good["first"], good["size"], good["worker"]) == (10, 3, "w0") and "cpu_s" not in good
+    assert list(good["service_s"]) == [0.001, 0.002, 0.003] and good["failed"] == {"1": "InjectedFailure: no"}
+    timed = parse_reply(compact_reply(batch, "w0", array("d", [1, 2, 3]), {}, array("d", [4, 5, 6])), 13)
+    assert list(timed["service_s"]) == [1, 2, 3] and list(timed["cpu_s"]) == [4, 5, 6]
+    head, tail = raw[1:].split(COMPACT_MARK, 1)
+    bad = {"size": 0, "first": -1, "failed": {"3": "x"}, "worker": 5, "cpu": True}
     for key, value in bad.items():
+        changed = json.dumps(json.loads(head) | {key: value}).encode()
         with pytest.raises(ValueError):
-            parse_reply(json.dumps(good | {key: value}), 13)
+            parse_reply(COMPACT_MARK + changed + COMPACT_MARK + tail, 13)
+    for broken in (raw[:-1], raw + b"\x00", COMPACT_MARK + head, COMPACT_MARK + b"[1]" + COMPACT_MARK + tail):
+        with pytest.raises(ValueError):
+            parse_reply(broken, 13)
     with pytest.raises(ValueError, match="out of range"):
-        parse_reply(json.dumps(good), 12)  # job 12 was never sent
+        parse_reply(raw, 12)  # job 12 was never sent
 
     async def scenario() -> tuple[Any, dict[int, int]]:
         pending = Pending(batch)
