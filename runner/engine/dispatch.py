@@ -59,7 +59,8 @@ class Units:
     ) -> None:
         self._kinds, self._batch_size = kinds, batch_size
         self._params = params
-        self._tails = {kind: (*values, None) for kind, values in params.items()}  # a Job's fields after id, kind
+        # kind -> io_ms, kind -> cpu_units, kind -> target: a Job's fields after id and kind
+        self._fields = tuple({kind: values[i] for kind, values in params.items()} for i in range(3))
         self._window, self._in_flight = window, in_flight
         self._next_id = 0
         self._peeked: str | None = next(kinds, None)
@@ -113,10 +114,10 @@ class Units:
             self._kinds = itertools.chain(rest, self._kinds)
             chunk, self._peeked = chunk[:cut], chunk[cut]
         self._next_id = first + len(chunk)
-        heads = zip(itertools.count(first), chunk)
-        self.ready.extend(
-            map(_job, itertools.repeat(Job), map(tuple.__add__, heads, map(self._tails.__getitem__, chunk)))
-        )
+        # One tuple of fields per job, which zip reuses once ``tuple.__new__`` has copied it.
+        io_ms, units, target = (map(field.__getitem__, chunk) for field in self._fields)
+        fields = zip(itertools.count(first), chunk, io_ms, units, target, itertools.repeat(None))
+        self.ready.extend(map(_job, itertools.repeat(Job), fields))
         return self.ready.popleft()
 
     async def room(self) -> None:
