@@ -182,3 +182,51 @@ def test_a_compact_celery_reply_is_checked_and_settles_its_batch_once() -> None:
     report, extra = asyncio.run(scenario())
     assert list(report.service_s) == [0.001, 0.002, 0.003] and report.failed == {1: "InjectedFailure: no"}
     assert report.workers == ["w0"] and extra == {10: 1, 11: 1, 12: 1}
+
+
+def test_single_jobs_are_made_ahead_in_order_up_to_a_batched_kind() -> None:
+    # Before any batch, single jobs come 64 at a time into ``ready``; a kind the executor batches
+    # ends the chunk, goes out as a batch, and the jobs after it keep their ids and order.
+    kinds = ["a"] * 70 + ["b"] * 3 + ["a"] * 2 + ["c"]
+    params = {"a": (0.0, 0, ""), "b": (2.0, 0, ""), "c": (3.0, 1, "t")}
+    units = Units(iter(kinds), params, lambda k: 8 if k == "b" else 1, 1000, lambda: 0)
+    taken: list[Job | Batch] = []
+    while (unit := units.take()) is not None:
+        assert unit is not FULL
+        taken.append(unit)
+        assert len(units.ready) <= 63
+    assert taken[:70] == [Job(i, "a") for i in range(70)]
+    assert taken[70] == Batch(70, 3, "b", 2.0)
+    assert taken[71:] == [Job(73, "a"), Job(74, "a"), Job(75, "c", 3.0, 1, "t")]
+
+
+def test_a_chunk_stops_at_the_first_of_two_batched_kinds() -> None:
+    kinds = ["a", "c", "b", "a"]
+    params = {kind: (0.0, 0, "") for kind in "abc"}
+    units = Units(iter(kinds), params, lambda k: 1 if k == "a" else 4, 1000, lambda: 0)
+    assert units.take() == Job(0, "a")
+    assert units.take() == Job(1, "c")  # a batch of one is a job
+    assert units.take() == Job(2, "b")
+    assert units.take() == Job(3, "a")
+    assert units.take() is None
+
+
+def test_finish_done_keeps_the_rules_of_finish(tmp_path: Path) -> None:
+    ledger = Ledger(3)
+    ledger.submit(0)
+    ledger.finish_done(0, "noop", 0.001, "loop")
+    ledger.finish_done(0, "noop", 0.001, "loop")  # a second outcome: a duplicate, counted once
+    ledger.finish_done(1, "noop", 0.001, "loop")  # never submitted: not done either
+    assert ledger.summary() == {"submitted": 1, "done": 1, "failed": 0, "timed_out": 0, "lost": 0, "duplicates": 2}
+    assert ledger.by_worker == {"loop": 1} and ledger.in_flight == 0
+    written = Ledger(1, tmp_path / "ledger.jsonl")
+    written.submit(0)
+    written.finish_done(0, "noop", 0.002, "loop")  # with a file: every job's line
+    written.close()
+    assert json.loads((tmp_path / "ledger.jsonl").read_text()) == {
+        "id": 0,
+        "kind": "noop",
+        "status": "done",
+        "latency_ms": 2.0,
+        "worker": "loop",
+    }
