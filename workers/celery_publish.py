@@ -71,12 +71,14 @@ class Publisher:
         waiting, self._waiting, self._flush = self._waiting, [], None
         try:
             await self._redis.lpush(self._queue, *(message for message, _ in waiting))
-        except BaseException as exc:
+        except asyncio.CancelledError:  # the loop is closing: so are its callers
+            for _, future in waiting:
+                future.cancel()
+            raise
+        except Exception as exc:
             for _, future in waiting:
                 if not future.done():
                     future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
             return
         for _, future in waiting:
             if not future.done():
