@@ -53,6 +53,7 @@ from workers import lifeline
 from workers.bulk import Batch, run_batch_sync
 from workers.calibration import Calibration, calibrate
 from workers.celery_bulk import COMPACT_TASK_NAME, compact_reply
+from workers.celery_green import RedeliverySweep, size_pool
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed
 from workers.jobs import KINDS, WORKER_DIED, Job, result_of, run_sync
@@ -114,6 +115,7 @@ def make_app(
     app.task(name=TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_job)
     app.task(name=BATCH_TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_batch)
     app.task(name=COMPACT_TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_compact)
+    app.steps["consumer"].add(RedeliverySweep)  # a no-op where Celery's event loop sweeps already
     return app
 
 
@@ -186,7 +188,10 @@ def _load_user_jobs(**_: Any) -> None:
 
 def _load_in_node(instance: Any = None, **_: Any) -> None:
     """Threads and gevent pools run jobs in the node's own process: load there, before work.
-    Prefork children load their own (``worker_process_init``), after the fork."""
+    Prefork children load their own (``worker_process_init``), after the fork. A green pool's
+    broker connections are sized here too, before the consumer connects."""
+    if instance is not None:
+        size_pool(instance)
     pool = getattr(instance, "pool_cls", None)
     module = getattr(pool, "__module__", "") or ""
     if not module.endswith(("prefork", "solo")):
