@@ -38,13 +38,22 @@ from workers.batching import Outbox
 from workers.calibration import Calibration
 from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_app
 from workers.celery_bulk import CompactSender, settle
-from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, cluster_slots, wait_until_answering
+from workers.celery_nodes import (
+    OPTIONS,
+    POOLS,
+    LocalNodes,
+    NodeSpec,
+    cluster_slots,
+    wait_for_setup,
+    wait_until_answering,
+)
 from workers.celery_outage import Outage, broker_errors, server_id
 from workers.celery_replies import ReplyReader
 from workers.clients import check_redis, redact
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import Job
 from workers.node_survey import ask_nodes, capacity_of, nodes_line, rates_of
+from workers.user_jobs import SetupFailed
 
 _READY_TIMEOUT_S = 60.0
 _BATCH_BUDGET_S = 0.005  # a batch task should take about this long on a worker
@@ -116,6 +125,8 @@ class CeleryExecutor(CompactSender, Executor):
             spec = NodeSpec(name, pool=self._pool, concurrency=self._per_node(), queue=self._queue)
             self._local.start(spec, self._node_count)
         await asyncio.to_thread(self._wait_for_workers)
+        if self._local is not None and self.config.user_jobs:
+            await asyncio.to_thread(self._wait_for_setup)
         self._facts = await asyncio.to_thread(self._survey, visibility)
         import redis.asyncio as redis_async
 
@@ -152,6 +163,15 @@ class CeleryExecutor(CompactSender, Executor):
         self._nodes = names
         if not local:
             self._slots = cluster_slots(self._app, names)
+
+    def _wait_for_setup(self) -> None:
+        """Every process that runs user jobs loaded them (prefork: each child; else each node), or
+        the run stops here, before timing, with the first one's error -- as a pool's warm-up does."""
+        assert self._local is not None
+        processes = self._node_count * (self._per_node() if self._pool == "prefork" else 1)
+        error = wait_for_setup(self._broker, self._queue, processes, _READY_TIMEOUT_S, self._local)
+        if error:
+            raise SetupFailed(error)
 
     def _survey(self, visibility_s: float) -> dict[str, dict[str, Any]]:
         """Ask every node what it is, and set its redelivery time to this run's: --timeout governs
