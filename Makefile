@@ -68,7 +68,7 @@ bench-fair: setup
 ## 2 of the machine's cores: for a many-core machine (~9 min on 16 cores). Chart: reports/scaling.svg.
 bench-scaling: setup
 	PYTHON=$(BIN)/python bash benchmarks/scaling-run.sh reports/scaling
-	$(BIN)/python benchmarks/scaling.py --chart reports/scaling.svg --from reports/scaling/scaling.json
+	$(BIN)/python benchmarks/scaling.py --chart reports/scaling.svg --from reports/scaling/scaling-*.json
 
 ## The compose cluster, really brought up (Docker installed and started if needed; needs root then),
 ## benchmarked with 2 Celery workers, its report checked, then torn down. See deploy/cluster-test.sh.

@@ -2,7 +2,7 @@
 
     python benchmarks/scaling.py [--workers 1,2,4,8,16] [--rounds R] [--process-jobs N]
                                  [--celery-jobs N] [--loop-jobs N] [--json FILE]
-    python benchmarks/scaling.py --chart FILE.svg --from FILE.json
+    python benchmarks/scaling.py --chart FILE.svg --from FILE.json [FILE.json ...]
 
 For each worker count W, in one process and one calibration, on no-op jobs, alternating runner and
 the hand-written equivalent round by round:
@@ -13,8 +13,11 @@ the hand-written equivalent round by round:
   as runner's batches, ``apply_async`` per chunk) on W baseline Celery nodes;
 - celery one task per job (``--batch 1``) vs a plain ``apply_async`` loop waiting for every result.
 
-``--concurrency`` is 250 per worker, at least 1,000 (a batch is at most a worker's share of the
-window, so a fixed window would shrink batches as workers are added). Every Celery node is one
+``--concurrency`` is ``--window-per-worker`` times the workers (default 8,192: two batches of 4,096 per
+worker, the largest batch runner sends and the map's largest chunk): runner never has more jobs in
+flight than its window and sizes a batch at a worker's half share of it, while ``map`` sends every
+chunk at once, so a fixed window of 1,000 would measure the window, not the coordinator (a smaller
+one is what ``benchmarks/overhead.py --concurrency`` measures). Every Celery node is one
 prefork child, as ``runner submit --celery-workers W`` starts them. Prints a table of jobs/s and
 ratios (median and min..max over rounds) and, with ``--json``, writes every round; ``--chart``
 draws jobs/s against workers from such a file.
@@ -56,11 +59,11 @@ def user_batches(jobs: int, chunk: int) -> float:
     return own_batches(jobs, chunk)
 
 
-def spec(mode: str, workers: int, jobs: int, batch: int | None = None) -> WorkloadSpec:
+def spec(mode: str, workers: int, jobs: int, window: int, batch: int | None = None) -> WorkloadSpec:
     values: dict[str, Any] = {
         "jobs": jobs,
         "mix": "noop=1",
-        "concurrency": max(1000, 250 * workers),
+        "concurrency": window * workers,
         "workers": workers,
         "celery_workers": workers,
     }
@@ -94,7 +97,7 @@ def row(name: str, workers: int, bare: str, ours: list[float], theirs: list[floa
 
 
 async def process_arm(workers: int, args: argparse.Namespace, services: LocalServices, cal: Any) -> dict[str, Any]:
-    s = spec("process", workers, args.process_jobs)
+    s = spec("process", workers, args.process_jobs, args.window_per_worker)
     # spawn, as runner's pool: a fork after the Celery arms' threads ran can inherit a held lock and hang
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as procs:
         chunk = max((16, 256, 1024, 4096), key=lambda c: max(process_map(procs, s.jobs, c) for _ in range(2)))
@@ -114,7 +117,7 @@ async def celery_arm(
     batch: int, jobs: int, workers: int, args: argparse.Namespace, services: LocalServices, cal: Any
 ) -> dict[str, Any]:
     """Runner's Celery mode at ``--batch batch`` beside what a user would write for it."""
-    s = spec("celery", workers, jobs, batch)
+    s = spec("celery", workers, jobs, args.window_per_worker, batch)
     per_task: list[float] = []
     async with executor_class("celery")(executor_config(s), services) as executor:
 
@@ -171,13 +174,14 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def chart(source: Path, target: Path) -> None:
+def chart(sources: list[Path], target: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    doc = json.loads(source.read_text())
+    docs = [json.loads(source.read_text()) for source in sources]
+    doc = {"cpus": docs[0]["cpus"], "rows": [row for d in docs for row in d["rows"]]}
     fig, ax = plt.subplots(figsize=(8, 5))
     for arm in dict.fromkeys(r["arm"] for r in doc["rows"]):
         rows = sorted((r for r in doc["rows"] if r["arm"] == arm), key=lambda r: int(r["workers"]))
@@ -207,15 +211,16 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2,4,8,16")
     parser.add_argument("--arms", default="process,celery")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--window-per-worker", type=int, default=8192, help="--concurrency per worker")
     parser.add_argument("--process-jobs", type=int, default=1_000_000)
     parser.add_argument("--celery-jobs", type=int, default=100_000, help="jobs a round, celery batched")
     parser.add_argument("--loop-jobs", type=int, default=5_000, help="jobs a round, one task per job")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--chart", type=Path, help="draw FILE.svg from --from FILE.json and exit")
-    parser.add_argument("--from", dest="source", type=Path)
+    parser.add_argument("--from", dest="sources", type=Path, nargs="+", help="results files of this benchmark")
     args = parser.parse_args()
     if args.chart:
-        chart(args.source, args.chart)
+        chart(args.sources, args.chart)
         return 0
     import uvloop
 

@@ -37,6 +37,7 @@ of each process carries its import and setup times.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -55,10 +56,13 @@ from workers.bulk import Batch, run_batch_sync
 from workers.calibration import Calibration, calibrate
 from workers.celery_bulk import COMPACT_TASK_NAME
 from workers.celery_compact import compact_reply
+from workers.celery_green import RedeliverySweep, size_pool
+from workers.celery_nodes import setup_key
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed
 from workers.jobs import KINDS, WORKER_DIED, Job, result_of, run_sync
 from workers.node_stats import NodeMeter, describe_node
+from workers.user_jobs import ENV as USER_JOBS_ENV
 
 TASK_NAME = "runner.run_job"
 BATCH_TASK_NAME = "runner.run_batch"
@@ -116,6 +120,7 @@ def make_app(
     app.task(name=TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_job)
     app.task(name=BATCH_TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_batch)
     app.task(name=COMPACT_TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_compact)
+    app.steps["consumer"].add(RedeliverySweep)  # a no-op where Celery's event loop sweeps already
     return app
 
 
@@ -178,16 +183,32 @@ def _load_user_jobs(**_: Any) -> None:
     global _user, _user_setup
     from workers.user_calls import caller_from_environment
 
+    error = ""
     try:
         _user, figures = caller_from_environment("json")
         _user_setup = figures or None
     except Exception as exc:  # every user job of this process fails with it, one line each
         _user = f"user jobs did not load on this worker: {exc}"
+        error = str(exc)
+    _report_setup(error)
+
+
+def _report_setup(error: str) -> None:
+    """A node that runner started with the user's table tells the coordinator, before it takes any
+    job, whether this process loaded it: an empty line, or what went wrong -- so a ``--setup`` that
+    raises stops the run before timing, as in the other executors (``CeleryExecutor.start``)."""
+    if not os.environ.get(USER_JOBS_ENV) or not os.environ.get(lifeline.ENV):
+        return  # a cluster's node: nobody waits for this
+    with contextlib.suppress(Exception):  # the broker is away: the coordinator's wait says so
+        _push(app.conf.broker_url, setup_key(str(app.conf.task_default_queue)), [error])
 
 
 def _load_in_node(instance: Any = None, **_: Any) -> None:
     """Threads and gevent pools run jobs in the node's own process: load there, before work.
-    Prefork children load their own (``worker_process_init``), after the fork."""
+    Prefork children load their own (``worker_process_init``), after the fork. A green pool's
+    broker connections are sized here too, before the consumer connects."""
+    if instance is not None:
+        size_pool(instance)
     pool = getattr(instance, "pool_cls", None)
     module = getattr(pool, "__module__", "") or ""
     if not module.endswith(("prefork", "solo")):

@@ -37,14 +37,24 @@ from workers.batching import Outbox
 from workers.calibration import Calibration
 from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_app
 from workers.celery_bulk import CompactSender, settle
-from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, answering_nodes, cluster_slots
+from workers.celery_nodes import (
+    OPTIONS,
+    POOLS,
+    LocalNodes,
+    NodeSpec,
+    answering_nodes,
+    cluster_slots,
+    wait_for_setup,
+)
 from workers.celery_outage import Outage, broker_errors, server_id
 from workers.celery_publish import Publisher
 from workers.celery_replies import ReplyReader
+from workers.celery_waits import JobWait, TaskWait
 from workers.clients import check_redis, redact
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import Job
 from workers.node_survey import ask_nodes, capacity_of, rates_of, survey
+from workers.user_jobs import SetupFailed
 
 _READY_TIMEOUT_S = 60.0
 _BATCH_BUDGET_S = 0.005  # a batch task should take about this long on a worker
@@ -77,7 +87,7 @@ class CeleryExecutor(CompactSender, Executor):
         self._nodes: list[str] = []
         self._facts: dict[str, dict[str, Any]] = {}  # node -> what it said of itself (runner_node)
         self._slots = self._node_count * self._per_node()
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, JobWait] = {}
         self._bulk = {}  # first job id -> a batch handed over whole (workers.celery_bulk)
         self._answered = bytearray()  # one byte per job id: a million jobs cost a megabyte
         self._issued = 0  # job ids below this were handed to run() in this workload
@@ -87,7 +97,7 @@ class CeleryExecutor(CompactSender, Executor):
         self._reader: ReplyReader | None = None
         self._workload = 0
         self._tasks_sent = self._jobs_sent = 0
-        self._outbox: Outbox[_Pending] = Outbox(
+        self._outbox: Outbox[JobWait] = Outbox(
             self._send_chunk, fixed=self.batch, budget_s=_BATCH_BUDGET_S, limit=self._max_tasks_out
         )
 
@@ -117,6 +127,8 @@ class CeleryExecutor(CompactSender, Executor):
             spec = NodeSpec(name, pool=self._pool, concurrency=self._per_node(), queue=self._queue)
             self._local.start(spec, self._node_count)
         await asyncio.to_thread(self._wait_for_workers)
+        if self._local is not None and self.config.user_jobs:
+            await asyncio.to_thread(self._wait_for_setup)
         self._facts = await asyncio.to_thread(self._survey, visibility)
         import redis.asyncio as redis_async
 
@@ -140,6 +152,15 @@ class CeleryExecutor(CompactSender, Executor):
         )
         if not local:
             self._slots = cluster_slots(self._app, self._nodes)
+
+    def _wait_for_setup(self) -> None:
+        """Every process that runs user jobs loaded them (prefork: each child; else each node), or
+        the run stops here, before timing, with the first one's error -- as a pool's warm-up does."""
+        assert self._local is not None
+        processes = self._node_count * (self._per_node() if self._pool == "prefork" else 1)
+        error = wait_for_setup(self._broker, self._queue, processes, _READY_TIMEOUT_S, self._local)
+        if error:
+            raise SetupFailed(error)
 
     def _survey(self, visibility_s: float) -> dict[str, dict[str, Any]]:
         """Ask every node what it is, and set its redelivery time to this run's."""
@@ -229,7 +250,7 @@ class CeleryExecutor(CompactSender, Executor):
         self._tasks_sent += 1
         self._jobs_sent += len(jobs)
 
-    def _send_chunk(self, chunk: list[_Pending]) -> bool:
+    def _send_chunk(self, chunk: list[JobWait]) -> bool:
         """The outbox's ``send``: False while the broker is away (the chunk waits for recovery)."""
         assert self._outage is not None
         if not self._outage.healthy.is_set() or self._fatal is not None:
@@ -239,7 +260,7 @@ class CeleryExecutor(CompactSender, Executor):
         except broker_errors() as exc:
             self._outage.start(exc).add_done_callback(lambda _: self._outbox.kick())
             return False
-        _Batch.mark(chunk)
+        TaskWait.mark(chunk)
         return True
 
     def _max_tasks_out(self) -> int:
@@ -247,7 +268,7 @@ class CeleryExecutor(CompactSender, Executor):
         one task running and one prefetched, and no more."""
         return 2 * max(1, self._slots)
 
-    def _job_settled(self, pending: _Pending) -> None:
+    def _job_settled(self, pending: JobWait) -> None:
         """A job has its reply (or is given up): its task is done when all its jobs are."""
         batch, pending.batch = pending.batch, None
         if batch is not None:
@@ -258,7 +279,7 @@ class CeleryExecutor(CompactSender, Executor):
     async def run(self, job: Job) -> JobReport:
         if self._fatal is not None:
             raise self._fatal
-        pending = _Pending(asyncio.get_running_loop().create_future(), job)
+        pending = JobWait(asyncio.get_running_loop().create_future(), job)
         self._pending[job.id] = pending
         self._issued = max(self._issued, job.id + 1)
         try:
@@ -274,7 +295,7 @@ class CeleryExecutor(CompactSender, Executor):
                     raise self._fatal
                 try:
                     self._send([pending.job])
-                    _Batch.mark([pending])
+                    TaskWait.mark([pending])
                     self._outbox.count_out()
                 except broker_errors() as exc:
                     await self._broker_lost(exc)
@@ -362,35 +383,3 @@ class CeleryExecutor(CompactSender, Executor):
             },
             "prefetch": 1,
         }
-
-
-class _Pending:
-    """A job sent (or about to be) and the future its reply resolves."""
-
-    __slots__ = ("batch", "future", "job", "queued", "sent")
-
-    def __init__(self, future: asyncio.Future[dict[str, Any]], job: Job) -> None:
-        self.future = future
-        self.job = job
-        self.sent = False
-        self.queued = False  # waiting in the outbox to go out in a batch
-        self.batch: _Batch | None = None  # the task it went in
-
-    @property
-    def order(self) -> int:
-        return self.job.id
-
-
-class _Batch:
-    """A task sent: how many of its jobs are still waiting for their reply."""
-
-    __slots__ = ("left",)
-
-    def __init__(self, jobs: int) -> None:
-        self.left = jobs
-
-    @staticmethod
-    def mark(chunk: list[_Pending]) -> None:
-        batch = _Batch(len(chunk))
-        for p in chunk:
-            p.sent, p.batch = True, batch

@@ -167,6 +167,38 @@ def answering_nodes(
     )
 
 
+def setup_key(queue: str) -> str:
+    """The list on which a local node's processes say whether they loaded the user's jobs."""
+    return f"runner:user-setup:{queue}"
+
+
+def wait_for_setup(redis_url: str, queue: str, processes: int, timeout_s: float, nodes: LocalNodes) -> str:
+    """Wait until ``processes`` worker processes said whether they loaded the user's jobs (and ran
+    ``--setup``); the first failure's message, or "" when all did."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=3.0, socket_timeout=5.0)
+    key, told = setup_key(queue), 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while told < processes:
+            nodes.check_running()
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{processes - told} Celery worker process(es) did not load the user jobs within "
+                    f"{timeout_s:.0f} s: {nodes.log_tail()}"
+                )
+            got: Any = client.blpop([key], timeout=1)
+            if got is not None:
+                told += 1
+                if got[1]:
+                    return got[1].decode(errors="replace") if isinstance(got[1], bytes) else str(got[1])
+        return ""
+    finally:
+        client.delete(key)
+        client.close()
+
+
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
