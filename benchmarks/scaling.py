@@ -17,7 +17,9 @@ the hand-written equivalent round by round:
 worker, the largest batch runner sends and the map's largest chunk): runner never has more jobs in
 flight than its window and sizes a batch at a worker's half share of it, while ``map`` sends every
 chunk at once, so a fixed window of 1,000 would measure the window, not the coordinator (a smaller
-one is what ``benchmarks/overhead.py --concurrency`` measures). Every Celery node is one
+one is what ``benchmarks/overhead.py --concurrency`` measures). Celery's is 1,024 per worker
+(``--celery-window-per-worker``): its batches stop at about 5 ms of work (~250 no-op jobs) long
+before a window's share, and a larger window only lets more jobs out before that cost is known. Every Celery node is one
 prefork child, as ``runner submit --celery-workers W`` starts them. Prints a table of jobs/s and
 ratios (median and min..max over rounds) and, with ``--json``, writes every round; ``--chart``
 draws jobs/s against workers from such a file.
@@ -117,7 +119,7 @@ async def celery_arm(
     batch: int, jobs: int, workers: int, args: argparse.Namespace, services: LocalServices, cal: Any
 ) -> dict[str, Any]:
     """Runner's Celery mode at ``--batch batch`` beside what a user would write for it."""
-    s = spec("celery", workers, jobs, args.window_per_worker, batch)
+    s = spec("celery", workers, jobs, args.celery_window_per_worker, batch)
     per_task: list[float] = []
     async with executor_class("celery")(executor_config(s), services) as executor:
 
@@ -211,7 +213,8 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2,4,8,16")
     parser.add_argument("--arms", default="process,celery")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--window-per-worker", type=int, default=8192, help="--concurrency per worker")
+    parser.add_argument("--window-per-worker", type=int, default=8192, help="process: --concurrency per worker")
+    parser.add_argument("--celery-window-per-worker", type=int, default=1024, help="celery: --concurrency per worker")
     parser.add_argument("--process-jobs", type=int, default=1_000_000)
     parser.add_argument("--celery-jobs", type=int, default=100_000, help="jobs a round, celery batched")
     parser.add_argument("--loop-jobs", type=int, default=5_000, help="jobs a round, one task per job")
