@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow test-fast lint bench bench-fair perf-check cluster-test swarm-test mutate clean
+.PHONY: setup demo test test-slow test-fast lint bench bench-fair bench-scaling perf-check cluster-test swarm-test mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ perf-check: setup
 ## Runner's executors against like-for-like hand-written baselines, one calibration, intervals (~20 min on 2 cores).
 bench-fair: setup
 	$(BIN)/python benchmarks/fair.py
+
+## Process and Celery modes at 1..16 workers beside their bare primitives, and the line-rate goals on
+## 2 of the machine's cores: for a many-core machine (~9 min on 16 cores). Chart: reports/scaling.svg.
+bench-scaling: setup
+	PYTHON=$(BIN)/python bash benchmarks/scaling-run.sh reports/scaling
+	$(BIN)/python benchmarks/scaling.py --chart reports/scaling.svg --from reports/scaling/scaling-*.json
 
 ## The compose cluster, really brought up (Docker installed and started if needed; needs root then),
 ## benchmarked with 2 Celery workers, its report checked, then torn down. See deploy/cluster-test.sh.

@@ -5,8 +5,12 @@ backend, so a plain ``apply_async`` loop can wait for every result. Workers:
 from __future__ import annotations
 
 import os
+import time
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
+
+from workers import lifeline
 
 _URL = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
 app = Celery("baseline", broker=_URL, backend=_URL, set_as_current=False)
@@ -34,3 +38,27 @@ def noop_batch(jobs: list[int]) -> None:
     """A user's own batching: one task that runs a list of jobs."""
     for job in jobs:
         _job(job)
+
+
+def user_batches(jobs: int, chunk: int) -> float:
+    """A user's own batching, from the client: one ``noop_batch`` per list of ``chunk`` jobs, every
+    result fetched; jobs/s."""
+    began = time.perf_counter()
+    results = [noop_batch.apply_async((list(range(i, min(i + chunk, jobs))),)) for i in range(0, jobs, chunk)]
+    for result in results:
+        result.get(timeout=300)
+    return jobs / (time.perf_counter() - began)
+
+
+def _hold_node(**_: Any) -> None:
+    """A node that a benchmark started dies with it, killed or not (and takes its prefork child)."""
+    lifeline.hold_if_child()
+
+
+def _hold_child(**_: Any) -> None:
+    if os.environ.get(lifeline.ENV):
+        lifeline.hold()
+
+
+signals.worker_init.connect(_hold_node, weak=False)
+signals.worker_process_init.connect(_hold_child, weak=False)

@@ -63,8 +63,7 @@ leftovers() {
 teardown() {
     local status=$?
     set +e
-    if [[ -n $SAMPLER_PID ]]; then kill -TERM "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null; fi
-    if [[ -n $SCRAPER_PID ]]; then kill -TERM "$SCRAPER_PID" 2>/dev/null; wait "$SCRAPER_PID" 2>/dev/null; fi
+    stop_background "$SAMPLER_PID" "$SCRAPER_PID"
     if [[ ${#COMPOSE[@]} -gt 0 ]] && docker info >/dev/null 2>&1; then
         log "tearing down project $PROJECT"
         "${COMPOSE[@]}" --profile monitoring down -v --remove-orphans --timeout 30 >"$STATE/down.log" 2>&1 \
@@ -81,9 +80,7 @@ teardown() {
     fi
     finish "$status"
 }
-trap teardown EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+teardown_on_exit teardown
 
 install_packages
 start_docker

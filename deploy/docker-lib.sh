@@ -86,6 +86,22 @@ build_runner_image() {
     docker image prune -f --filter "label=org.opencontainers.image.title=runner" >/dev/null
 }
 
+# A test's teardown (the function named) on every way out: a normal exit, Ctrl-C, SIGTERM.
+teardown_on_exit() {
+    trap "$1" EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# Stop the background helpers a test started (samplers, scrapers), each given by pid; empty ones skipped.
+stop_background() {
+    local pid
+    for pid in "$@"; do
+        if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+    done
+    return 0
+}
+
 # The end of every test's teardown: the dockerd it started, the wheelhouse, report ownership, its
 # state folder, one line saying how it went, and its exit status. Uses START, REPORTS and STATE.
 finish() {

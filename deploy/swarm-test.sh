@@ -52,7 +52,7 @@ leftovers() {
 teardown() {
     local status=$?
     set +e
-    if [[ -n $SAMPLER_PID ]]; then kill -TERM "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null; fi
+    stop_background "$SAMPLER_PID"
     if docker info >/dev/null 2>&1; then
         if [[ -n $DEPLOYED ]]; then
             log "removing stack $STACK"
@@ -80,9 +80,7 @@ teardown() {
     fi
     finish "$status"
 }
-trap teardown EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+teardown_on_exit teardown
 
 # --- 1. engine in swarm mode -------------------------------------------------------------
 install_packages

@@ -74,3 +74,11 @@ def test_submit_table_says_how_many_jobs_went_per_task() -> None:
     assert one.returncode == 0, one.stderr
     assert "1 (--batch 1, 600 tasks): one task per job" in one.stderr
     assert "batching changed" not in one.stderr
+
+
+def test_a_pool_that_took_no_task_shows_a_dash_not_zero_jobs_per_task() -> None:
+    # Hybrid runs I/O jobs on its loop: its CPU pool took no task, so "0 jobs/task" would be wrong.
+    run = run_cli("submit", "--mode", "hybrid", "--workers", "1", "--jobs", "40", "--mix", "sleep=1", "--io-ms", "1")
+    assert run.returncode == 0, run.stderr
+    assert "- (no job was sent as a task)" in run.stderr
+    assert "0 (--batch" not in run.stderr

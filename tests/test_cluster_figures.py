@@ -143,7 +143,7 @@ def _as_cgroup_v2(document: dict[str, Any]) -> dict[str, Any]:
     no ``percpu_usage``, no ``max_usage``; ``memory_stats.stats`` holds memory.stat's keys (``anon``,
     ``file``, ``inactive_file``, ...) -- no ``cache``, no ``total_*``. No v2 host was at hand to
     capture one; the figures are the captured ones."""
-    v2 = json.loads(json.dumps(document))
+    v2: dict[str, Any] = json.loads(json.dumps(document))
     for key in ("cpu_stats", "precpu_stats"):
         v2[key]["cpu_usage"].pop("percpu_usage", None)
     memory = v2["memory_stats"]

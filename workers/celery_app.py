@@ -37,6 +37,7 @@ of each process carries its import and setup times.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -44,6 +45,7 @@ import re
 import socket
 import sys
 import time
+from array import array
 from typing import Any
 
 from celery import Celery, Task, signals
@@ -52,11 +54,15 @@ from celery.worker.control import control_command
 from workers import lifeline
 from workers.bulk import Batch, run_batch_sync
 from workers.calibration import Calibration, calibrate
-from workers.celery_bulk import COMPACT_TASK_NAME, compact_reply
+from workers.celery_bulk import COMPACT_TASK_NAME
+from workers.celery_compact import compact_reply
+from workers.celery_green import RedeliverySweep, size_pool
+from workers.celery_nodes import setup_key
 from workers.clients import SyncClients
 from workers.errors import InputError, JobFailed
 from workers.jobs import KINDS, WORKER_DIED, Job, result_of, run_sync
 from workers.node_stats import NodeMeter, describe_node
+from workers.user_jobs import ENV as USER_JOBS_ENV
 
 TASK_NAME = "runner.run_job"
 BATCH_TASK_NAME = "runner.run_batch"
@@ -114,6 +120,7 @@ def make_app(
     app.task(name=TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_job)
     app.task(name=BATCH_TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_batch)
     app.task(name=COMPACT_TASK_NAME, bind=True, max_retries=1, default_retry_delay=0)(run_compact)
+    app.steps["consumer"].add(RedeliverySweep)  # a no-op where Celery's event loop sweeps already
     return app
 
 
@@ -136,8 +143,7 @@ def run_compact(task: Task, batch: list[Any], reply_key: str) -> None:
     worker = task.request.hostname or socket.gethostname()
     run = _compact_batch(batch)
     service, failed, cpu = run_batch_sync(run, _clients, check=json.dumps)
-    reply = compact_reply(run, worker, service.tolist(), failed, None if cpu is None else cpu.tolist())
-    _push(task.app.conf.broker_url, reply_key, [json.dumps(reply)])
+    _push(task.app.conf.broker_url, reply_key, [compact_reply(run, worker, service, failed, cpu)])
 
 
 def _compact_batch(batch: list[Any]) -> Batch:
@@ -177,23 +183,39 @@ def _load_user_jobs(**_: Any) -> None:
     global _user, _user_setup
     from workers.user_calls import caller_from_environment
 
+    error = ""
     try:
         _user, figures = caller_from_environment("json")
         _user_setup = figures or None
     except Exception as exc:  # every user job of this process fails with it, one line each
         _user = f"user jobs did not load on this worker: {exc}"
+        error = str(exc)
+    _report_setup(error)
+
+
+def _report_setup(error: str) -> None:
+    """A node that runner started with the user's table tells the coordinator, before it takes any
+    job, whether this process loaded it: an empty line, or what went wrong -- so a ``--setup`` that
+    raises stops the run before timing, as in the other executors (``CeleryExecutor.start``)."""
+    if not os.environ.get(USER_JOBS_ENV) or not os.environ.get(lifeline.ENV):
+        return  # a cluster's node: nobody waits for this
+    with contextlib.suppress(Exception):  # the broker is away: the coordinator's wait says so
+        _push(app.conf.broker_url, setup_key(str(app.conf.task_default_queue)), [error])
 
 
 def _load_in_node(instance: Any = None, **_: Any) -> None:
     """Threads and gevent pools run jobs in the node's own process: load there, before work.
-    Prefork children load their own (``worker_process_init``), after the fork."""
+    Prefork children load their own (``worker_process_init``), after the fork. A green pool's
+    broker connections are sized here too, before the consumer connects."""
+    if instance is not None:
+        size_pool(instance)
     pool = getattr(instance, "pool_cls", None)
     module = getattr(pool, "__module__", "") or ""
     if not module.endswith(("prefork", "solo")):
         _load_user_jobs()
 
 
-def _push(broker: str, reply_key: str, bodies: list[str]) -> None:
+def _push(broker: str, reply_key: str, bodies: list[str] | list[bytes]) -> None:
     pipe = _clients.redis(broker).pipeline(transaction=False)
     pipe.rpush(reply_key, *bodies)
     pipe.expire(reply_key, _REPLY_TTL_S)  # replies nobody reads (a stopped run) do not pile up
@@ -211,8 +233,9 @@ def _worker_died_twice(sender: Any = None, exception: BaseException | None = Non
     worker = getattr(getattr(sender, "request", None), "hostname", None) or socket.gethostname()
     if name == COMPACT_TASK_NAME:
         batch = _compact_batch(args[0])
-        reply = compact_reply(batch, worker, [0.0] * batch.size, dict.fromkeys(range(batch.size), WORKER_DIED))
-        _push(sender.app.conf.broker_url, args[1], [json.dumps(reply)])
+        zeros = array("d", bytes(8 * batch.size))
+        reply = compact_reply(batch, worker, zeros, dict.fromkeys(range(batch.size), WORKER_DIED))
+        _push(sender.app.conf.broker_url, args[1], [reply])
         return
     wires, reply_key = ([args[0]] if name == TASK_NAME else args[0]), args[1]
     bodies = [json.dumps({"id": int(wire[0]), "worker": worker, "error": WORKER_DIED}) for wire in wires]

@@ -1,9 +1,11 @@
 """The Celery executor's batches handed over whole (``Executor.run_batch``): one ``runner.run_compact``
 task per batch carries only its first id, size, kind and parameters, and its one reply carries the
-batch's service times and failures as arrays (``{"first", "size", "worker", "service_s": [...],
-"failed": {index: reason}}``). The executor keeps one future per batch, not per job; every job id
-is still marked answered on its own, so a batch run twice (a redelivery) counts each of its jobs
-as a duplicate.
+batch's service times and failures as arrays. The executor keeps one future per batch, not per
+job; every job id is still marked answered on its own, so a batch run twice (a redelivery) counts
+each of its jobs as a duplicate.
+
+The reply is bytes (``workers.celery_compact``), and the task message goes out without blocking
+the event loop (``workers.celery_publish``).
 
 A batch's task is retried once if its worker process dies, like a job's; if that dies too, the
 worker replies "worker died" for each of its jobs.
@@ -18,26 +20,15 @@ from typing import TYPE_CHECKING, Any
 from workers.batching import Outbox
 from workers.bulk import Batch, BatchReport
 from workers.celery_outage import broker_errors
+from workers.celery_publish import task_message
 from workers.errors import ServiceError
 
 if TYPE_CHECKING:
     from workers.base import ExecutorConfig
+    from workers.celery_publish import Publisher
 
 COMPACT_TASK_NAME = "runner.run_compact"
 _BULK_MOST = 4096  # jobs in a batch handed over whole (bounded by the window's share, too)
-
-
-def compact_reply(
-    batch: Batch, worker: str, service: list[float], failed: dict[int, str], cpu: list[float] | None = None
-) -> dict[str, Any]:
-    reply = {
-        "first": batch.first_id,
-        "size": batch.size,
-        "worker": worker,
-        "service_s": service,
-        "failed": {str(k): v for k, v in failed.items()},
-    }
-    return reply if cpu is None else reply | {"cpu_s": cpu}
 
 
 class Pending:
@@ -70,9 +61,9 @@ def settle(
     pending = waiting.get(first)
     if pending is None or pending.future.done():
         return  # its batch timed out meanwhile
-    service = array("d", reply["service_s"])
+    service: array[float] = reply["service_s"]
     failed = {int(k): v for k, v in reply["failed"].items()}
-    cpu = array("d", reply["cpu_s"]) if "cpu_s" in reply else None
+    cpu: array[float] | None = reply.get("cpu_s")
     pending.future.set_result(BatchReport(service, failed, [str(reply["worker"])], cpu))
     costs.note_cost(pending.batch.kind, sum(service) / len(service))
 
@@ -89,6 +80,7 @@ class CompactSender:
     _jobs_sent: int
     _outage: Any
     _outbox: Outbox[Any]
+    _publisher: Publisher | None
     _queue: str
     _reader: Any
     _run_id: str
@@ -118,7 +110,7 @@ class CompactSender:
                 if self._fatal is not None:
                     raise self._fatal
                 try:
-                    self._send_compact(batch)
+                    await self._send_compact(batch)
                     pending.sent = True
                 except broker_errors() as exc:
                     await self._broker_lost(exc)
@@ -126,15 +118,13 @@ class CompactSender:
         finally:
             del self._bulk[batch.first_id]
 
-    def _send_compact(self, batch: Batch) -> None:
-        assert self._reader is not None, "run_batch before begin_workload"
-        self._app.send_task(
-            COMPACT_TASK_NAME,
-            args=[list(batch), self._reader.key],
-            queue=self._queue,
-            task_id=f"{self._run_id}-{self._workload}-{batch.first_id}*{batch.size}",
-            time_limit=self._time_limit,
-            retry=False,
+    async def _send_compact(self, batch: Batch) -> None:
+        assert self._reader is not None and self._publisher is not None, "run_batch before begin_workload"
+        task_id = f"{self._run_id}-{self._workload}-{batch.first_id}*{batch.size}"
+        args = [list(batch), self._reader.key]
+        message = task_message(
+            self._app, COMPACT_TASK_NAME, args, task_id=task_id, queue=self._queue, time_limit=self._time_limit
         )
+        await self._publisher.publish(message)
         self._tasks_sent += 1
         self._jobs_sent += batch.size

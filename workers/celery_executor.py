@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 import uuid
 from typing import Any
 
@@ -38,13 +37,24 @@ from workers.batching import Outbox
 from workers.calibration import Calibration
 from workers.celery_app import BATCH_TASK_NAME, DEFAULT_QUEUE, TASK_NAME, make_app
 from workers.celery_bulk import CompactSender, settle
-from workers.celery_nodes import OPTIONS, POOLS, LocalNodes, NodeSpec, cluster_slots, wait_until_answering
+from workers.celery_nodes import (
+    OPTIONS,
+    POOLS,
+    LocalNodes,
+    NodeSpec,
+    answering_nodes,
+    cluster_slots,
+    wait_for_setup,
+)
 from workers.celery_outage import Outage, broker_errors, server_id
+from workers.celery_publish import Publisher
 from workers.celery_replies import ReplyReader
+from workers.celery_waits import JobWait, TaskWait
 from workers.clients import check_redis, redact
 from workers.errors import InputError, JobFailed, ServiceError
 from workers.jobs import Job
-from workers.node_survey import ask_nodes, capacity_of, nodes_line, rates_of
+from workers.node_survey import ask_nodes, capacity_of, rates_of, survey
+from workers.user_jobs import SetupFailed
 
 _READY_TIMEOUT_S = 60.0
 _BATCH_BUDGET_S = 0.005  # a batch task should take about this long on a worker
@@ -72,11 +82,12 @@ class CeleryExecutor(CompactSender, Executor):
         self._broker = ""
         self._app: Any = None
         self._redis: Any = None
+        self._publisher: Publisher | None = None
         self._local: LocalNodes | None = None
         self._nodes: list[str] = []
         self._facts: dict[str, dict[str, Any]] = {}  # node -> what it said of itself (runner_node)
         self._slots = self._node_count * self._per_node()
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, JobWait] = {}
         self._bulk = {}  # first job id -> a batch handed over whole (workers.celery_bulk)
         self._answered = bytearray()  # one byte per job id: a million jobs cost a megabyte
         self._issued = 0  # job ids below this were handed to run() in this workload
@@ -86,7 +97,7 @@ class CeleryExecutor(CompactSender, Executor):
         self._reader: ReplyReader | None = None
         self._workload = 0
         self._tasks_sent = self._jobs_sent = 0
-        self._outbox: Outbox[_Pending] = Outbox(
+        self._outbox: Outbox[JobWait] = Outbox(
             self._send_chunk, fixed=self.batch, budget_s=_BATCH_BUDGET_S, limit=self._max_tasks_out
         )
 
@@ -116,10 +127,13 @@ class CeleryExecutor(CompactSender, Executor):
             spec = NodeSpec(name, pool=self._pool, concurrency=self._per_node(), queue=self._queue)
             self._local.start(spec, self._node_count)
         await asyncio.to_thread(self._wait_for_workers)
+        if self._local is not None and self.config.user_jobs:
+            await asyncio.to_thread(self._wait_for_setup)
         self._facts = await asyncio.to_thread(self._survey, visibility)
         import redis.asyncio as redis_async
 
         self._redis = redis_async.Redis.from_url(self._broker, socket_connect_timeout=3.0, socket_timeout=5.0)
+        self._publisher = Publisher(self._redis, self._queue)
         self._outage = Outage(
             self._redis,
             self._broker,
@@ -131,41 +145,26 @@ class CeleryExecutor(CompactSender, Executor):
 
     def _wait_for_workers(self) -> None:
         local = self._local is not None
-        expect = self.config.expect_workers
-        want = self._node_count if local else max(1, expect)
-        limit_s = _READY_TIMEOUT_S if local else (self.config.wait_s if expect else 10.0)
-        names = wait_until_answering(self._app, want, limit_s, nodes=self._local, marker=self._run_id if local else "")
-        if names is None and self._local is not None:
-            tail = self._local.log_tail()
-            raise ServiceError(f"Celery workers did not answer within {_READY_TIMEOUT_S:.0f} s: {tail}")
-        if names is None and expect:
-            found = sorted(name for reply in self._app.control.ping(timeout=0.5) or [] for name in reply)
-            raise ServiceError(
-                f"--expect-workers {want}: {len(found)} Celery node(s) answered on {redact(self._broker)} "
-                f"within {limit_s:g} s{': ' + ', '.join(found) if found else ''}"
-            )
-        if names is None:
-            raise ServiceError(
-                f"no Celery worker answered on {redact(self._broker)}; start some with "
-                "`celery -A workers.celery_app worker` (REDIS_URL set), or pass --celery-workers N to start local ones"
-            )
-        self._nodes = names
+        want = self._node_count if local else max(1, self.config.expect_workers)
+        limit_s = _READY_TIMEOUT_S if local else (self.config.wait_s if self.config.expect_workers else 10.0)
+        self._nodes = answering_nodes(
+            self._app, want, limit_s, self._local, self._run_id, self.config.expect_workers, self._broker
+        )
         if not local:
-            self._slots = cluster_slots(self._app, names)
+            self._slots = cluster_slots(self._app, self._nodes)
+
+    def _wait_for_setup(self) -> None:
+        """Every process that runs user jobs loaded them (prefork: each child; else each node), or
+        the run stops here, before timing, with the first one's error -- as a pool's warm-up does."""
+        assert self._local is not None
+        processes = self._node_count * (self._per_node() if self._pool == "prefork" else 1)
+        error = wait_for_setup(self._broker, self._queue, processes, _READY_TIMEOUT_S, self._local)
+        if error:
+            raise SetupFailed(error)
 
     def _survey(self, visibility_s: float) -> dict[str, dict[str, Any]]:
-        """Ask every node what it is, and set its redelivery time to this run's: --timeout governs
-        it, whatever RUNNER_VISIBILITY_TIMEOUT the node started with."""
-        facts = ask_nodes(self._app, self._nodes, visibility_s=visibility_s)
-        missing = [name for name in self._nodes if name not in facts]
-        if missing:
-            raise ServiceError(
-                f"Celery node(s) {', '.join(missing)} did not answer runner_node (not this runner's workers?): "
-                "their redelivery cannot follow --timeout"
-            )
-        if self.config.expect_workers:
-            print(f"celery: {len(facts)} nodes on {redact(self._broker)}\n{nodes_line(facts)}", file=sys.stderr)
-        return facts
+        """Ask every node what it is, and set its redelivery time to this run's."""
+        return survey(self._app, self._nodes, visibility_s, announce=self._broker if self.config.expect_workers else "")
 
     async def node_figures(self) -> list[dict[str, Any]]:
         try:
@@ -251,7 +250,7 @@ class CeleryExecutor(CompactSender, Executor):
         self._tasks_sent += 1
         self._jobs_sent += len(jobs)
 
-    def _send_chunk(self, chunk: list[_Pending]) -> bool:
+    def _send_chunk(self, chunk: list[JobWait]) -> bool:
         """The outbox's ``send``: False while the broker is away (the chunk waits for recovery)."""
         assert self._outage is not None
         if not self._outage.healthy.is_set() or self._fatal is not None:
@@ -261,7 +260,7 @@ class CeleryExecutor(CompactSender, Executor):
         except broker_errors() as exc:
             self._outage.start(exc).add_done_callback(lambda _: self._outbox.kick())
             return False
-        _Batch.mark(chunk)
+        TaskWait.mark(chunk)
         return True
 
     def _max_tasks_out(self) -> int:
@@ -269,7 +268,7 @@ class CeleryExecutor(CompactSender, Executor):
         one task running and one prefetched, and no more."""
         return 2 * max(1, self._slots)
 
-    def _job_settled(self, pending: _Pending) -> None:
+    def _job_settled(self, pending: JobWait) -> None:
         """A job has its reply (or is given up): its task is done when all its jobs are."""
         batch, pending.batch = pending.batch, None
         if batch is not None:
@@ -280,7 +279,7 @@ class CeleryExecutor(CompactSender, Executor):
     async def run(self, job: Job) -> JobReport:
         if self._fatal is not None:
             raise self._fatal
-        pending = _Pending(asyncio.get_running_loop().create_future(), job)
+        pending = JobWait(asyncio.get_running_loop().create_future(), job)
         self._pending[job.id] = pending
         self._issued = max(self._issued, job.id + 1)
         try:
@@ -296,7 +295,7 @@ class CeleryExecutor(CompactSender, Executor):
                     raise self._fatal
                 try:
                     self._send([pending.job])
-                    _Batch.mark([pending])
+                    TaskWait.mark([pending])
                     self._outbox.count_out()
                 except broker_errors() as exc:
                     await self._broker_lost(exc)
@@ -327,7 +326,7 @@ class CeleryExecutor(CompactSender, Executor):
                 await asyncio.to_thread(self._send, [pending.job])
         for bulk in list(self._bulk.values()):
             if bulk.sent and not bulk.future.done():
-                await asyncio.to_thread(self._send_compact, bulk.batch)
+                await self._send_compact(bulk.batch)
 
     def extra_runs(self) -> dict[int, int]:
         return dict(self._extra)
@@ -384,35 +383,3 @@ class CeleryExecutor(CompactSender, Executor):
             },
             "prefetch": 1,
         }
-
-
-class _Pending:
-    """A job sent (or about to be) and the future its reply resolves."""
-
-    __slots__ = ("batch", "future", "job", "queued", "sent")
-
-    def __init__(self, future: asyncio.Future[dict[str, Any]], job: Job) -> None:
-        self.future = future
-        self.job = job
-        self.sent = False
-        self.queued = False  # waiting in the outbox to go out in a batch
-        self.batch: _Batch | None = None  # the task it went in
-
-    @property
-    def order(self) -> int:
-        return self.job.id
-
-
-class _Batch:
-    """A task sent: how many of its jobs are still waiting for their reply."""
-
-    __slots__ = ("left",)
-
-    def __init__(self, jobs: int) -> None:
-        self.left = jobs
-
-    @staticmethod
-    def mark(chunk: list[_Pending]) -> None:
-        batch = _Batch(len(chunk))
-        for p in chunk:
-            p.sent, p.batch = True, batch

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from workers import lifeline
+from workers.clients import redact
 from workers.errors import ServiceError
 from workers.options import Option
 from workers.scratch import scratch_dir
@@ -142,6 +143,60 @@ def wait_until_answering(
         if len(names) >= want:
             return names
     return None
+
+
+def answering_nodes(
+    app: Any, want: int, limit_s: float, local: LocalNodes | None, run_id: str, expect: int, broker: str
+) -> list[str]:
+    """The names of the nodes that answer: this run's ``local`` ones, else ``want`` of a cluster's
+    (``expect``: --expect-workers). ServiceError saying what is missing if they do not within ``limit_s``."""
+    names = wait_until_answering(app, want, limit_s, nodes=local, marker=run_id if local is not None else "")
+    if names is not None:
+        return names
+    if local is not None:
+        raise ServiceError(f"Celery workers did not answer within {limit_s:.0f} s: {local.log_tail()}")
+    if expect:
+        found = sorted(name for reply in app.control.ping(timeout=0.5) or [] for name in reply)
+        raise ServiceError(
+            f"--expect-workers {want}: {len(found)} Celery node(s) answered on {redact(broker)} "
+            f"within {limit_s:g} s{': ' + ', '.join(found) if found else ''}"
+        )
+    raise ServiceError(
+        f"no Celery worker answered on {redact(broker)}; start some with "
+        "`celery -A workers.celery_app worker` (REDIS_URL set), or pass --celery-workers N to start local ones"
+    )
+
+
+def setup_key(queue: str) -> str:
+    """The list on which a local node's processes say whether they loaded the user's jobs."""
+    return f"runner:user-setup:{queue}"
+
+
+def wait_for_setup(redis_url: str, queue: str, processes: int, timeout_s: float, nodes: LocalNodes) -> str:
+    """Wait until ``processes`` worker processes said whether they loaded the user's jobs (and ran
+    ``--setup``); the first failure's message, or "" when all did."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=3.0, socket_timeout=5.0)
+    key, told = setup_key(queue), 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while told < processes:
+            nodes.check_running()
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{processes - told} Celery worker process(es) did not load the user jobs within "
+                    f"{timeout_s:.0f} s: {nodes.log_tail()}"
+                )
+            got: Any = client.blpop([key], timeout=1)
+            if got is not None:
+                told += 1
+                if got[1]:
+                    return got[1].decode(errors="replace") if isinstance(got[1], bytes) else str(got[1])
+        return ""
+    finally:
+        client.delete(key)
+        client.close()
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

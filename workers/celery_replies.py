@@ -2,8 +2,9 @@
 
 Workers push one JSON object per run of a job onto a per-workload Redis list (see
 ``workers.celery_app``): ``{"id", "worker", "service_s", "result"}`` or ``{"id", "worker",
-"error"}``. The reader checks each one before it is handed on: a reply that is not such an object,
-or names a job id never sent in this workload, means something else writes to the list (or a
+"error"}`` (a batch handed over whole: one compact reply, ``workers.celery_compact``).
+The reader checks each one before it is handed on: a reply that is not such an object, or names
+a job id never sent in this workload, means something else writes to the list (or a
 worker of another version does), so nothing the list says can be trusted any more. The reader then
 stops the run with one ``ServiceError`` naming the list and the reply -- never a silent death that
 would leave every waiting job to time out. Any other failure of the reader does the same.
@@ -17,6 +18,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from workers.celery_compact import COMPACT_MARK, read_compact
 from workers.errors import ServiceError
 
 _SHOWN = 60  # characters of a bad reply quoted in the error
@@ -24,15 +26,14 @@ _SHOWN = 60  # characters of a bad reply quoted in the error
 
 def parse_reply(raw: bytes | str, sent_ids: int) -> dict[str, Any]:
     """The reply as a dict with an int ``id`` below ``sent_ids``; ValueError saying what is wrong."""
+    if isinstance(raw, bytes) and raw[:1] == COMPACT_MARK:  # a whole batch's reply (workers.celery_compact)
+        return read_compact(raw, sent_ids)
     try:
         reply = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ValueError("not JSON") from None
     if not isinstance(reply, dict):
         raise ValueError("not a JSON object")
-    if "first" in reply:  # a whole batch's reply (workers.celery_bulk)
-        check_compact(reply, sent_ids)
-        return reply
     job_id = reply.get("id")
     if not isinstance(job_id, int) or isinstance(job_id, bool):
         raise ValueError("no integer 'id'")
@@ -44,28 +45,6 @@ def parse_reply(raw: bytes | str, sent_ids: int) -> dict[str, Any]:
     elif not isinstance(reply.get("service_s"), int | float) or not isinstance(reply.get("worker"), str):
         raise ValueError("neither 'error' nor 'service_s' and 'worker'")
     return reply
-
-
-def check_compact(reply: dict[str, Any], sent_ids: int) -> None:
-    """ValueError saying what is wrong with a compact reply (``workers.celery_bulk``)."""
-    first, size = reply.get("first"), reply.get("size")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, size)):
-        raise ValueError("no integer 'first' and 'size'")
-    assert isinstance(first, int) and isinstance(size, int)
-    if first < 0 or size < 1 or first + size > sent_ids:
-        raise ValueError(f"jobs {first} to {first + size - 1} out of range (0 to {sent_ids - 1} were sent)")
-    service, failed = reply.get("service_s"), reply.get("failed")
-    if not isinstance(reply.get("worker"), str) or not isinstance(service, list) or len(service) != size:
-        raise ValueError("no 'worker', or not one 'service_s' per job")
-    cpu = reply.get("cpu_s", service)
-    if not isinstance(cpu, list) or len(cpu) != size:
-        raise ValueError("not one 'cpu_s' per job")
-    if not all(isinstance(s, int | float) and not isinstance(s, bool) for s in service + cpu):
-        raise ValueError("a 'service_s' or 'cpu_s' that is not a number")
-    if not isinstance(failed, dict) or not all(
-        isinstance(k, str) and k.isdigit() and int(k) < size and isinstance(v, str) for k, v in failed.items()
-    ):
-        raise ValueError("'failed' is not an object of job index -> reason")
 
 
 class ReplyReader:

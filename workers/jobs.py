@@ -35,6 +35,7 @@ KINDS = ("sleep", "http", "redis", "cpu", "hash", "mixed", "noop", "fail", "hang
 IO_KINDS = frozenset({"sleep", "http", "redis", "mixed", "hang"})
 GIL_CPU_KINDS = frozenset({"cpu", "mixed"})  # pure-Python CPU work: holds the GIL
 FREE_CPU_KINDS = frozenset({"hash"})  # CPU work that releases the GIL
+CPU_PHASE_KINDS = frozenset({"cpu", "mixed", "hash", "fail"})  # those ``cpu_phase`` does anything for
 
 # The reason a job fails when the process running it died, in every executor (those that can,
 # retry it once first).

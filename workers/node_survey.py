@@ -8,11 +8,13 @@ well as a local one; a node that does not answer (not a runner worker, or an old
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any
 
 from workers.base import Capacity
 from workers.calibration import Calibration
-from workers.errors import InputError
+from workers.clients import redact
+from workers.errors import InputError, ServiceError
 
 COMMAND = "runner_node"
 
@@ -38,6 +40,22 @@ def ask_nodes(
             if isinstance(answer, dict) and "hostname" in answer:  # not {"error": "unknown command"}
                 answers[name] = answer
     return answers
+
+
+def survey(app: Any, names: list[str], visibility_s: float, *, announce: str = "") -> dict[str, dict[str, Any]]:
+    """Ask every node what it is, and set its redelivery time to ``visibility_s``: the run's
+    --timeout governs it, whatever RUNNER_VISIBILITY_TIMEOUT the node started with. ``announce``
+    (the broker's URL, for --expect-workers) prints the nodes found on stderr."""
+    facts = ask_nodes(app, names, visibility_s=visibility_s)
+    missing = [name for name in names if name not in facts]
+    if missing:
+        raise ServiceError(
+            f"Celery node(s) {', '.join(missing)} did not answer runner_node (not this runner's workers?): "
+            "their redelivery cannot follow --timeout"
+        )
+    if announce:
+        print(f"celery: {len(facts)} nodes on {redact(announce)}\n{nodes_line(facts)}", file=sys.stderr)
+    return facts
 
 
 def capacity_of(nodes: list[dict[str, Any]]) -> Capacity:

@@ -2,7 +2,8 @@
 
 Every temporary path runner makes is ``<tmp>/runner-<what>-<pid>-<random>``, created private (0700
 folders, 0600 files). A coordinator killed with SIGKILL cannot remove its own; the next start calls
-``remove_stale``, which deletes those of this user whose owning process is gone.
+``remove_stale``, which deletes those of this user whose owning process is gone. Versions before
+0.1 named them ``runner-<what>-<random>``, with no pid to ask: those go once a day old.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 _NAME = re.compile(r"^runner-[a-z]+-(?P<pid>\d+)-")
+_OLD_NAME = re.compile(r"^runner-(celery|redis|gevent)-[a-z0-9_]{8}(\.log)?$")  # mkdtemp's 8 characters
+_OLD_AGE_S = 86_400
 
 
 def scratch_dir(what: str) -> str:
@@ -30,14 +34,17 @@ def remove_stale(root: str | None = None) -> list[Path]:
     """Delete scratch paths of dead runs of this user; returns what was removed."""
     removed: list[Path] = []
     folder = Path(root or tempfile.gettempdir())
-    for path in folder.glob("runner-*-*-*"):
+    for path in folder.glob("runner-*-*"):
         match = _NAME.match(path.name)
         try:
-            if match is None or path.is_symlink() or path.lstat().st_uid != os.getuid():
+            if path.is_symlink() or path.lstat().st_uid != os.getuid():
+                continue
+            if match is None:
+                if not _OLD_NAME.match(path.name) or time.time() - path.lstat().st_mtime < _OLD_AGE_S:
+                    continue
+            elif _alive(int(match["pid"])):
                 continue
         except OSError:
-            continue
-        if _alive(int(match["pid"])):
             continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

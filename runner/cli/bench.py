@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from runner.cli.main import executor_flags
 from runner.cli.params import real, whole
+from runner.cli.run_flags import executor_flags, wait_flags
 from runner.cli.user_flags import user_job_flags, user_job_values
 from workers.errors import InputError, RunStopped
 
@@ -61,9 +61,7 @@ from workers.errors import InputError, RunStopped
     help="Small jobs per process-pool or Celery task in every cell: 0 sizes batches from each kind's measured "
     "cost, 1 sends every job on its own, N fixes the size. [default: Celery 1, the pools 0]",
 )
-@click.option("--timeout", type=real(), help="Per-job timeout, seconds.")
-@click.option("--expect-workers", type=whole(), help="With --celery-workers 0: wait for this many cluster nodes first.")
-@click.option("--wait-s", type=real(), help="How long --expect-workers waits, seconds. [default: 30]")
+@wait_flags
 @click.option("--run-s", type=real(), help="Target length of one measured run, seconds.")
 @click.option("--seed", type=whole(), help="Seed of the shuffled run order.")
 @click.option(

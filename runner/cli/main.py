@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from runner.cli.params import name_envvars, real, whole
+from runner.cli.run_flags import executor_flags, wait_flags
 from runner.cli.user_flags import user_job_flags, user_job_values
 from runner.engine.spec import (
     ARRIVALS,
@@ -44,16 +44,6 @@ _SPEC_OPTIONS = (
     "wait_s",
     *EXECUTOR_OPTIONS,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def executor_flags(command: F) -> F:
-    """The executors' own options (e.g. --celery-pool) as flags, as each executor declares them."""
-    for option in reversed(EXECUTOR_OPTIONS.values()):
-        kind: click.ParamType[Any] = click.Choice(option.choices) if option.choices else whole()
-        command = click.option(option.flag, type=kind, help=f"{option.help} [default: {option.default_text}]")(command)
-    return command
 
 
 class OneLineErrors(click.Group):
@@ -161,14 +151,7 @@ def _default(name: str) -> str:
     "1 sends every job on its own (as a plain apply_async loop does), N fixes the size. "
     "[default: Celery 1, the process and hybrid pools 0]",
 )
-@click.option("--timeout", type=real(), help=f"Per-job timeout, seconds. [default: {_default('timeout')}]")
-@click.option(
-    "--expect-workers",
-    type=whole(),
-    help="With --celery-workers 0: wait for this many of the cluster's Celery nodes before timing starts "
-    "(exit 1 if they do not come within --wait-s). [default: 0, the nodes there are]",
-)
-@click.option("--wait-s", type=real(), help="How long --expect-workers waits, seconds. [default: 30]")
+@wait_flags
 @click.option(
     "--rate",
     type=real(),

@@ -12,10 +12,12 @@ each finished batch would cost more than the jobs).
 from __future__ import annotations
 
 import asyncio
+import enum
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from runner.engine.calibration_check import ServiceSamples
 from runner.engine.ledger import FAILED, TIMED_OUT, Ledger
@@ -29,11 +31,23 @@ from workers.urls import scrub
 
 _GRACE_S = 2.0  # after a stop request, how long in-flight jobs may still finish
 
-FULL = object()  # ``take``'s answer while the window is full: ``await room()`` and take again
+
+class Room(enum.Enum):
+    FULL = "full"
+
+
+FULL: Final = Room.FULL  # ``take``'s answer while the window is full: ``await room()`` and take again
+_job = tuple.__new__  # a Job without ``Job.__new__``'s Python frame: a third of the cost, per job
+_CHUNK = 64  # single jobs made at a time (see ``Units``)
 
 
 class Units:
-    """The workload as the closed-loop drivers take it (``take``), and the drivers waiting for room."""
+    """The workload as the closed-loop drivers take it (``take``), and the drivers waiting for room.
+
+    Until the first batch goes out, single jobs are made ``_CHUNK`` at a time, in C (itertools), into
+    ``ready``, which a driver pops itself (``ready.popleft()``, no Python frame) before it calls
+    ``take``: the window needs no check then (one job per driver), and the executor's
+    ``batch_size`` is asked once per kind per chunk, not per job."""
 
     def __init__(
         self,
@@ -43,28 +57,36 @@ class Units:
         window: int,
         in_flight: Callable[[], int],
     ) -> None:
-        self._kinds, self._params, self._batch_size = kinds, params, batch_size
+        self._kinds, self._batch_size = kinds, batch_size
+        self._params = params
+        # kind -> io_ms, kind -> cpu_units, kind -> target: a Job's fields after id and kind
+        self._fields = tuple({kind: values[i] for kind, values in params.items()} for i in range(3))
         self._window, self._in_flight = window, in_flight
         self._next_id = 0
         self._peeked: str | None = next(kinds, None)
         self._batched = False  # once a batch is out, single jobs too must find room in the window
+        self.ready: deque[Job] = deque()  # single jobs made ahead (only before the first batch)
         self.waiters: deque[asyncio.Future[None]] = deque()
 
-    def take(self) -> Job | Batch | object | None:
+    def take(self) -> Job | Batch | Room | None:
         """The next job or batch; None when the workload is exhausted; ``FULL``."""
+        if self.ready:
+            return self.ready.popleft()
         kind = self._peeked
         if kind is None:
             self._wake_all()  # drivers waiting for room would otherwise wait for ever
             return None
-        size = self._batch_size(kind)
-        first = self._next_id
+        first, size = self._next_id, self._batch_size(kind)
         io_ms, units, target = self._params[kind]
         if size <= 1:
-            if self._batched and self._window <= self._in_flight():
+            if not self._batched:
+                return self._chunk(first, kind)
+            if self._window <= self._in_flight():
                 return FULL
             self._next_id = first + 1
             self._peeked = next(self._kinds, None)
-            return Job(first, kind, io_ms, units, target)
+            job: Job = _job(Job, (first, kind, io_ms, units, target, None))
+            return job
         room = self._window - self._in_flight()
         if room <= 0:
             return FULL
@@ -79,6 +101,24 @@ class Units:
         if room > count and self.waiters:
             self._wake_one()  # room for another batch: the next waiter takes it
         return Batch(first, count, kind, io_ms, units, target) if count > 1 else Job(first, kind, io_ms, units, target)
+
+    def _chunk(self, first: int, kind: str) -> Job:
+        """Up to ``_CHUNK`` single jobs from ``first`` (of ``kind``, which is not batched) into
+        ``ready``, up to the first job of a kind the executor batches; the first is returned."""
+        chunk = [kind, *itertools.islice(self._kinds, _CHUNK)]
+        self._peeked = chunk.pop() if len(chunk) > _CHUNK else None
+        cuts = [chunk.index(other) for other in set(chunk).difference((kind,)) if self._batch_size(other) > 1]
+        if cuts:  # stop before the first job of a batched kind: it goes out as a batch
+            cut = min(cuts)
+            rest = chunk[cut + 1 :] + ([self._peeked] if self._peeked is not None else [])
+            self._kinds = itertools.chain(rest, self._kinds)
+            chunk, self._peeked = chunk[:cut], chunk[cut]
+        self._next_id = first + len(chunk)
+        # One tuple of fields per job, which zip reuses once ``tuple.__new__`` has copied it.
+        io_ms, units, target = (map(field.__getitem__, chunk) for field in self._fields)
+        fields = zip(itertools.count(first), chunk, io_ms, units, target, itertools.repeat(None))
+        self.ready.extend(map(_job, itertools.repeat(Job), fields))
+        return self.ready.popleft()
 
     async def room(self) -> None:
         waiter = asyncio.get_running_loop().create_future()

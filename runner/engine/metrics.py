@@ -103,14 +103,39 @@ class Latency:
         hist = self._hist
         if hist.get_total_count() == 0:
             return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
-        pct = hist.get_percentile_to_value_dict([50, 95, 99])
+        (p50, p95, p99), mean = _percentiles_and_mean(hist, (50, 95, 99))
         return {
-            "p50": pct[50] / 1000,
-            "p95": pct[95] / 1000,
-            "p99": pct[99] / 1000,
+            "p50": p50 / 1000,
+            "p95": p95 / 1000,
+            "p99": p99 / 1000,
             "max": hist.get_max_value() / 1000,
-            "mean": round(hist.get_mean_value() / 1000, 3),
+            "mean": round(mean / 1000, 3),
         }
+
+
+def _percentiles_and_mean(hist: HdrHistogram, percentiles: tuple[float, ...]) -> tuple[list[int], float]:
+    """What ``get_percentile_to_value_dict`` and ``get_mean_value`` answer, the same figures, from
+    the counts array in numpy: theirs walk every bucket in Python, ~0.4 s per summary set of a
+    100,000-job run, which every run of a sweep waited for after its timing had ended."""
+    import numpy as np
+
+    filled = min(hist.counts_len, hist.encoder.payload.counts_len)  # a decoded one may be shorter
+    counts = np.ctypeslib.as_array(hist.counts)[:filled].astype(np.int64)
+    index = np.arange(filled, dtype=np.int64)
+    half_magnitude, half = hist.sub_bucket_half_count_magnitude, hist.sub_bucket_half_count
+    bucket = (index >> half_magnitude) - 1
+    sub = (index & (half - 1)) + half
+    first = bucket < 0  # the first bucket also holds the values below half its count
+    sub[first] -= half
+    bucket[first] = 0
+    lowest = sub << (bucket + hist.unit_magnitude)
+    size = np.int64(1) << (bucket + hist.unit_magnitude)  # the span of values one count stands for
+    total = int(hist.get_total_count())
+    targets = [max(int(p * total / 100 + 0.5), 1) for p in percentiles]
+    at = np.searchsorted(np.cumsum(counts), targets, side="left")
+    values = [int(lowest[i] + size[i] - 1) for i in at]  # each bucket's highest equivalent value
+    mean = float(np.dot(counts.astype(np.float64), (lowest + (size >> 1)).astype(np.float64))) / total
+    return values, mean
 
 
 class JobLatencies:

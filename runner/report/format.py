@@ -44,7 +44,10 @@ def times(value: float, half_width: float, digits: int | None = None) -> str:
 
 
 def per_task(jobs: float) -> str:
-    """Jobs per pool/Celery task: "1", "2.5", "227"."""
+    """Jobs per pool/Celery task: "1", "2.5", "227"; "-" where no job went in a task (a hybrid run
+    of user jobs, which all ran on the loop)."""
+    if jobs <= 0:
+        return "-"
     return f"{jobs:,.0f}" if jobs >= 10 else f"{jobs:.3g}"
 
 

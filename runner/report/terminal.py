@@ -70,6 +70,8 @@ def batching_label(result: RunResult) -> str:
     batching = result.executor.batching()
     if batching is None:
         return "- (each job runs where it is sent; no tasks)"
+    if batching.tasks_sent == 0:
+        return "- (no job was sent as a task)"
     tasks = fmt.count(batching.tasks_sent)
     setting = f"{fmt.per_task(batching.jobs_per_task)} (--batch {batching.batch}, {tasks} tasks)"
     if batching.batched:

@@ -226,7 +226,7 @@ def _capacity_verdicts(cells: list[Cell], slo_ms: float) -> list[Verdict]:
         met = [m for m in order if best[m] is not None]
         none = [m for m in order if best[m] is None]
         axes = (
-            f"{workers} workers" if len({c.workers for c in cells}) > 1 else "",
+            f"{workers} worker{'s' if workers != 1 else ''}" if len({c.workers for c in cells}) > 1 else "",
             f"concurrency {concurrency}" if len({c.concurrency for c in cells}) > 1 else "",
         )
         where = ", ".join(x for x in axes if x)

@@ -166,25 +166,31 @@ def test_ledger_bulk_methods_keep_one_state_per_job(tmp_path: Path) -> None:
 
 
 def test_a_compact_celery_reply_is_checked_and_settles_its_batch_once() -> None:
+    from array import array
+
     from workers.batching import Outbox
-    from workers.celery_bulk import Pending, compact_reply, settle
+    from workers.celery_bulk import Pending, settle
+    from workers.celery_compact import COMPACT_MARK, compact_reply
     from workers.celery_replies import parse_reply
 
     batch = Batch(10, 3, "noop")
-    good = compact_reply(batch, "w0", [0.001, 0.002, 0.003], {1: "InjectedFailure: no"})
-    assert parse_reply(json.dumps(good), 13) == good
-    bad = {
-        "size": 0,
-        "first": -1,
-        "service_s": [0.1],
-        "failed": {"3": "x"},
-        "worker": 5,
-    }
+    raw = compact_reply(batch, "w0", array("d", [0.001, 0.002, 0.003]), {1: "InjectedFailure: no"})
+    good = parse_reply(raw, 13)
+    assert (good["first"], good["size"], good["worker"]) == (10, 3, "w0") and "cpu_s" not in good
+    assert list(good["service_s"]) == [0.001, 0.002, 0.003] and good["failed"] == {"1": "InjectedFailure: no"}
+    timed = parse_reply(compact_reply(batch, "w0", array("d", [1, 2, 3]), {}, array("d", [4, 5, 6])), 13)
+    assert list(timed["service_s"]) == [1, 2, 3] and list(timed["cpu_s"]) == [4, 5, 6]
+    head, tail = raw[1:].split(COMPACT_MARK, 1)
+    bad = {"size": 0, "first": -1, "failed": {"3": "x"}, "worker": 5, "cpu": True}
     for key, value in bad.items():
+        changed = json.dumps(json.loads(head) | {key: value}).encode()
         with pytest.raises(ValueError):
-            parse_reply(json.dumps(good | {key: value}), 13)
+            parse_reply(COMPACT_MARK + changed + COMPACT_MARK + tail, 13)
+    for broken in (raw[:-1], raw + b"\x00", COMPACT_MARK + head, COMPACT_MARK + b"[1]" + COMPACT_MARK + tail):
+        with pytest.raises(ValueError):
+            parse_reply(broken, 13)
     with pytest.raises(ValueError, match="out of range"):
-        parse_reply(json.dumps(good), 12)  # job 12 was never sent
+        parse_reply(raw, 12)  # job 12 was never sent
 
     async def scenario() -> tuple[Any, dict[int, int]]:
         pending = Pending(batch)
@@ -223,7 +229,11 @@ def test_a_driver_times_out_batch_after_batch(stub: type[StubExecutor]) -> None:
 
 
 def test_a_stop_after_the_grace_fails_the_batches_in_flight(stub: type[StubExecutor], tmp_path: Path) -> None:
-    sender = threading.Thread(target=lambda: (time.sleep(0.3), os.kill(os.getpid(), signal.SIGTERM)), daemon=True)
+    def send() -> None:
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    sender = threading.Thread(target=send, daemon=True)
     sender.start()
     stub.plan = StubPlan(batch=4)
     spec = WorkloadSpec.build({"jobs": 100, "mix": "hang=1", "concurrency": 8, "workers": 2}, ("stub",))
@@ -303,3 +313,51 @@ def test_a_service_lost_in_one_batch_leaves_the_others_to_the_watchdog(stub: typ
     result = stopped.value.result.to_json()
     assert result["jobs"] == {"submitted": 8, "done": 0, "failed": 4, "timed_out": 4, "lost": 0, "duplicates": 0}
     assert result["stopped"] == {"reason": SERVICE_LOST, "not_submitted": 92}
+
+
+def test_single_jobs_are_made_ahead_in_order_up_to_a_batched_kind() -> None:
+    # Before any batch, single jobs come 64 at a time into ``ready``; a kind the executor batches
+    # ends the chunk, goes out as a batch, and the jobs after it keep their ids and order.
+    kinds = ["a"] * 70 + ["b"] * 3 + ["a"] * 2 + ["c"]
+    params = {"a": (0.0, 0, ""), "b": (2.0, 0, ""), "c": (3.0, 1, "t")}
+    units = Units(iter(kinds), params, lambda k: 8 if k == "b" else 1, 1000, lambda: 0)
+    taken: list[Job | Batch] = []
+    while (unit := units.take()) is not None:
+        assert unit is not FULL
+        taken.append(unit)
+        assert len(units.ready) <= 63
+    assert taken[:70] == [Job(i, "a") for i in range(70)]
+    assert taken[70] == Batch(70, 3, "b", 2.0)
+    assert taken[71:] == [Job(73, "a"), Job(74, "a"), Job(75, "c", 3.0, 1, "t")]
+
+
+def test_a_chunk_stops_at_the_first_of_two_batched_kinds() -> None:
+    kinds = ["a", "c", "b", "a"]
+    params = {kind: (0.0, 0, "") for kind in "abc"}
+    units = Units(iter(kinds), params, lambda k: 1 if k == "a" else 4, 1000, lambda: 0)
+    assert units.take() == Job(0, "a")
+    assert units.take() == Job(1, "c")  # a batch of one is a job
+    assert units.take() == Job(2, "b")
+    assert units.take() == Job(3, "a")
+    assert units.take() is None
+
+
+def test_finish_done_keeps_the_rules_of_finish(tmp_path: Path) -> None:
+    ledger = Ledger(3)
+    ledger.submit(0)
+    ledger.finish_done(0, "noop", 0.001, "loop")
+    ledger.finish_done(0, "noop", 0.001, "loop")  # a second outcome: a duplicate, counted once
+    ledger.finish_done(1, "noop", 0.001, "loop")  # never submitted: not done either
+    assert ledger.summary() == {"submitted": 1, "done": 1, "failed": 0, "timed_out": 0, "lost": 0, "duplicates": 2}
+    assert ledger.by_worker == {"loop": 1} and ledger.in_flight == 0
+    written = Ledger(1, tmp_path / "ledger.jsonl")
+    written.submit(0)
+    written.finish_done(0, "noop", 0.002, "loop")  # with a file: every job's line
+    written.close()
+    assert json.loads((tmp_path / "ledger.jsonl").read_text()) == {
+        "id": 0,
+        "kind": "noop",
+        "status": "done",
+        "latency_ms": 2.0,
+        "worker": "loop",
+    }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,7 @@ def _stop_before_work() -> Iterator[None]:
         for key in [k for k in os.environ if k.startswith("RUNNER_") or k in ("REDIS_URL", "TARGET_URL")]:
             patch.delenv(key)
         yield
+    shutil.rmtree(_TMP, ignore_errors=True)  # made at import, for the strategies: gone with the module
 
 
 def _settings(n: int) -> Any:

@@ -110,6 +110,23 @@ def test_scratch_of_dead_runs_is_removed_at_the_next_start(tmp_path: Path) -> No
     assert not stale_dir.exists() and not stale_file.exists() and ours.exists() and unrelated.exists()
 
 
+def test_scratch_named_before_pids_goes_once_a_day_old(tmp_path: Path) -> None:
+    # Earlier versions named scratch runner-<what>-<random>: no pid to ask, so age decides.
+    day_old = time.time() - 86_500
+    old_dir, old_log = tmp_path / "runner-celery-3g_q0f19", tmp_path / "runner-gevent-4crjfqsx.log"
+    old_dir.mkdir()
+    old_log.write_text("log")
+    fresh = tmp_path / "runner-redis-0i8er6jp"  # may belong to an older runner still running
+    fresh.mkdir()
+    lookalike = tmp_path / "runner-notes-abcdefgh"  # not a kind runner ever made
+    lookalike.mkdir()
+    for path in (old_dir, old_log, lookalike):
+        os.utime(path, (day_old, day_old))
+
+    assert sorted(remove_stale(str(tmp_path))) == sorted([old_dir, old_log])
+    assert fresh.exists() and lookalike.exists()
+
+
 def test_a_run_removes_stale_scratch_in_the_temp_dir(tmp_path: Path) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

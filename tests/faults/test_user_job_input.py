@@ -101,6 +101,18 @@ CASES = {
         ["--mode", "gevent", "--job", "r=badmod:one", "--setup", "badmod:failing_setup"],
         "raised OSError: no database here",
     ),
+    "setup that raises in Celery's prefork children": (
+        ["--mode", "celery", "--job", "r=badmod:one", "--setup", "badmod:failing_setup"],
+        "raised OSError: no database here",
+    ),
+    "setup that raises in a Celery gevent node": (
+        ["--mode", "celery", "--celery-pool", "gevent", "--job", "r=badmod:one", "--setup", "badmod:failing_setup"],
+        "raised OSError: no database here",
+    ),
+    "setup that raises in a Celery threads node": (
+        ["--mode", "celery", "--celery-pool", "threads", "--job", "r=badmod:one", "--setup", "badmod:failing_setup"],
+        "raised OSError: no database here",
+    ),
     "inputs without a user job": (["--inputs", "word.jsonl"], "there is no user job"),
     "mix naming an unknown kind": (["--job", "r=badmod:one", "--mix", "r=1,zz=1"], "unknown job kind 'zz'"),
     "path that is not a directory": (["--job", "r=badmod:one", "--path", "word.jsonl"], "--path"),

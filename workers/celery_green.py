@@ -1,0 +1,84 @@
+"""What a Celery node on a green pool (``--pool gevent``) needs that the other pools get from Celery's
+event loop. A green pool has none: its consumer drains the broker with blocking ``drain_events``
+calls (Celery's ``synloop``), and its jobs acknowledge from their own greenlets, many at once.
+
+- The redelivery sweep. With an event loop, kombu's Redis transport moves messages left
+  unacknowledged past the visibility timeout (a dead node's) back to their queue every
+  ``unacked_restore_interval`` seconds. Without one it sweeps only after a poll that saw nothing --
+  and a poll always sees the reply to its own one-second BRPOP, so a gevent node never swept: a job
+  stranded in ``unacked`` stayed there. ``RedeliverySweep`` runs the same sweep on the consumer's
+  timer.
+- The broker connection pool. Each acknowledgement borrows a connection from the channel's pool,
+  which holds at most ``max_connections`` (kombu: 10) and raises rather than waits beyond that.
+  Threads and prefork nodes acknowledge one at a time in their event loop; a green node's jobs
+  acknowledge from their own greenlets, as many at once as end together, and its consumer borrows
+  from the same pool to record each message it takes off the queue. Past ten, an acknowledgement
+  fails (the job stays in ``unacked`` and would run again), or the consumer's record does -- and
+  that message is off the queue and not in ``unacked``: lost, beyond any redelivery. A green
+  node's pool gets room for every greenlet (``size_pool``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import bootsteps
+
+_SPARE_CONNECTIONS = 10  # kombu's own default: the consumer, its sweeps and the control channel
+_GREEN = ("gevent", "eventlet")
+
+log = logging.getLogger(__name__)
+
+
+def is_green(pool_cls: Any) -> bool:
+    """``pool_cls`` (a class or Celery's name for it) runs jobs in greenlets."""
+    module = pool_cls if isinstance(pool_cls, str) else getattr(pool_cls, "__module__", "") or ""
+    return module.endswith(_GREEN)
+
+
+def size_pool(worker: Any) -> None:
+    """Before the consumer connects: room in the broker connection pool for every greenlet's
+    acknowledgement at once, plus the consumer's own."""
+    if not is_green(getattr(worker, "pool_cls", "")):
+        return
+    options = worker.app.conf.broker_transport_options
+    wanted = int(getattr(worker, "concurrency", 0) or 0) + _SPARE_CONNECTIONS
+    options["max_connections"] = max(wanted, int(options.get("max_connections") or 0))
+
+
+class RedeliverySweep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """A consumer step: on a node without an event loop, sweep ``unacked`` on the consumer's timer,
+    as kombu's event-loop registration does for the other pools."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._tref: Any = None
+
+    def start(self, parent: Any) -> None:
+        if parent.hub is not None:  # an event loop: kombu registered its own sweep
+            return
+        options = parent.app.conf.broker_transport_options
+        interval = float(options.get("unacked_restore_interval") or 1.0)
+        self._tref = parent.timer.call_repeatedly(interval, self._sweep, (parent,))
+
+    def stop(self, parent: Any) -> None:
+        if self._tref is not None:
+            self._tref.cancel()
+            self._tref = None
+
+    shutdown = stop
+
+    @staticmethod
+    def _sweep(parent: Any) -> None:
+        connection = getattr(parent, "connection", None)
+        cycle = getattr(getattr(connection, "transport", None), "cycle", None)
+        restore = getattr(cycle, "maybe_restore_messages", None)
+        if restore is None:  # reconnecting, or not the Redis transport
+            return
+        try:
+            restore()
+        except Exception:  # the broker is away: the consumer's own reconnection deals with it
+            log.debug("unacked sweep failed", exc_info=True)
