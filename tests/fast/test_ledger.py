@@ -142,3 +142,13 @@ def test_a_late_report_of_a_timed_out_batch_is_only_duplicates_whatever_else_is_
     ledger.finish_many(2, 2, "hang", 1.5, ["late"], {})
     assert ledger.summary() == {"submitted": 8, "done": 2, "failed": 0, "timed_out": 2, "lost": 4, "duplicates": 2}
     assert ledger.by_worker == {"w": 2} and ledger.in_flight == 4
+
+
+def test_finish_done_counts_every_job_and_bulk_submission_never_lowers_the_peak() -> None:
+    ledger = Ledger(8)
+    ledger.submit_many(0, 4)
+    for job_id in range(3):
+        ledger.finish_done(job_id, "noop", 0.001, "loop")
+    ledger.submit_many(4, 1)  # 2 in flight now: the peak stays 4
+    assert ledger.peak_in_flight == 4 and ledger.in_flight == 2
+    assert ledger.summary()["done"] == 3 and ledger.by_worker == {"loop": 3}
