@@ -124,6 +124,12 @@ class Executor(ABC):
         (``run_batch``) now: 1 (the default) means one by one, through ``run``."""
         return 1
 
+    def probe_limit(self, kind: str) -> int:
+        """Jobs in flight allowed while ``kind``'s cost is still being measured, for an executor
+        that batches once it is known: the jobs beyond it wait for that answer and then go out in
+        batches, instead of a whole window going one by one first. 0 (the default): no limit."""
+        return 0
+
     async def run_batch(self, batch: Batch) -> BatchReport:
         """Run a batch's jobs; every job's own outcome and service time in the report. This
         default runs each through ``run`` at once (an executor's fallback for a batch it cannot

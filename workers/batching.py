@@ -61,6 +61,10 @@ class Outbox(Generic[Q]):
         cost, seen = self._costs.get(kind, (service_s, 0))
         self._costs[kind] = (0.9 * cost + 0.1 * service_s, seen + 1)
 
+    def measuring(self, kind: str) -> bool:
+        """True while ``kind``'s cost is not yet known well enough to size batches (``--batch 0``)."""
+        return self._fixed == 0 and self._costs.get(kind, (0.0, 0))[1] < BATCH_AFTER
+
     def batch_size(self, kind: str, budget_s: float = 0.0, most: int = MAX_BATCH) -> int:
         """Jobs of ``kind`` per batch: about ``budget_s`` (default: the outbox's) of work, at most ``most``."""
         if self._fixed > 0:

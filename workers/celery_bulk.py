@@ -17,7 +17,7 @@ import asyncio
 from array import array
 from typing import TYPE_CHECKING, Any
 
-from workers.batching import Outbox
+from workers.batching import BATCH_AFTER, Outbox
 from workers.bulk import Batch, BatchReport
 from workers.celery_outage import broker_errors
 from workers.celery_publish import task_message
@@ -95,6 +95,10 @@ class CompactSender:
     def batch_size(self, kind: str) -> int:
         share = max(1, self.config.concurrency // (2 * max(1, self._slots)))
         return min(self._outbox.batch_size(kind, most=_BULK_MOST), share) if self._fatal is None else 1
+
+    def probe_limit(self, kind: str) -> int:
+        measuring = self._fatal is None and self._outbox.measuring(kind)
+        return max(BATCH_AFTER, 2 * max(1, self._slots)) if measuring else 0
 
     async def run_batch(self, batch: Batch) -> BatchReport:
         """One task for the whole batch, one reply for it (``workers.celery_bulk``)."""

@@ -13,7 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from workers.base import ExecutorConfig
-from workers.batching import Outbox
+from workers.batching import BATCH_AFTER, Outbox
 from workers.bulk import Batch, BatchReport
 
 # A batch handed over whole costs the coordinator one task, however many jobs it holds: larger
@@ -48,6 +48,9 @@ class WholeBatches:
         batches per process out."""
         share = max(1, self.config.concurrency // (2 * self.config.workers))
         return min(self._outbox.batch_size(kind, _BULK_BUDGET_S, _BULK_MOST), share)
+
+    def probe_limit(self, kind: str) -> int:
+        return max(BATCH_AFTER, 2 * self.config.workers) if self._outbox.measuring(kind) else 0
 
     async def run_batch(self, batch: Batch) -> BatchReport:
         """The batch in one pool task, sent as it is and answered in arrays. If the pool breaks

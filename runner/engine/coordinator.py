@@ -55,7 +55,9 @@ def make_units(
     """The closed-loop workload of built-in kinds: jobs, or batches where the executor takes them."""
     targets = _targets(spec, services)
     params = {kind: (spec.io_ms, calibration.units(kind, spec.cpu_ms), targets.get(kind, "")) for kind in spec.mix}
-    return Units(spec.kinds(), params, executor.batch_size, spec.concurrency, lambda: ledger.in_flight)
+    return Units(
+        spec.kinds(), params, executor.batch_size, spec.concurrency, lambda: ledger.in_flight, executor.probe_limit
+    )
 
 
 def _targets(spec: WorkloadSpec, services: LocalServices) -> dict[str, str]:

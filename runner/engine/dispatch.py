@@ -56,8 +56,9 @@ class Units:
         batch_size: Callable[[str], int],
         window: int,
         in_flight: Callable[[], int],
+        probe_limit: Callable[[str], int] = lambda _: 0,
     ) -> None:
-        self._kinds, self._batch_size = kinds, batch_size
+        self._kinds, self._batch_size, self._probe_limit = kinds, batch_size, probe_limit
         self._params = params
         # kind -> io_ms, kind -> cpu_units, kind -> target: a Job's fields after id and kind
         self._fields = tuple({kind: values[i] for kind, values in params.items()} for i in range(3))
@@ -79,9 +80,13 @@ class Units:
         first, size = self._next_id, self._batch_size(kind)
         io_ms, units, target = self._params[kind]
         if size <= 1:
-            if not self._batched:
+            probing = self._probe_limit(kind)  # the executor may batch this kind once it knows its cost
+            if not self._batched and not probing:
+                if self.waiters:  # drivers held while the cost was measured: all free to take again
+                    self._wake_all()
                 return self._chunk(first, kind)
-            if self._window <= self._in_flight():
+            in_flight = self._in_flight()
+            if self._window <= in_flight or (probing and probing <= in_flight):
                 return FULL
             self._next_id = first + 1
             self._peeked = next(self._kinds, None)

@@ -69,6 +69,12 @@ async def drive(
         halted[0] = True
         halt.set()
 
+    def on_driver_end(task: asyncio.Task[None]) -> None:
+        """A driver's own bug ends the run (re-raised by ``until_done_or_halted``): the others may
+        be waiting for room its jobs would have freed, and would wait for ever."""
+        if not task.cancelled() and (error := task.exception()) is not None:
+            halt_with(f"internal error: {type(error).__name__}: {error}")
+
     def on_signal() -> None:
         halt_with(stop.name)
         if stop.count > 1:
@@ -215,6 +221,8 @@ async def drive(
             if stop.requested:
                 on_signal()
             drivers.extend(asyncio.create_task(driver(slot)) for slot in range(slots))
+            for each in drivers:
+                each.add_done_callback(on_driver_end)
             guard = asyncio.create_task(watchdog(), name="timeouts")
             try:
                 await until_done_or_halted(drivers, halt, hurry)

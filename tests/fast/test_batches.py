@@ -361,3 +361,51 @@ def test_finish_done_keeps_the_rules_of_finish(tmp_path: Path) -> None:
         "latency_ms": 2.0,
         "worker": "loop",
     }
+
+
+@pytest.mark.timeout(30)
+def test_a_drivers_own_error_on_the_batch_path_ends_the_run_instead_of_hanging_it(
+    stub: type[StubExecutor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug in the coordinator (injected): the driver of the first batch raises once its jobs are
+    # in flight. The other drivers wait for the room those jobs hold; before, they waited for ever.
+    original = Ledger.submit_many
+
+    def broken(self: Ledger, first: int, count: int) -> None:
+        original(self, first, count)
+        if first == 0:
+            raise RuntimeError("coordinator bug")
+
+    monkeypatch.setattr(Ledger, "submit_many", broken)
+    stub.plan = StubPlan(batch=8)
+    with pytest.raises(RuntimeError, match="coordinator bug"):
+        _run(jobs=400, mix="sleep=1", io_ms=20, concurrency=8)
+
+
+def test_while_a_kinds_cost_is_measured_only_the_probe_limit_goes_out_then_batches() -> None:
+    # An executor that batches a kind once it knows its cost (process, celery at --batch 0): before,
+    # a whole window of jobs went out one by one first (131,072 at 16 workers on the device run).
+    in_flight, measured = [0], [False]
+    units = Units(
+        iter(["a"] * 1000),
+        {"a": (0.0, 0, "")},
+        lambda _: 64 if measured[0] else 1,
+        10_000,
+        lambda: in_flight[0],
+        lambda _: 0 if measured[0] else 4,
+    )
+    taken = [units.take() for _ in range(4)]
+    assert taken == [Job(i, "a", 0.0, 0, "") for i in range(4)] and not units.ready  # one by one, no chunk
+    in_flight[0] = 4
+    assert units.take() is FULL  # the rest wait for the cost, not the window
+
+    async def waiters_freed_once_measured() -> Any:
+        waiting = asyncio.ensure_future(units.room())
+        await asyncio.sleep(0)
+        measured[0] = True
+        unit = units.take()
+        await asyncio.sleep(0)
+        return unit, waiting.done()
+
+    unit, woken = asyncio.run(waiters_freed_once_measured())
+    assert unit == Batch(4, 64, "a") and woken  # a batch, and the held drivers take again
