@@ -184,7 +184,7 @@ def chart(sources: list[Path], target: Path) -> None:
 
     docs = [json.loads(source.read_text()) for source in sources]
     doc = {"cpus": docs[0]["cpus"], "rows": [row for d in docs for row in d["rows"]]}
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     for arm in dict.fromkeys(r["arm"] for r in doc["rows"]):
         rows = sorted((r for r in doc["rows"] if r["arm"] == arm), key=lambda r: int(r["workers"]))
         xs = [r["workers"] for r in rows]
@@ -202,7 +202,7 @@ def chart(sources: list[Path], target: Path) -> None:
     ax.set_xlim(0.8, 20)
     ax.set_title(f"runner vs bare primitives, {doc['cpus']} cores")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(target)
     print(f"{target}: written")
