@@ -16,6 +16,12 @@ calls (Celery's ``synloop``), and its jobs acknowledge from their own greenlets,
   fails (the job stays in ``unacked`` and would run again), or the consumer's record does -- and
   that message is off the queue and not in ``unacked``: lost, beyond any redelivery. A green
   node's pool gets room for every greenlet (``size_pool``).
+- The credit recheck. With every prefetch slot taken, kombu's poller stops reading the queue, and
+  with no event loop to tell it when a slot frees it looks again only when its poll of the other
+  sockets times out: Celery's ``synloop`` polls for 2 s. A job sent just after waited those 2 s,
+  which the figures counted as queue wait (600 jobs of 20 ms at 30 in flight: 9.4 s instead of
+  1.3 s in 1 run of 4, queue wait p99 2,018 ms). ``RedeliverySweep`` has it look every 10 ms
+  (``recheck_credit_often``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 from celery import bootsteps
 
+_CREDIT_RECHECK_S = 0.01
 _SPARE_CONNECTIONS = 10  # kombu's own default: the consumer, its sweeps and the control channel
 _GREEN = ("gevent", "eventlet")
 
@@ -47,6 +54,23 @@ def size_pool(worker: Any) -> None:
     options["max_connections"] = max(wanted, int(options.get("max_connections") or 0))
 
 
+def recheck_credit_often() -> None:
+    """Cap each poll of the Redis transport at 10 ms: ``drain_events`` polls again until its own
+    timeout, and every poll first looks for returned credit (kombu registers a paused BRPOP again
+    there) and restores stale messages when due, as before."""
+    from kombu.transport.redis import MultiChannelPoller
+
+    original: Any = MultiChannelPoller.get
+    if getattr(original, "capped", False):
+        return
+
+    def get(self: Any, callback: Any, timeout: float | None = None) -> Any:
+        return original(self, callback, _CREDIT_RECHECK_S if timeout is None else min(timeout, _CREDIT_RECHECK_S))
+
+    get.capped = True  # type: ignore[attr-defined]
+    MultiChannelPoller.get = get  # type: ignore[method-assign]
+
+
 class RedeliverySweep(bootsteps.StartStopStep):  # type: ignore[misc]
     """A consumer step: on a node without an event loop, sweep ``unacked`` on the consumer's timer,
     as kombu's event-loop registration does for the other pools."""
@@ -60,6 +84,7 @@ class RedeliverySweep(bootsteps.StartStopStep):  # type: ignore[misc]
     def start(self, parent: Any) -> None:
         if parent.hub is not None:  # an event loop: kombu registered its own sweep
             return
+        recheck_credit_often()
         options = parent.app.conf.broker_transport_options
         interval = float(options.get("unacked_restore_interval") or 1.0)
         self._tref = parent.timer.call_repeatedly(interval, self._sweep, (parent,))

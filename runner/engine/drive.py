@@ -72,7 +72,7 @@ async def drive(
     def on_driver_end(task: asyncio.Task[None]) -> None:
         """A driver's own bug ends the run (re-raised by ``until_done_or_halted``): the others may
         be waiting for room its jobs would have freed, and would wait for ever."""
-        if not task.cancelled() and (error := task.exception()) is not None:
+        if not task.cancelled() and isinstance(error := task.exception(), Exception):  # as re-raised there
             halt_with(f"internal error: {type(error).__name__}: {error}")
 
     def on_signal() -> None:
