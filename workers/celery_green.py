@@ -67,12 +67,19 @@ def recheck_credit_often() -> None:
     def get(self: Any, callback: Any, timeout: float | None = None) -> Any:
         # Only while this node holds jobs (its credit can fill): an idle node's poll still blocks;
         # capped polls at all times cost it 15 % of a core at 10 ms.
-        if any(channel.qos._delivered for channel in self._channels):
+        if _holds_jobs(self):
             timeout = _CREDIT_RECHECK_S if timeout is None else min(timeout, _CREDIT_RECHECK_S)
         return original(self, callback, timeout)
 
     get.capped = True  # type: ignore[attr-defined]
     MultiChannelPoller.get = get  # type: ignore[method-assign]
+
+
+def _holds_jobs(poller: Any) -> bool:
+    """Any of the poller's channels holds delivered, unacknowledged messages. Read through kombu's
+    private attributes: should they change, this says False and the poll is kombu's own again."""
+    channels = getattr(poller, "_channels", ())
+    return any(getattr(getattr(channel, "qos", None), "_delivered", None) for channel in channels)
 
 
 class RedeliverySweep(bootsteps.StartStopStep):  # type: ignore[misc]
