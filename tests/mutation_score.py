@@ -1,25 +1,184 @@
-"""Print ``mutation score: K/N killed (P%)`` from mutmut's exported stats (``make mutate``).
+"""The mutation score of ``make mutate``, module by module, from mutmut's results in ``mutants/``.
 
-K counts mutants the fast tier caught (a failing test, or a timeout: the mutant hung a test); N is
-every mutant generated, so one no test reaches counts against the score."""
+    python tests/mutation_score.py [--recheck] [--jobs N] [--equivalents FILE]
+
+mutmut calls a mutant "timeout" when its tests run past 3x their clean time + 2 s, which on a busy
+machine happens to mutants that merely ran slowly. So a timeout is never counted as killed on
+mutmut's word: ``--recheck`` runs each one again alone, with a generous limit (10x its tests'
+clean time, at least 30 s), and records what it did -- a test failed (killed), the tests hung past
+the limit (a hang: killed, since a run that never ends is caught), or they passed (survived). The
+verdicts are kept in ``mutants/rechecks.json`` with the hash of the mutated function, so a
+changed function is checked again. Timeouts not rechecked count as not killed.
+
+Survivors named in the equivalents file (``NAME  why``, one per line; ``#`` comments) are printed
+apart; listed names that no longer survive are reported as stale. The last line is
+``mutation score: K/N killed (P%)`` over every mutant generated: one no test reaches counts against it.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import re
+import signal
+import subprocess
 import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+MUTANTS = Path("mutants")
+RECHECKS = MUTANTS / "rechecks.json"
+EQUIVALENTS = Path("tests/data/mutation-equivalents.txt")
 
-def main(path: Path) -> None:
-    stats = json.loads(path.read_text())
-    killed = int(stats["killed"]) + int(stats["timeout"])
-    total = int(stats["total"])
-    detail = ", ".join(
-        f"{key} {stats[key]}" for key in ("survived", "no_tests", "suspicious", "skipped") if key in stats
+# mutmut's exit codes (mutmut/stats.py), folded into the statuses this score counts.
+_KILLED = {1, 3}
+_TIMEOUT = {36, 24, -24, 152, 255}
+_SURVIVED = {0}
+_NO_TESTS = {5, 33}
+_SKIPPED = {34}
+
+
+def status(code: int | None) -> str:
+    if code is None:
+        return "not run"
+    for name, codes in (
+        ("killed", _KILLED),
+        ("timeout", _TIMEOUT),
+        ("survived", _SURVIVED),
+        ("no tests", _NO_TESTS),
+        ("skipped", _SKIPPED),
+    ):
+        if code in codes:
+            return name
+    return "suspicious"
+
+
+def function_of(mutant: str) -> tuple[str, str]:
+    """``pkg.mod.xǁClassǁname__mutmut_7`` -> (``pkg.mod.xǁClassǁname``, ``xǁClassǁname``)."""
+    mangled = re.sub(r"__mutmut_\d+$", "", mutant)
+    return mangled, mangled.rsplit(".", 1)[1]
+
+
+def load_results() -> dict[str, tuple[dict[str, int | None], dict[str, str]]]:
+    """Per source file: mutmut's exit code per mutant and the hash per mutated function."""
+    out = {}
+    for meta in sorted(MUTANTS.rglob("*.py.meta")):
+        data = json.loads(meta.read_text())
+        out[str(meta.relative_to(MUTANTS))[: -len(".meta")]] = (data["exit_code_by_key"], data["hash_by_function_name"])
+    return out
+
+
+def recheck(mutant: str, tests: list[str], limit_s: float) -> str:
+    """Run one mutant's tests alone: "killed", "hang" or "survived"."""
+    path = os.pathsep.join(filter(None, [str(MUTANTS.resolve()), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "MUTANT_UNDER_TEST": mutant, "PYTHONPATH": path}
+    command = [sys.executable, "-m", "pytest", "--rootdir=.", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    # its own process group: a hung test's children go with it
+    proc = subprocess.Popen(
+        command, cwd=MUTANTS, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    print(f"({detail})")
-    print(f"mutation score: {killed}/{total} killed ({100 * killed / max(1, total):.1f}%)")
+    try:
+        return "survived" if proc.wait(timeout=limit_s) == 0 else "killed"
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return "hang"
+
+
+def recheck_timeouts(results: dict[str, tuple[dict[str, int | None], dict[str, str]]], jobs: int) -> dict[str, str]:
+    known: dict[str, dict[str, str]] = json.loads(RECHECKS.read_text()) if RECHECKS.exists() else {}
+    stats = json.loads((MUTANTS / "mutmut-stats.json").read_text())
+    tests_by_function: dict[str, list[str]] = stats["tests_by_mangled_function_name"]
+    durations: dict[str, float] = stats["duration_by_test"]
+    todo = []
+    for codes, hashes in results.values():
+        for mutant, code in codes.items():
+            mangled, function = function_of(mutant)
+            entry = known.get(mutant)
+            if status(code) != "timeout" or (entry and entry["hash"] == hashes.get(function)):
+                continue
+            tests = sorted(tests_by_function.get(mangled, []))
+            limit = max(30.0, 10 * sum(durations.get(t, 0.0) for t in tests))
+            todo.append((mutant, hashes.get(function, ""), tests, limit))
+    if todo:
+        print(f"rechecking {len(todo)} timeouts, {jobs} at a time", file=sys.stderr)
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        for (mutant, digest, _, _), verdict in zip(
+            todo, pool.map(lambda t: recheck(t[0], t[2], t[3]), todo), strict=True
+        ):
+            known[mutant] = {"hash": digest, "verdict": verdict}
+            RECHECKS.write_text(json.dumps(known, indent=1, sort_keys=True))  # kept as it goes: a cut run keeps them
+    return {mutant: entry["verdict"] for mutant, entry in known.items()}
+
+
+def read_equivalents(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    lines = (line.split("#", 1)[0].split() for line in path.read_text().splitlines())
+    return {words[0] for words in lines if words}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recheck", action="store_true", help="run every unrechecked timeout again, alone")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="rechecks at a time")
+    parser.add_argument("--equivalents", type=Path, default=EQUIVALENTS)
+    args = parser.parse_args()
+    results = load_results()
+    if not results:
+        sys.exit("no mutmut results in mutants/: run make mutate first")
+    verdicts: dict[str, str] = {}
+    if args.recheck:
+        verdicts = recheck_timeouts(results, args.jobs)
+    elif RECHECKS.exists():
+        verdicts = {m: e["verdict"] for m, e in json.loads(RECHECKS.read_text()).items()}
+    equivalents = read_equivalents(args.equivalents)
+
+    total: Counter[str] = Counter()
+    survivors: list[str] = []
+    for path, (codes, _) in results.items():
+        counts: Counter[str] = Counter()
+        for mutant, code in codes.items():
+            state = status(code)
+            if state == "timeout":
+                rechecked = verdicts.get(mutant)
+                state = {"killed": "killed", "hang": "killed", "survived": "survived"}.get(rechecked or "", "timeout")
+                counts["hang" if rechecked == "hang" else "rechecked" if rechecked else "timeout, not rechecked"] += 1
+            if state == "survived":
+                survivors.append(mutant)
+                if mutant in equivalents:
+                    counts["equivalent"] += 1
+            counts[state] += 1
+        counts["all"] = len(codes)
+        total += counts
+        print(_line(counts, path))
+    unexplained = [m for m in survivors if m not in equivalents]
+    stale = sorted(equivalents - set(survivors))
+    if unexplained:
+        print(f"\n{len(unexplained)} survivors not in {args.equivalents}:")
+        print("\n".join(f"  {m}" for m in sorted(unexplained)))
+    if stale:
+        print(f"\n{len(stale)} names in {args.equivalents} that no longer survive (killed, renamed or not run):")
+        print("\n".join(f"  {m}" for m in stale))
+    print(f"\nall modules: {_detail(total)}")
+    print(_score(total))
+
+
+def _score(counts: Counter[str]) -> str:
+    killed, n = counts["killed"], counts["all"]
+    return f"mutation score: {killed}/{n} killed ({100 * killed / max(1, n):.1f}%)"
+
+
+def _detail(counts: Counter[str]) -> str:
+    shown = ("survived", "equivalent", "hang", "rechecked", "timeout, not rechecked", "no tests", "not run")
+    return ", ".join(f"{key} {counts[key]}" for key in shown if counts[key])
+
+
+def _line(counts: Counter[str], where: str) -> str:
+    return f"{_score(counts):<44} {where} ({_detail(counts)})"
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main()
