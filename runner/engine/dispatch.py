@@ -217,7 +217,8 @@ class BatchRun:
 async def until_done_or_halted(drivers: list[asyncio.Task[None]], halt: asyncio.Event, hurry: asyncio.Event) -> None:
     """Wait for every driver; after a halt, give in-flight jobs ``_GRACE_S`` (less on a second
     signal), then cancel the drivers, which account for their jobs. Every task is awaited, so no
-    exception goes unretrieved; a driver's own bug is re-raised."""
+    exception goes unretrieved and none outlives the run, even one cancelled from outside; a
+    driver's own bug is re-raised."""
     everything = asyncio.gather(*drivers, return_exceptions=True)
     halted = asyncio.create_task(halt.wait())
     hurried = asyncio.create_task(hurry.wait())
@@ -230,6 +231,11 @@ async def until_done_or_halted(drivers: list[asyncio.Task[None]], halt: asyncio.
         for task in drivers:
             task.cancel()
         outcomes = await everything
+    except asyncio.CancelledError:  # the run itself cancelled from outside: its drivers end, and account, first
+        for task in drivers:
+            task.cancel()
+        await asyncio.wait([everything])
+        raise
     finally:
         for helper in (halted, hurried):
             helper.cancel()

@@ -1,0 +1,135 @@
+"""``runner.engine.drive`` on the stub executor, called directly where the coordinator never takes
+a path in the fast tier: a plain iterator of jobs (user jobs), a driver's own error seen in the
+other jobs' reasons, a run cancelled from outside; and what ``make mutate`` found unchecked through
+the coordinator -- single jobs feeding the calibration check, the watchdog after a failed job, the
+CPU utilisation figure."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from runner.engine import dispatch, interrupt
+from runner.engine import drive as drive_module
+from runner.engine.coordinator import executor_config, run_mode
+from runner.engine.drive import drive
+from runner.engine.ledger import Ledger
+from runner.engine.machine import usable_cpus
+from runner.engine.services import LocalServices
+from runner.engine.spec import WorkloadSpec
+from tests.fast.conftest import CALIBRATION
+from tests.stub_executor import FAILED_ON_PURPOSE, StubExecutor, StubPlan
+from workers.jobs import Job
+
+
+def _spec(**values: Any) -> WorkloadSpec:
+    values.setdefault("workers", 2)
+    return WorkloadSpec.build(values, ("stub",))
+
+
+def _run(**values: Any) -> dict[str, Any]:
+    return run_mode(_spec(**values), "stub", calibration=CALIBRATION).to_json()
+
+
+async def _drive(spec: WorkloadSpec, jobs: Iterator[Job], ledger: Ledger) -> tuple[dict[str, Any], str | None]:
+    """``drive`` as ``measure`` calls it, on a started stub, with no samples and no progress."""
+    with LocalServices() as services:
+        async with StubExecutor(executor_config(spec), services) as executor:
+            return await drive(executor, jobs, spec, ledger, None, interrupt.StopRequest())
+
+
+def test_utilisation_is_cpu_time_over_the_usable_cores_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drive_module, "usable_cpus", lambda: 2)
+    utilisation = drive_module._utilisation
+    assert utilisation(1.0, 3.0) == 0.167  # 1/6, to three decimals
+    assert utilisation(0.5, 0.5) == 0.5  # a run shorter than a second still has a figure
+    assert utilisation(0.0, 2.0) == 0.0
+    assert utilisation(1.0, 0.0) == 0.0  # no wall time: no figure, not a division by zero
+
+
+def test_a_runs_cpu_utilisation_agrees_with_its_cpu_and_wall_time(stub: type[StubExecutor]) -> None:
+    result = _run(jobs=3000, mix="noop=1", concurrency=4)  # the loop busy: CPU time to measure
+    resources, wall_s = result["resources"], result["wall_s"]
+    assert resources["cpu_s"] > 0 and wall_s > 0
+    expected = resources["cpu_s"] / (wall_s * usable_cpus())  # from the rounded figures
+    assert resources["cpu_utilisation"] == pytest.approx(expected, abs=0.0015, rel=0.01)
+
+
+def test_a_plain_iterator_of_jobs_is_driven_to_its_end_each_job_once(stub: type[StubExecutor]) -> None:
+    kinds = ["noop", "sleep", "fail", "hang"] * 3
+    jobs = [Job(i, kind, io_ms=1.0) for i, kind in enumerate(kinds)]
+    spec = _spec(jobs=len(jobs), mix="noop=1", concurrency=3, timeout=0.1)
+    ledger = Ledger(len(jobs))
+    measured, halted = asyncio.run(_drive(spec, iter(jobs), ledger))
+    assert halted is None
+    by_outcome = measured["latency_by_outcome_ms"]  # instrumented unless told otherwise
+    assert {name: figures.count for name, figures in by_outcome.items()} == {"done": 6, "failed": 3, "timed_out": 3}
+    assert ledger.summary() == {"submitted": 12, "done": 6, "failed": 3, "timed_out": 3, "lost": 0, "duplicates": 0}
+    made = stub.made[-1]
+    assert sorted(made.runs) == list(range(12)) and set(made.runs.values()) == {1}
+    assert ledger.reasons == {FAILED_ON_PURPOSE: 3, "timed out after 0.1 s": 3}
+
+
+@pytest.mark.parametrize("rate", [0, 2000], ids=["closed", "open"])
+def test_single_cpu_jobs_feed_the_calibration_check(stub: type[StubExecutor], rate: int) -> None:
+    stub.plan = StubPlan(cpu_s=0.002)  # batch 1: every job goes alone
+    result = _run(jobs=16, mix="cpu=1", cpu_ms=1, concurrency=2, rate=rate)
+    assert result["jobs"]["done"] == 16 and stub.made[-1].batches == []
+    check = result["calibration_check"]["kinds"]["cpu"]
+    assert (check["jobs"], check["median_cpu_ms"]) == (16, 2.0)
+
+
+def test_a_driver_that_ends_on_a_failed_job_leaves_the_watchdog_working(stub: type[StubExecutor]) -> None:
+    # The failed job's driver has no job after it: what it leaves in its slot, the watchdog reads
+    # until the hung job times out. A broken watchdog would leave that job for ever: 5 s at most.
+    spec = _spec(jobs=2, mix="noop=1", concurrency=2, timeout=0.2)
+    ledger = Ledger(2)
+    asyncio.run(asyncio.wait_for(_drive(spec, iter([Job(0, "fail"), Job(1, "hang")]), ledger), 5))
+    assert ledger.summary() == {"submitted": 2, "done": 0, "failed": 1, "timed_out": 1, "lost": 0, "duplicates": 0}
+
+
+class _BrokenLedger(Ledger):
+    """A bug in the coordinator (injected): submitting job 2 raises once it is in flight."""
+
+    def submit(self, job_id: int) -> None:
+        super().submit(job_id)
+        if job_id == 2:
+            raise RuntimeError("coordinator bug")
+
+
+@pytest.mark.timeout(10)
+def test_a_drivers_own_error_is_the_reason_the_other_jobs_were_interrupted(
+    stub: type[StubExecutor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatch, "_GRACE_S", 0.05)  # the hung jobs are not coming back: no need to wait 2 s
+    jobs = [Job(0, "hang"), Job(1, "hang"), Job(2, "noop")]
+    spec = _spec(jobs=3, mix="noop=1", concurrency=3)
+    ledger = _BrokenLedger(3)
+    with pytest.raises(RuntimeError, match="coordinator bug"):
+        asyncio.run(_drive(spec, iter(jobs), ledger))
+    reason = "interrupted by internal error: RuntimeError: coordinator bug before it finished"
+    assert ledger.reasons == {reason: 2} and sorted(stub.made[-1].cancelled) == [0, 1]
+
+
+@pytest.mark.timeout(10)
+def test_a_run_cancelled_from_outside_accounts_its_jobs_before_it_ends(stub: type[StubExecutor]) -> None:
+    # No stop was requested, so no halt reason: the jobs are "cancelled". Before, drive() ended
+    # with its drivers still running (and the executor stopped under them): the jobs were lost.
+    jobs = [Job(0, "hang"), Job(1, "hang"), Job(2, "noop")]
+    spec = _spec(jobs=3, mix="noop=1", concurrency=2)
+    ledger = Ledger(3)
+
+    async def cancelled() -> None:
+        run = asyncio.create_task(_drive(spec, iter(jobs), ledger))
+        await asyncio.sleep(0.05)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        assert asyncio.all_tasks() == {asyncio.current_task()}  # no driver left behind
+        assert ledger.summary() == {"submitted": 2, "done": 0, "failed": 2, "timed_out": 0, "lost": 0, "duplicates": 0}
+
+    asyncio.run(cancelled())
+    assert ledger.reasons == {"cancelled": 2} and sorted(stub.made[-1].cancelled) == [0, 1]
