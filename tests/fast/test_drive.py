@@ -7,14 +7,16 @@ CPU utilisation figure."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runner.engine import dispatch, interrupt
 from runner.engine import drive as drive_module
-from runner.engine.coordinator import executor_config, run_mode
+from runner.engine.coordinator import executor_config, measure, run_mode
 from runner.engine.drive import drive
 from runner.engine.ledger import Ledger
 from runner.engine.machine import usable_cpus
@@ -35,10 +37,11 @@ def _run(**values: Any) -> dict[str, Any]:
 
 
 async def _drive(spec: WorkloadSpec, jobs: Iterator[Job], ledger: Ledger) -> tuple[dict[str, Any], str | None]:
-    """``drive`` as ``measure`` calls it, on a started stub, with no samples and no progress."""
+    """``drive`` as ``measure`` calls it, on a started stub, with no samples and no progress; a run
+    that hangs (a job the watchdog misses) fails in 5 s, cancelled, rather than at the test timeout."""
     with LocalServices() as services:
         async with StubExecutor(executor_config(spec), services) as executor:
-            return await drive(executor, jobs, spec, ledger, None, interrupt.StopRequest())
+            return await asyncio.wait_for(drive(executor, jobs, spec, ledger, None, interrupt.StopRequest()), 5)
 
 
 def test_utilisation_is_cpu_time_over_the_usable_cores_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,10 +87,10 @@ def test_single_cpu_jobs_feed_the_calibration_check(stub: type[StubExecutor], ra
 
 def test_a_driver_that_ends_on_a_failed_job_leaves_the_watchdog_working(stub: type[StubExecutor]) -> None:
     # The failed job's driver has no job after it: what it leaves in its slot, the watchdog reads
-    # until the hung job times out. A broken watchdog would leave that job for ever: 5 s at most.
+    # until the hung job times out.
     spec = _spec(jobs=2, mix="noop=1", concurrency=2, timeout=0.2)
     ledger = Ledger(2)
-    asyncio.run(asyncio.wait_for(_drive(spec, iter([Job(0, "fail"), Job(1, "hang")]), ledger), 5))
+    asyncio.run(_drive(spec, iter([Job(0, "fail"), Job(1, "hang")]), ledger))
     assert ledger.summary() == {"submitted": 2, "done": 0, "failed": 1, "timed_out": 1, "lost": 0, "duplicates": 0}
 
 
@@ -133,3 +136,28 @@ def test_a_run_cancelled_from_outside_accounts_its_jobs_before_it_ends(stub: typ
 
     asyncio.run(cancelled())
     assert ledger.reasons == {"cancelled": 2} and sorted(stub.made[-1].cancelled) == [0, 1]
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("batch", [1, 4], ids=["single", "batched"])
+def test_a_measure_cancelled_from_outside_writes_its_jobs_lines_first(
+    stub: type[StubExecutor], tmp_path: Path, batch: int
+) -> None:
+    # The jobs in flight are accounted before measure() closes the ledger file, not after.
+    stub.plan = StubPlan(batch=batch)
+    spec = _spec(jobs=8, mix="hang=1", concurrency=4)
+
+    async def cancelled() -> None:
+        with LocalServices() as services:
+            async with StubExecutor(executor_config(spec), services) as executor:
+                run = asyncio.create_task(measure(executor, spec, CALIBRATION, services, out_dir=tmp_path))
+                await asyncio.sleep(0.1)
+                run.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await run
+
+    asyncio.run(cancelled())
+    lines = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in lines) == [0, 1, 2, 3]
+    assert {(r["kind"], r["status"], r["reason"]) for r in lines} == {("hang", "failed", "cancelled")}
+    assert stub.made[-1].batches == ([4] if batch > 1 else [])
