@@ -67,6 +67,11 @@ class StubExecutor(Executor):
     summary = "in-process stub for the fast tests"
     plan: ClassVar[StubPlan] = StubPlan()
     made: ClassVar[list[StubExecutor]] = []  # every instance, newest last, for the test to inspect
+    external_redis: ClassVar[bool | None] = None  # what the last ``validate`` was told
+
+    @classmethod
+    def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
+        cls.external_redis = external_redis
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         super().__init__(config, services)

@@ -1,7 +1,8 @@
 """``run_mode`` around the workload, on the stub executor: a signal while the executor starts
 (the start cancelled, no job sent) or while it stops (the complete result kept, the exit code the
-signal's), the event loop it runs on, the calibration it sizes jobs with, and the user's own
-functions as jobs on the in-process ``async`` executor -- found by ``make mutate``."""
+signal's), the event loop it runs on, the services and ``REDIS_URL`` flag the executor is given,
+the calibration it sizes jobs with, and the user's own functions as jobs on the in-process
+``async`` executor -- found by ``make mutate``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import uvloop
 
 from runner.engine.coordinator import run_mode
+from runner.engine.services import LocalServices
 from runner.engine.spec import WorkloadSpec
 from tests.fast.conftest import CALIBRATION
 from tests.stub_executor import StubExecutor, StubPlan
@@ -50,9 +52,17 @@ def test_a_signal_while_the_executor_stops_keeps_the_complete_result(stub: type[
     assert stub.made[-1].stopped
 
 
-def test_the_run_happens_on_uvloop(stub: type[StubExecutor]) -> None:
+def test_the_run_happens_on_uvloop_with_the_runs_services(
+    stub: type[StubExecutor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # read, never connected to: no redis kind
     run_mode(_spec(jobs=2, mix="noop=1"), "stub", calibration=CALIBRATION)
     assert stub.made[-1].loop_type is uvloop.Loop
+    assert isinstance(stub.made[-1].services, LocalServices)  # what Celery takes its broker from
+    assert stub.external_redis is True  # validated knowing REDIS_URL is set (``--celery-workers 0``)
+    monkeypatch.delenv("REDIS_URL")
+    run_mode(_spec(jobs=2, mix="noop=1"), "stub", calibration=CALIBRATION)
+    assert stub.external_redis is False
 
 
 def test_the_calibration_given_sizes_the_jobs_else_the_coordinators_own(
