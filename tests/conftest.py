@@ -111,6 +111,7 @@ def stub() -> Iterator[type[StubExecutor]]:
     to script it, read ``stub.made[-1]`` for what the instance saw."""
     StubExecutor.plan = StubPlan()
     StubExecutor.made = []
+    StubExecutor.external_redis = None
     with registered(NAME, TARGET):
         yield StubExecutor
     StubExecutor.plan = StubPlan()

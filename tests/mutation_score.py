@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from pathlib import Path
 MUTANTS = Path("mutants")
 RECHECKS = MUTANTS / "rechecks.json"
 EQUIVALENTS = Path("tests/data/mutation-equivalents.txt")
+_MEMORY_LIMIT = 8 << 30  # address space of a rechecked mutant's tests
 
 # mutmut's exit codes (mutmut/stats.py), folded into the statuses this score counts.
 _KILLED = {1, 3}
@@ -77,14 +79,28 @@ def recheck(mutant: str, tests: list[str], limit_s: float) -> str:
     command = [sys.executable, "-m", "pytest", "--rootdir=.", "-x", "-q", "-p", "no:cacheprovider", *tests]
     # its own process group: a hung test's children go with it
     proc = subprocess.Popen(
-        command, cwd=MUTANTS, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        cwd=MUTANTS,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
+    _bound(proc.pid, limit_s)  # at once: pytest takes far longer to start than this
     try:
-        return "survived" if proc.wait(timeout=limit_s) == 0 else "killed"
+        code = proc.wait(timeout=limit_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         return "hang"
+    return "survived" if code == 0 else "hang" if code == -signal.SIGXCPU else "killed"
+
+
+def _bound(pid: int, limit_s: float) -> None:
+    """Limits for a rechecked mutant: one that loops filling memory (``_chunk`` 60 extends a deque
+    for ever) must fail on its own, not take the machine's memory or outlive the wall limit."""
+    resource.prlimit(pid, resource.RLIMIT_AS, (_MEMORY_LIMIT, _MEMORY_LIMIT))
+    resource.prlimit(pid, resource.RLIMIT_CPU, (int(limit_s) + 1, int(limit_s) + 2))
 
 
 def recheck_timeouts(results: dict[str, tuple[dict[str, int | None], dict[str, str]]], jobs: int) -> dict[str, str]:

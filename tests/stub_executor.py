@@ -13,16 +13,19 @@ kind stands for one behaviour, with its service time taken from the spec:
 
 ``StubPlan`` adds what kinds cannot say: job ids whose run escapes the coordinator's accounting
 (``vanish``: they end up ``lost``), runs beyond the first that the executor reports
-(``extra_runs``: duplicates), a failing start, and batches whose ``run_batch`` raises an error of
+(``extra_runs``: duplicates), a failing or slow start, a signal the stub sends its own process
+while it starts or stops (as a user's Ctrl-C would land there), and batches whose ``run_batch`` raises an error of
 the executor's own (``batch_raises``, by the batch's first job id) or hang (``batch_hangs``), batch
 reports naming one runner (``one_runner``), and CPU times for cpu jobs (``cpu_s``). The stub
 records what it saw -- the peak number of jobs inside ``run`` at once, which jobs were cancelled --
-so tests can check the coordinator against an independent count.
+so tests can check the coordinator against an independent count -- and whether its start was
+cancelled, and the type of the event loop it ran on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -47,6 +50,9 @@ class StubPlan:
     vanish: frozenset[int] = frozenset()
     extra_runs: dict[int, int] = field(default_factory=dict)
     fail_start: bool = False
+    start_s: float = 0.0  # how long start takes (cancellable)
+    signal_in_start: int = 0  # a signal it sends its own process as it starts (0: none)
+    signal_in_stop: int = 0  # the same as it stops
     raise_for: dict[int, Exception] = field(default_factory=dict)  # job id -> what its run raises
     batch: int = 1  # jobs per batch it takes from the coordinator (``run_batch``: the base one)
     batch_raises: dict[int, Exception] = field(default_factory=dict)  # first id -> the executor's own error
@@ -61,11 +67,17 @@ class StubExecutor(Executor):
     summary = "in-process stub for the fast tests"
     plan: ClassVar[StubPlan] = StubPlan()
     made: ClassVar[list[StubExecutor]] = []  # every instance, newest last, for the test to inspect
+    external_redis: ClassVar[bool | None] = None  # what the last ``validate`` was told
+
+    @classmethod
+    def validate(cls, config: ExecutorConfig, external_redis: bool) -> None:
+        cls.external_redis = external_redis
 
     def __init__(self, config: ExecutorConfig, services: Services) -> None:
         super().__init__(config, services)
         self.script = type(self).plan  # what this instance was told to do
-        self.started = self.stopped = False
+        self.started = self.stopped = self.start_cancelled = False
+        self.loop_type: type[asyncio.AbstractEventLoop] | None = None  # the loop it was started on
         self.workloads = 0
         self.in_run = 0
         self.peak_in_run = 0
@@ -77,6 +89,15 @@ class StubExecutor(Executor):
         type(self).made.append(self)
 
     async def start(self) -> None:
+        self.loop_type = type(asyncio.get_running_loop())
+        if self.script.signal_in_start:
+            os.kill(os.getpid(), self.script.signal_in_start)
+        if self.script.start_s:
+            try:
+                await asyncio.sleep(self.script.start_s)
+            except asyncio.CancelledError:
+                self.start_cancelled = True
+                raise
         if self.script.fail_start:
             raise ServiceError("stub: cannot start")
         self.started = True
@@ -129,6 +150,9 @@ class StubExecutor(Executor):
         return report._replace(workers=["stub-batch"]) if self.script.one_runner else report
 
     async def stop(self) -> None:
+        if self.script.signal_in_stop:
+            os.kill(os.getpid(), self.script.signal_in_stop)
+            await asyncio.sleep(0)
         self.stopped = True
 
     async def node_figures(self) -> list[dict[str, Any]]:

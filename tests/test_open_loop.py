@@ -112,3 +112,11 @@ def test_above_capacity_the_p99_grows_with_the_run() -> None:
     assert len(p99) >= 10
     early, late = p99[: len(p99) // 4], p99[-(len(p99) // 4) :]
     assert min(late) > 4 * max(early)  # the backlog, and so the latency, keeps growing
+
+
+def test_open_loop_jobs_reach_the_services_their_kinds_use() -> None:
+    # Open loop makes its jobs apart from the closed loop's units: the embedded Redis and the HTTP
+    # target started, each job given its URL (without it, every http and redis job fails).
+    result = _run(jobs=20, mix="http=1,redis=1", io_ms=5, concurrency=10, rate=200)
+    assert result["jobs"]["done"] == 20 and result["failures"] == {}
+    assert result["kinds"] == {"http": 10, "redis": 10}

@@ -29,44 +29,26 @@ import contextlib
 import itertools
 import multiprocessing
 import os
-import pickle
 import signal
-import time
-from array import array
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from types import FrameType
 from typing import Any
 
 import psutil
 
-from workers import lifeline
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.batching import Outbox
-from workers.bulk import Batch, BatchReport, run_batch_sync
-from workers.calibration import Calibration, all_measured, measure_into, measured
-from workers.clients import SyncClients
+from workers.bulk import Batch, BatchReport
+from workers.calibration import Calibration, all_measured, measured
 from workers.errors import InputError, JobFailed, ServiceError
-from workers.jobs import WORKER_DIED, Job, result_of, run_sync
+from workers.jobs import WORKER_DIED, Job
 from workers.process_bulk import WholeBatches
-from workers.user_calls import Caller
-from workers.user_jobs import JobTable, SetupFailed, prepare
+from workers.process_child import COLS, Outcome, init_process, run_batch, run_compact, run_wire, warm_up
+from workers.user_jobs import SetupFailed
 
-_COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
 _BATCH_BUDGET_S = 0.002  # a batch should take about this long in a pool process
-# What a pool process sends back per job: service s, pid, the user job's figures (or the built-in
-# job's result), CPU s of the job (None for a user job's).
-_Outcome = tuple[float, int, Any, float | None]
 _SHUTDOWN_GRACE_S = 5.0  # for a broken pool's manager to reap its processes before they are killed
-
-# Per pool process, set by the initializer.
-_clients: SyncClients | None = None
-_table: Any = None
-_row = -1
-_caller: Caller | None = None  # the user's jobs, when there are any
-_user_figures: dict[str, float] | str = {}  # import and setup seconds, or what went wrong
-_user_reported = False  # by the warm-up, or else with this process's first user job
 
 
 async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE_S) -> None:
@@ -82,110 +64,22 @@ async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE
     await shutdown
 
 
-def _init_process(table: Any, counter: Any, user_jobs: JobTable | None = None, rates: Any = None) -> None:
-    global _clients, _table, _row, _caller, _user_figures
-    lifeline.hold()  # a coordinator killed without cleaning up takes this process with it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C hits the whole process group; the coordinator decides
-    with counter.get_lock():
-        _row = counter.value
-        counter.value += 1
-    _table = table
-    if _row * _COLS < len(table):
-        table[_row * _COLS] = os.getpid()
-        signal.signal(signal.SIGTERM, _on_terminate)
-    _clients = SyncClients(pool_size=4)
-    if user_jobs is not None:
-        try:
-            jobs, _user_figures = prepare(user_jobs)
-            _caller = Caller(jobs, "pickle")
-        except Exception as exc:  # reported by the warm-up: a broken initializer would break the pool
-            _user_figures = str(exc)
-    # Its own rate, measured as it starts (``start`` waits for every process's, before timing);
-    # None in a pool that replaces a broken one (the rate is known; retried jobs should not wait).
-    measure_into(rates, _row)
-
-
-def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
-    # A broken pool terminates its survivors: mark this process as one, so its job is not blamed.
-    _table[_row * _COLS + 2] = 1
-    os._exit(143)
-
-
-def _run_wire(wire: list[Any], ticket: int) -> _Outcome:
-    assert _clients is not None, "pool process started without its initializer"
-    job = Job.from_wire(wire)
-    mine = _row >= 0 and _row * _COLS < len(_table)
-    if mine:
-        _table[_row * _COLS + 1] = ticket
-    try:
-        if _caller is not None and job.kind in _caller.jobs:  # the user's: (form, result bytes) come back
-            global _user_reported
-            service_s, form, nbytes = _caller.call_sync(job.kind, job.target, job.payload)
-            setup, _user_reported = (None if _user_reported else _user_figures), True
-            return service_s, os.getpid(), (form, nbytes, setup), None
-        cpu_began = time.thread_time()
-        service_s = run_sync(job, _clients)
-        cpu_s = time.thread_time() - cpu_began  # the job's CPU time, for the after-run calibration check
-    finally:
-        if mine:
-            _table[_row * _COLS + 1] = 0  # not reached if the job kills the process: that is the point
-    return service_s, os.getpid(), result_of(job), cpu_s
-
-
-def _run_batch(
-    wires: list[list[Any]], tickets: list[int]
-) -> list[tuple[float, int, Any, float | None] | BaseException]:
-    """Several small jobs in one trip; each one's outcome (or error) stays its own."""
-    outcomes: list[tuple[float, int, Any, float | None] | BaseException] = []
-    for wire, ticket in zip(wires, tickets, strict=True):
-        try:
-            outcome = _run_wire(wire, ticket)
-            if type(outcome[2]) is not tuple:  # a user job's figures (a tuple) were measured as they pickled
-                pickle.dumps(outcome[2])  # a result that cannot travel fails its own job, not its batch-mates
-            outcomes.append(outcome)
-        except Exception as exc:
-            outcomes.append(exc)
-    return outcomes
-
-
-def _run_compact(batch: Batch, ticket: int) -> tuple[array[float], dict[int, str], int, array[float] | None]:
-    """A whole batch in one trip: each job's service time, and the failed ones (index -> reason).
-    The process's row holds the batch's ticket throughout."""
-    assert _clients is not None, "pool process started without its initializer"
-    mine = _row >= 0 and _row * _COLS < len(_table)
-    if mine:
-        _table[_row * _COLS + 1] = ticket
-    try:
-        service, failed, cpu = run_batch_sync(batch, _clients)
-    finally:
-        if mine:
-            _table[_row * _COLS + 1] = 0
-    return service, failed, os.getpid(), cpu
-
-
 class _Queued:
     """A job waiting in the outbox to go to a pool process in a batch."""
 
     __slots__ = ("batch_future", "order", "sent", "ticket", "waiter", "wire")
 
-    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[_Outcome]) -> None:
+    def __init__(self, wire: list[Any], ticket: int, waiter: asyncio.Future[Outcome]) -> None:
         self.wire, self.ticket, self.waiter = wire, ticket, waiter
         self.order = int(wire[0])  # the job id: first come, first sent
         self.sent = False
         self.batch_future: Future[Any] | None = None
 
 
-def _warm_up(delay_s: float) -> tuple[int, dict[str, float] | str]:
-    global _user_reported
-    time.sleep(delay_s)  # long enough that each warm-up task lands on its own process (mostly)
-    _user_reported = True
-    return os.getpid(), _user_figures
-
-
 class ProcessExecutor(WholeBatches, Executor):
     name = "process"
     summary = "a pool of worker processes, one interpreter and GIL each"
-    compact_task = staticmethod(_run_compact)
+    compact_task = staticmethod(run_compact)
     serialises = "pickle"
 
     @classmethod
@@ -223,7 +117,7 @@ class ProcessExecutor(WholeBatches, Executor):
     async def _warm_up(self) -> None:
         """Start every process now, before timing starts, and learn their pids."""
         loop = asyncio.get_running_loop()
-        warm = [loop.run_in_executor(self._pool, _warm_up, 0.05) for _ in range(self.config.workers)]
+        warm = [loop.run_in_executor(self._pool, warm_up, 0.05) for _ in range(self.config.workers)]
         for pid, figures in await asyncio.gather(*warm):
             self._pids.add(pid)
             if isinstance(figures, str):
@@ -234,13 +128,13 @@ class ProcessExecutor(WholeBatches, Executor):
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
-        table = ctx.Array("q", _COLS * self.config.workers, lock=False)
+        table = ctx.Array("q", COLS * self.config.workers, lock=False)
         measure = not self._rate_rows or self._measuring is not None  # until one pool has measured
         rates = ctx.Array("d", 2 * self.config.workers, lock=False) if measure else None  # per process: spin, hash
         pool = ProcessPoolExecutor(
             max_workers=self.config.workers,
             mp_context=ctx,
-            initializer=_init_process,
+            initializer=init_process,
             initargs=(table, ctx.Value("i", 0), self.config.user_jobs, rates),
         )
         if rates is not None:
@@ -263,7 +157,7 @@ class ProcessExecutor(WholeBatches, Executor):
                     self._outbox.put(job.kind, queued)
                     service_s, pid, extra, cpu_s = await queued.waiter
                 else:
-                    future = self._started_pool().submit(_run_wire, wire, ticket)
+                    future = self._started_pool().submit(run_wire, wire, ticket)
                     self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + 1
                     service_s, pid, extra, cpu_s = await asyncio.wrap_future(future)
             except RuntimeError as exc:  # BrokenProcessPool, or a submit to a pool already replaced
@@ -307,7 +201,7 @@ class ProcessExecutor(WholeBatches, Executor):
             queued.sent = True
         future: Future[Any]
         try:
-            future = self._started_pool().submit(_run_batch, [q.wire for q in chunk], [q.ticket for q in chunk])
+            future = self._started_pool().submit(run_batch, [q.wire for q in chunk], [q.ticket for q in chunk])
             self._tasks_sent, self._jobs_sent = self._tasks_sent + 1, self._jobs_sent + len(chunk)
         except RuntimeError as exc:  # the pool broke or was replaced: each job retries on its own
             future = Future()
@@ -341,7 +235,7 @@ class ProcessExecutor(WholeBatches, Executor):
                     raise ServiceError(f"cannot start a new process pool after a worker died: {exc}") from exc
                 self._generation += 1
                 await _shut_down(old)  # survivors have been terminated and reaped
-                rows = [table[i : i + _COLS] for i in range(0, len(table), _COLS)]
+                rows = [table[i : i + COLS] for i in range(0, len(table), COLS)]
                 self._blamed[generation] = {ticket for _, ticket, terminated in rows if ticket and not terminated}
             return self._blamed[generation]
 
@@ -353,7 +247,7 @@ class ProcessExecutor(WholeBatches, Executor):
 
     def _kill_running(self, ticket: int) -> bool:
         table = self._table
-        for i in range(0, len(table), _COLS):
+        for i in range(0, len(table), COLS):
             if table[i + 1] == ticket and table[i]:
                 _kill(int(table[i]))
                 return True
@@ -383,13 +277,13 @@ class ProcessExecutor(WholeBatches, Executor):
         await asyncio.to_thread(psutil.wait_procs, alive, 2.0)
 
     def _table_pids(self) -> set[int]:
-        return {int(self._table[i]) for i in range(0, len(self._table), _COLS) if self._table[i]}
+        return {int(self._table[i]) for i in range(0, len(self._table), COLS) if self._table[i]}
 
     def worker_pids(self) -> list[int]:
         return sorted(self._pids)
 
     def worker_calibrations(self) -> dict[str, Calibration]:
-        return {f"pid-{pid}": rate for pid, rate in measured(self._rate_rows, _COLS)}
+        return {f"pid-{pid}": rate for pid, rate in measured(self._rate_rows, COLS)}
 
     async def call(self, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` in a pool process (``offload`` in hybrid mode): the result, or its error."""

@@ -117,3 +117,14 @@ def test_oldest_first_across_kinds() -> None:
         assert sent == [[1], [2]]
 
     asyncio.run(scenario())
+
+
+def test_measuring_lasts_until_exactly_batch_after_results_and_never_with_a_fixed_size() -> None:
+    box = _box()
+    assert box.measuring("io")  # never seen
+    for _ in range(BATCH_AFTER - 1):
+        box.note_cost("io", 0.001)
+    assert box.measuring("io") and box.measuring("cpu")  # one result short; another kind unseen
+    box.note_cost("io", 0.001)
+    assert not box.measuring("io") and box.measuring("cpu")
+    assert not _box(fixed=8).measuring("io")  # --batch N: nothing to measure

@@ -360,3 +360,29 @@ def test_with_verdicts_draws_them_afresh_with_the_sweeps_slo() -> None:
     drawn = vd.with_verdicts(stale)
     assert drawn.verdicts == vd.sweep_verdicts(cells, 100.0)
     assert [v.kind for v in drawn.verdicts] == ["mix", "capacity"]
+
+
+def test_a_mix_verdict_names_the_executors_that_ran_batched_and_their_jobs_per_task() -> None:
+    fast, slow = [300.0, 303.0, 297.0], [100.0, 101.0, 99.0]
+    winner = _cell("process", fast, mix="m")
+    winner = dataclasses.replace(winner, summary=dataclasses.replace(winner.summary, jobs_per_task=227.4))
+    loser = _cell("celery", slow, mix="m")
+    loser = dataclasses.replace(loser, summary=dataclasses.replace(loser.summary, jobs_per_task=2.5))
+    plain = _cell("thread", slow, mix="m")  # one job per task: not batched, not named
+    plain = dataclasses.replace(plain, summary=dataclasses.replace(plain.summary, jobs_per_task=1.0))
+    (verdict,) = vd.sweep_verdicts([loser, winner, plain])
+    r = log_ratio(fast, slow)
+    wins = ratio_range(r.value, r.low, r.high)
+    assert verdict.text == (
+        f"CPU only (m): process wins, {wins} celery, {wins} thread "
+        "(batched: process 227 jobs/task, celery 2.5 jobs/task)"
+    )
+
+
+def test_capacity_says_1_worker_in_the_singular() -> None:
+    cells = [_paced(mode, 100.0, workers=workers) for workers in (1, 2) for mode in ("async", "thread")]
+    found = [v for v in vd.sweep_verdicts(cells, slo_ms=100.0) if v.kind == "capacity"]
+    assert [v.text.split(": ", 1)[0] for v in found] == [
+        "At p99 <= 100 ms on cpu (1 worker)",
+        "At p99 <= 100 ms on cpu (2 workers)",
+    ]
