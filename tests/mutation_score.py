@@ -1,23 +1,26 @@
 """The mutation score of ``make mutate``, module by module, from mutmut's results in ``mutants/``.
 
-    python tests/mutation_score.py [--recheck] [--jobs N] [--equivalents FILE]
+    python tests/mutation_score.py [--recheck] [--jobs N] [--only PATTERN] [--explained FILE]
 
 mutmut calls a mutant "timeout" when its tests run past 3x their clean time + 2 s, which on a busy
 machine happens to mutants that merely ran slowly. So a timeout is never counted as killed on
-mutmut's word: ``--recheck`` runs each one again alone, with a generous limit (10x its tests'
-clean time, at least 30 s), and records what it did -- a test failed (killed), the tests hung past
-the limit (a hang: killed, since a run that never ends is caught), or they passed (survived). The
-verdicts are kept in ``mutants/rechecks.json`` with the hash of the mutated function, so a
-changed function is checked again. Timeouts not rechecked count as not killed.
+mutmut's word: ``--recheck`` runs each one again alone, with generous limits (a test: 5x its
+clean time, at least 10 s; all of them: 5x, at least 60 s), and records what it did -- a test
+failed (killed), a test or the whole run went past its limit (a hang: killed, since a run that
+never ends is caught), or they passed (survived). The verdicts are kept in
+``mutants/rechecks.json`` with the hash of the mutated function, so a changed function is checked
+again. Timeouts not rechecked count as not killed.
 
-Survivors named in the equivalents file (``NAME  why``, one per line; ``#`` comments) are printed
-apart; listed names that no longer survive are reported as stale. The last line is
+Survivors named in the survivors file (``NAME  why``, one per line; ``#`` comments) -- equivalent
+mutants, and those only the full tier kills -- are counted apart as explained; the others are
+listed, as are listed names that no longer survive (killed since, or renumbered). The last line is
 ``mutation score: K/N killed (P%)`` over every mutant generated: one no test reaches counts against it.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import re
@@ -31,7 +34,7 @@ from pathlib import Path
 
 MUTANTS = Path("mutants")
 RECHECKS = MUTANTS / "rechecks.json"
-EQUIVALENTS = Path("tests/data/mutation-equivalents.txt")
+EXPLAINED = Path("tests/data/mutation-survivors.txt")
 _MEMORY_LIMIT = 8 << 30  # address space of a rechecked mutant's tests
 
 # mutmut's exit codes (mutmut/stats.py), folded into the statuses this score counts.
@@ -72,28 +75,33 @@ def load_results() -> dict[str, tuple[dict[str, int | None], dict[str, str]]]:
     return out
 
 
-def recheck(mutant: str, tests: list[str], limit_s: float) -> str:
-    """Run one mutant's tests alone: "killed", "hang" or "survived"."""
+def recheck(mutant: str, tests: list[str], per_test_s: float, limit_s: float) -> str:
+    """Run one mutant's tests alone: "killed", "hang" or "survived". A test that runs past
+    ``per_test_s`` (pytest-timeout) or all of them past ``limit_s`` is a hang."""
     path = os.pathsep.join(filter(None, [str(MUTANTS.resolve()), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "MUTANT_UNDER_TEST": mutant, "PYTHONPATH": path}
-    command = [sys.executable, "-m", "pytest", "--rootdir=.", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    command = [sys.executable, "-m", "pytest", "--rootdir=.", "-x", "-q", "-p", "no:cacheprovider"]
+    command += ["-o", f"timeout={per_test_s:.0f}", *tests]
     # its own process group: a hung test's children go with it
     proc = subprocess.Popen(
         command,
         cwd=MUTANTS,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     _bound(proc.pid, limit_s)  # at once: pytest takes far longer to start than this
     try:
-        code = proc.wait(timeout=limit_s)
+        out, _ = proc.communicate(timeout=limit_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.communicate()
         return "hang"
-    return "survived" if code == 0 else "hang" if code == -signal.SIGXCPU else "killed"
+    if proc.returncode == 0:
+        return "survived"
+    hung = proc.returncode == -signal.SIGXCPU or b"+ Timeout +" in out
+    return "hang" if hung else "killed"
 
 
 def _bound(pid: int, limit_s: float) -> None:
@@ -103,7 +111,9 @@ def _bound(pid: int, limit_s: float) -> None:
     resource.prlimit(pid, resource.RLIMIT_CPU, (int(limit_s) + 1, int(limit_s) + 2))
 
 
-def recheck_timeouts(results: dict[str, tuple[dict[str, int | None], dict[str, str]]], jobs: int) -> dict[str, str]:
+def recheck_timeouts(
+    results: dict[str, tuple[dict[str, int | None], dict[str, str]]], jobs: int, only: str
+) -> dict[str, str]:
     known: dict[str, dict[str, str]] = json.loads(RECHECKS.read_text()) if RECHECKS.exists() else {}
     stats = json.loads((MUTANTS / "mutmut-stats.json").read_text())
     tests_by_function: dict[str, list[str]] = stats["tests_by_mangled_function_name"]
@@ -115,21 +125,23 @@ def recheck_timeouts(results: dict[str, tuple[dict[str, int | None], dict[str, s
             entry = known.get(mutant)
             if status(code) != "timeout" or (entry and entry["hash"] == hashes.get(function)):
                 continue
+            if not fnmatch.fnmatch(mutant, only):
+                continue
             tests = sorted(tests_by_function.get(mangled, []))
-            limit = max(30.0, 10 * sum(durations.get(t, 0.0) for t in tests))
-            todo.append((mutant, hashes.get(function, ""), tests, limit))
+            times = [durations.get(t, 0.0) for t in tests] or [0.0]
+            per_test = max(10.0, 5 * max(times))
+            todo.append((mutant, hashes.get(function, ""), tests, per_test, max(60.0, 5 * sum(times))))
     if todo:
         print(f"rechecking {len(todo)} timeouts, {jobs} at a time", file=sys.stderr)
     with ThreadPoolExecutor(max(1, jobs)) as pool:
-        for (mutant, digest, _, _), verdict in zip(
-            todo, pool.map(lambda t: recheck(t[0], t[2], t[3]), todo), strict=True
-        ):
+        verdicts = pool.map(lambda item: recheck(item[0], item[2], item[3], item[4]), todo)
+        for (mutant, digest, *_), verdict in zip(todo, verdicts, strict=True):
             known[mutant] = {"hash": digest, "verdict": verdict}
             RECHECKS.write_text(json.dumps(known, indent=1, sort_keys=True))  # kept as it goes: a cut run keeps them
     return {mutant: entry["verdict"] for mutant, entry in known.items()}
 
 
-def read_equivalents(path: Path) -> set[str]:
+def read_explained(path: Path) -> set[str]:
     if not path.exists():
         return set()
     lines = (line.split("#", 1)[0].split() for line in path.read_text().splitlines())
@@ -139,18 +151,19 @@ def read_equivalents(path: Path) -> set[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recheck", action="store_true", help="run every unrechecked timeout again, alone")
+    parser.add_argument("--only", default="*", help="recheck only the mutants matching this (e.g. 'runner.report.*')")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="rechecks at a time")
-    parser.add_argument("--equivalents", type=Path, default=EQUIVALENTS)
+    parser.add_argument("--explained", type=Path, default=EXPLAINED, help="survivors with why")
     args = parser.parse_args()
     results = load_results()
     if not results:
         sys.exit("no mutmut results in mutants/: run make mutate first")
     verdicts: dict[str, str] = {}
     if args.recheck:
-        verdicts = recheck_timeouts(results, args.jobs)
+        verdicts = recheck_timeouts(results, args.jobs, args.only)
     elif RECHECKS.exists():
         verdicts = {m: e["verdict"] for m, e in json.loads(RECHECKS.read_text()).items()}
-    equivalents = read_equivalents(args.equivalents)
+    explained = read_explained(args.explained)
 
     total: Counter[str] = Counter()
     survivors: list[str] = []
@@ -164,19 +177,19 @@ def main() -> None:
                 counts["hang" if rechecked == "hang" else "rechecked" if rechecked else "timeout, not rechecked"] += 1
             if state == "survived":
                 survivors.append(mutant)
-                if mutant in equivalents:
-                    counts["equivalent"] += 1
+                if mutant in explained:
+                    counts["explained"] += 1
             counts[state] += 1
         counts["all"] = len(codes)
         total += counts
         print(_line(counts, path))
-    unexplained = [m for m in survivors if m not in equivalents]
-    stale = sorted(equivalents - set(survivors))
+    unexplained = [m for m in survivors if m not in explained]
+    stale = sorted(explained - set(survivors))
     if unexplained:
-        print(f"\n{len(unexplained)} survivors not in {args.equivalents}:")
+        print(f"\n{len(unexplained)} survivors not in {args.explained}:")
         print("\n".join(f"  {m}" for m in sorted(unexplained)))
     if stale:
-        print(f"\n{len(stale)} names in {args.equivalents} that no longer survive (killed, renamed or not run):")
+        print(f"\n{len(stale)} names in {args.explained} that no longer survive (killed, renamed or not run):")
         print("\n".join(f"  {m}" for m in stale))
     print(f"\nall modules: {_detail(total)}")
     print(_score(total))
@@ -188,7 +201,7 @@ def _score(counts: Counter[str]) -> str:
 
 
 def _detail(counts: Counter[str]) -> str:
-    shown = ("survived", "equivalent", "hang", "rechecked", "timeout, not rechecked", "no tests", "not run")
+    shown = ("survived", "explained", "hang", "rechecked", "timeout, not rechecked", "no tests", "not run")
     return ", ".join(f"{key} {counts[key]}" for key in shown if counts[key])
 
 
