@@ -235,3 +235,23 @@ def test_vs_bare_compares_the_ratio_to_the_bare_primitive_where_recorded(tmp_pat
     # A sweep's file has no bare rates: no vs_bare figure, and a vs_bare rule has nothing to judge.
     code, outcome = _compare(tmp_path, BASE, "vs_bare:-10%")
     assert code == 0 and "vs_bare" not in outcome["cells"][0]["metrics"]
+
+
+def test_a_regression_carries_the_holm_adjusted_p_and_the_ratio_its_interval(tmp_path: Path) -> None:
+    code, outcome = _compare(tmp_path, _scaled({0: 0.5}), "throughput:-10%")
+    figure = outcome["cells"][0]["metrics"]["throughput"]
+    assert code == 1 and outcome["regressions"][0]["p_value"] == figure["p_holm"]
+    # four figures compared: Holm multiplies the smallest p by 4
+    assert figure["p_holm"] == pytest.approx(4 * figure["p_value"]) and figure["p_holm"] != figure["p_value"]
+    low, high = figure["ci95"]
+    assert figure["ratio"] == pytest.approx(0.5) and low < figure["ratio"] < high
+
+
+def test_a_zero_figure_has_no_ratio_nor_interval(tmp_path: Path) -> None:
+    from runner.engine.bench_results import BenchResults
+    from runner.report.compare import compare_results
+
+    base = BenchResults.from_json(_doc({("async", "io"): BASE}))
+    new = BenchResults.from_json(_doc({("async", "io"): _scaled({1: 0.0})}))
+    figure = compare_results(base, new, []).cells[0].metrics["p50"]
+    assert (figure.change_pct, figure.ratio, figure.ci95) == (-100.0, None, None)
