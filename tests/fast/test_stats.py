@@ -114,3 +114,13 @@ def test_holm_adjusts_in_order_and_keeps_monotone() -> None:
     assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
     assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # capped at 1
     assert holm([]) == []
+
+
+def test_welch_p_without_scipy_names_the_report_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from workers.errors import MissingExtra
+
+    monkeypatch.setitem(sys.modules, "scipy", None)  # import scipy now raises ImportError
+    with pytest.raises(MissingExtra, match=r"the 'report' extra: pip install 'runner\[report\]'"):
+        welch_p([1.0, 2.0, 3.0], [2.0, 4.0, 7.0])
