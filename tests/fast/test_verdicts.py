@@ -386,3 +386,50 @@ def test_capacity_says_1_worker_in_the_singular() -> None:
         "At p99 <= 100 ms on cpu (1 worker)",
         "At p99 <= 100 ms on cpu (2 workers)",
     ]
+
+
+def test_a_crossover_counts_a_tie_as_the_low_winners_and_a_tie_above_as_not_yet_crossed() -> None:
+    # async/process: 4 at 0 % CPU, exactly 1 at 50 %, 1/4 at 100 %: the lead changes hands between
+    # 50 % and 100 % (a ratio of exactly 1 still belongs to the low winner), not between 0 and 50 %.
+    cells = _series("async", {0.0: 4.0, 0.5: 2.0, 1.0: 1.0}) + _series("process", {0.0: 1.0, 0.5: 2.0, 1.0: 4.0})
+    (cross,) = [v for v in vd.sweep_verdicts(cells) if v.kind == "crossover"]
+    assert cross.figures["modes"] == ["async", "process"] and cross.figures["between"] == [0.5, 1.0]
+    # a lead of less than 2x at the lower share is still a lead
+    cells = _series("async", {0.0: 1.5, 1.0: 1.0}) + _series("process", {0.0: 1.0, 1.0: 1.5})
+    (cross,) = [v for v in vd.sweep_verdicts(cells) if v.kind == "crossover"]
+    assert cross.figures["between"] == [0.0, 1.0]
+
+
+def test_the_loop_verdict_measures_growth_from_the_lowest_share() -> None:
+    # thread's lag grows most from 0 % (0 -> 8 ms), async's most from 50 % (1 -> 6 ms)
+    shares = {0.0: 1.0, 0.5: 1.0, 1.0: 1.0}
+    cells = _series("async", shares, {0.0: 1.0, 0.5: 1.0, 1.0: 6.0}) + _series(
+        "thread", shares, {0.0: 0.0, 0.5: 5.0, 1.0: 8.0}
+    )
+    (loop,) = [v for v in vd.sweep_verdicts(cells) if v.kind == "loop"]
+    assert loop.figures == {"mode": "thread", "from_ms": 0.0, "to_ms": 8.0}
+
+
+def test_ties_then_every_significant_win_joined_by_commas() -> None:
+    top, close, low, lower = [200.0, 230.0, 170.0], [195.0, 225.0, 166.0], [50.0, 50.5, 49.5], [20.0, 20.2, 19.8]
+    cells = [_cell("async", top), _cell("thread", close), _cell("process", low), _cell("celery", lower)]
+    (verdict,) = vd.sweep_verdicts(cells)
+    r_low, r_lower = log_ratio(top, low), log_ratio(top, lower)
+    assert verdict.text == (
+        "CPU only (cpu): async ties with thread (no significant difference); "
+        f"async {ratio_range(r_low.value, r_low.low, r_low.high)} process, "
+        f"{ratio_range(r_lower.value, r_lower.low, r_lower.high)} celery"
+    )
+
+
+def test_scaling_verdicts_name_their_concurrency_when_fits_differ_in_it_and_skip_only_unchanged() -> None:
+    from runner.report import scaling as sc
+
+    flat = [_cell("async", [100.0 + n] * 3, workers=n, settings={}) for n in (1, 2, 4, 8)]  # unchanged: first
+    grows = [_cell("process", [sc.usl_model(n, 100, 0.04, 0.0002)] * 3, workers=n) for n in (1, 2, 4, 8)]
+    wide = [dataclasses.replace(c, concurrency=50) for c in grows]
+    fits = [s for s in sc.scaling(flat + grows + wide) if s.note != sc.UNCHANGED]
+    assert [(s.mode, s.concurrency) for s in fits] == [("process", 10), ("process", 50)]
+    found = [v for v in vd.sweep_verdicts(flat + grows + wide) if v.kind == "scaling"]
+    assert [v.text for v in found] == [sc.usl_words(s, True) for s in fits]
+    assert found[0].text.startswith("process on cpu (concurrency 10): ")
