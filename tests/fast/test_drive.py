@@ -1,8 +1,9 @@
 """``runner.engine.drive`` on the stub executor, called directly where the coordinator never takes
 a path in the fast tier: a plain iterator of jobs (user jobs), a driver's own error seen in the
 other jobs' reasons, a run cancelled from outside; and what ``make mutate`` found unchecked through
-the coordinator -- single jobs feeding the calibration check, the watchdog after a failed job, the
-CPU utilisation figure."""
+the coordinator -- single jobs feeding the calibration check, the watchdog after a driver's last job,
+the CPU utilisation figure, every ledger line and latency the job's own (closed and open loop),
+drivers waiting for room woken one by one, the watchdog's tick, an error before the drivers start."""
 
 from __future__ import annotations
 
