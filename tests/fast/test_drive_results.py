@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from runner.engine import coordinator, machine
 from runner.engine import results as rs
 from runner.engine.coordinator import executor_config, measure, run_mode
 from runner.engine.services import LocalServices
@@ -53,3 +56,22 @@ def test_only_an_instrumented_run_keeps_a_timeline_and_samples_resources(stub: t
     assert on.timeseries and on.resources.peak_rss_mb > 0 and on.resources.cpu_s > 0
     assert off.timeseries == [] and off.resources.peak_rss_mb == 0 and off.resources.cpu_s == 0
     assert on.jobs.done == off.jobs.done == 20
+
+
+def test_the_executor_is_given_the_runs_timeout(stub: type[StubExecutor]) -> None:
+    run_mode(_spec(jobs=2, mix="noop=1", timeout=0.7), "stub", calibration=CALIBRATION)
+    assert stub.made[-1].config.timeout_s == 0.7  # its own limits (Celery's time limit, a pool's kill) follow it
+
+
+def test_the_machine_state_is_read_before_the_run_adds_its_load(
+    stub: type[StubExecutor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def state() -> dict[str, object]:
+        load = float(len(stub.made[-1].jobs)) if stub.made else -1.0  # jobs the stub has run so far
+        return {"load_avg": {"1m": load, "5m": load, "15m": load}, "cpu_busy_pct": 1.0, "busy": False}
+
+    monkeypatch.setattr(coordinator, "machine_state", state)
+    monkeypatch.setattr(machine, "machine_state", state)
+    result = run_mode(_spec(jobs=4, mix="sleep=1", io_ms=5), "stub", calibration=CALIBRATION)
+    assert result.jobs.done == 4 and stub.made
+    assert result.machine is not None and result.machine.load_avg == {"1m": 0.0, "5m": 0.0, "15m": 0.0}
