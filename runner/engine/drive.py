@@ -173,6 +173,8 @@ async def drive(
                 return
             submit(job.id)
             began = began_at[slot] = clock()
+            if began < due:  # uvloop's timers (whole ms) can wake us early: nothing waited, count from now
+                due = began
             try:
                 report = await run(job)
             except BaseException as exc:

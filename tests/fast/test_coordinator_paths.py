@@ -90,3 +90,16 @@ def test_an_uninstrumented_run_samples_nothing_for_the_calibration_check(stub: t
     stub.plan = StubPlan(cpu_s=0.001)
     result = _uninstrumented(_spec(jobs=8, mix="cpu=1", cpu_ms=1, concurrency=2)).to_json()
     assert result["jobs"]["done"] == 8 and result["calibration_check"]["kinds"] == {}
+
+
+def test_an_uninstrumented_batched_run_records_no_latency(stub: type[StubExecutor]) -> None:
+    # Batches record their jobs' latencies apart from single jobs (``BatchRun``): none here either.
+    stub.plan = StubPlan(batch=4)
+    result = _uninstrumented(_spec(jobs=12, mix="sleep=2,fail=1", io_ms=1, concurrency=4)).to_json()
+    assert result["jobs"]["done"] + result["jobs"]["failed"] == 12 and stub.made[-1].batches
+    assert {k: v["count"] for k, v in result["latency_by_outcome_ms"].items()} == {
+        "done": 0,
+        "failed": 0,
+        "timed_out": 0,
+    }
+    assert result["latency_ms"]["max"] == 0.0 and result["service_ms"]["max"] == 0.0
