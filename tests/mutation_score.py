@@ -8,8 +8,8 @@ mutmut's word: ``--recheck`` runs each one again alone, with generous limits (a 
 clean time, at least 10 s; all of them: 5x, at least 60 s), and records what it did -- a test
 failed (killed), a test or the whole run went past its limit (a hang: killed, since a run that
 never ends is caught), or they passed (survived). The verdicts are kept in
-``mutants/rechecks.json`` with the hash of the mutated function, so a changed function is checked
-again. Timeouts not rechecked count as not killed.
+``mutants/rechecks.json`` with the hash of the mutated function and of its tests' files, so a
+changed function or test is checked again. Timeouts not rechecked count as not killed.
 
 Survivors named in the survivors file (``NAME  why``, one per line; ``#`` comments) -- equivalent
 mutants, and those only the full tier kills -- are counted apart as explained; the others are
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -104,6 +105,13 @@ def recheck(mutant: str, tests: list[str], per_test_s: float, limit_s: float) ->
     return "hang" if hung else "killed"
 
 
+def _tests_digest(tests: list[str]) -> str:
+    """The contents of the files holding ``tests``: a verdict is stale once they change."""
+    files = sorted({t.split("::", 1)[0] for t in tests})
+    content = b"".join((MUTANTS / f).read_bytes() for f in files if (MUTANTS / f).exists())
+    return hashlib.sha1(content).hexdigest()[:12]
+
+
 def _bound(pid: int, limit_s: float) -> None:
     """Limits for a rechecked mutant: one that loops filling memory (``_chunk`` 60 extends a deque
     for ever) must fail on its own, not take the machine's memory or outlive the wall limit."""
@@ -122,15 +130,16 @@ def recheck_timeouts(
     for codes, hashes in results.values():
         for mutant, code in codes.items():
             mangled, function = function_of(mutant)
+            tests = sorted(tests_by_function.get(mangled, []))
+            digest = f"{hashes.get(function, '')}:{_tests_digest(tests)}"
             entry = known.get(mutant)
-            if status(code) != "timeout" or (entry and entry["hash"] == hashes.get(function)):
+            if status(code) != "timeout" or (entry and entry["hash"] == digest):
                 continue
             if not fnmatch.fnmatch(mutant, only):
                 continue
-            tests = sorted(tests_by_function.get(mangled, []))
             times = [durations.get(t, 0.0) for t in tests] or [0.0]
             per_test = max(10.0, 5 * max(times))
-            todo.append((mutant, hashes.get(function, ""), tests, per_test, max(60.0, 5 * sum(times))))
+            todo.append((mutant, digest, tests, per_test, max(60.0, 5 * sum(times))))
     if todo:
         print(f"rechecking {len(todo)} timeouts, {jobs} at a time", file=sys.stderr)
     with ThreadPoolExecutor(max(1, jobs)) as pool:
