@@ -28,12 +28,16 @@ import asyncio
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from workers.base import Capacity, Executor, ExecutorConfig, JobReport, Services
 from workers.bulk import Batch, BatchReport
 from workers.errors import JobFailed, ServiceError
 from workers.jobs import Job
+
+if TYPE_CHECKING:
+    from runner.engine.results import RunResult
+    from runner.engine.spec import WorkloadSpec
 
 NAME = "stub"
 TARGET = "tests.stub_executor:StubExecutor"
@@ -167,3 +171,19 @@ class StubExecutor(Executor):
 
     def describe(self) -> dict[str, Any]:
         return {"concurrency": self.config.concurrency, "stub": True}
+
+
+def measured_on_stub(spec: WorkloadSpec, instrument: bool = True) -> RunResult:
+    """``measure`` on a started stub, as ``run_mode`` calls it but with ``instrument`` chosen
+    (``benchmarks/overhead.py``'s uninstrumented runs); returns the ``RunResult``."""
+    from runner.engine.coordinator import executor_config, measure
+    from runner.engine.services import LocalServices
+    from tests.fast.conftest import CALIBRATION
+
+    async def run() -> RunResult:
+        with LocalServices() as services:
+            executor = StubExecutor(executor_config(spec), services)
+            async with executor:
+                return await measure(executor, spec, CALIBRATION, services, instrument=instrument)
+
+    return asyncio.run(run())

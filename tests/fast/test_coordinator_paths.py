@@ -5,7 +5,6 @@ leave them alone), failed jobs' own latency histogram, and an uninstrumented run
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,10 @@ from typing import Any
 import pytest
 
 from runner.engine import results as rs
-from runner.engine.coordinator import executor_config, measure, run_mode
-from runner.engine.services import LocalServices
+from runner.engine.coordinator import run_mode
 from runner.engine.spec import WorkloadSpec
 from tests.fast.conftest import CALIBRATION
-from tests.stub_executor import StubExecutor, StubPlan
+from tests.stub_executor import StubExecutor, StubPlan, measured_on_stub
 
 
 def _spec(**values: Any) -> WorkloadSpec:
@@ -60,13 +58,7 @@ def test_every_hung_job_of_a_driver_times_out_not_only_the_first(stub: type[Stub
 
 
 def _uninstrumented(spec: WorkloadSpec) -> rs.RunResult:
-    async def run() -> rs.RunResult:
-        with LocalServices() as services:
-            executor = StubExecutor(executor_config(spec), services)
-            async with executor:
-                return await measure(executor, spec, CALIBRATION, services, instrument=False)
-
-    return asyncio.run(run())
+    return measured_on_stub(spec, instrument=False)
 
 
 def test_an_uninstrumented_run_accounts_every_job_and_records_no_latency(stub: type[StubExecutor]) -> None:

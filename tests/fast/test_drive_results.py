@@ -5,18 +5,14 @@ runs, whose cost is the point)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from runner.engine import coordinator, machine
-from runner.engine import results as rs
-from runner.engine.coordinator import executor_config, measure, run_mode
-from runner.engine.services import LocalServices
+from runner.engine.coordinator import run_mode
 from runner.engine.spec import WorkloadSpec
 from runner.engine.timeline import RunStatus
 from tests.fast.conftest import CALIBRATION
-from tests.stub_executor import StubExecutor
+from tests.stub_executor import StubExecutor, measured_on_stub
 
 
 def _spec(**values: object) -> WorkloadSpec:
@@ -40,19 +36,9 @@ def test_wall_time_and_throughput_are_rounded_and_agree(stub: type[StubExecutor]
         assert abs(rate - 9 / wall) < 0.05  # done over wall time, to the cent
 
 
-def _run(spec: WorkloadSpec, instrument: bool) -> rs.RunResult:
-    async def run() -> rs.RunResult:
-        with LocalServices() as services:
-            executor = StubExecutor(executor_config(spec), services)
-            async with executor:
-                return await measure(executor, spec, CALIBRATION, services, instrument=instrument)
-
-    return asyncio.run(run())
-
-
 def test_only_an_instrumented_run_keeps_a_timeline_and_samples_resources(stub: type[StubExecutor]) -> None:
     spec = _spec(jobs=20, mix="sleep=1", io_ms=30, concurrency=2)
-    on, off = _run(spec, True), _run(spec, False)
+    on, off = measured_on_stub(spec, instrument=True), measured_on_stub(spec, instrument=False)
     assert on.timeseries and on.resources.peak_rss_mb > 0 and on.resources.cpu_s > 0
     assert off.timeseries == [] and off.resources.peak_rss_mb == 0 and off.resources.cpu_s == 0
     assert on.jobs.done == off.jobs.done == 20
