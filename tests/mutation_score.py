@@ -33,32 +33,21 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mutmut.stats import status_by_exit_code
+
 MUTANTS = Path("mutants")
 RECHECKS = MUTANTS / "rechecks.json"
 EXPLAINED = Path("tests/data/mutation-survivors.txt")
 _MEMORY_LIMIT = 8 << 30  # address space of a rechecked mutant's tests
 
-# mutmut's exit codes (mutmut/stats.py), folded into the statuses this score counts.
-_KILLED = {1, 3}
-_TIMEOUT = {36, 24, -24, 152, 255}
-_SURVIVED = {0}
-_NO_TESTS = {5, 33}
-_SKIPPED = {34}
+_COUNTED = {"killed", "timeout", "survived", "no tests", "skipped"}
 
 
 def status(code: int | None) -> str:
-    if code is None:
-        return "not run"
-    for name, codes in (
-        ("killed", _KILLED),
-        ("timeout", _TIMEOUT),
-        ("survived", _SURVIVED),
-        ("no tests", _NO_TESTS),
-        ("skipped", _SKIPPED),
-    ):
-        if code in codes:
-            return name
-    return "suspicious"
+    """mutmut's own reading of a mutant's exit code, "not run" for none yet; any other (a
+    segfault, an interrupted check) is "suspicious"."""
+    name = status_by_exit_code[code]
+    return "not run" if code is None else name if name in _COUNTED else "suspicious"
 
 
 def function_of(mutant: str) -> tuple[str, str]:

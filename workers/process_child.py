@@ -30,20 +30,22 @@ Outcome = tuple[float, int, Any, float | None]
 _clients: SyncClients | None = None
 _table: Any = None
 _row = -1
+_mine = False  # it has a row in the shared table (processes started later to replace dead ones have none)
 _caller: Caller | None = None  # the user's jobs, when there are any
 _user_figures: dict[str, float] | str = {}  # import and setup seconds, or what went wrong
 _user_reported = False  # by the warm-up, or else with this process's first user job
 
 
 def init_process(table: Any, counter: Any, user_jobs: JobTable | None = None, rates: Any = None) -> None:
-    global _clients, _table, _row, _caller, _user_figures
+    global _clients, _table, _row, _mine, _caller, _user_figures
     lifeline.hold()  # a coordinator killed without cleaning up takes this process with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C hits the whole process group; the coordinator decides
     with counter.get_lock():
         _row = counter.value
         counter.value += 1
     _table = table
-    if _row * COLS < len(table):
+    _mine = _row * COLS < len(table)
+    if _mine:
         table[_row * COLS] = os.getpid()
         signal.signal(signal.SIGTERM, _on_terminate)
     _clients = SyncClients(pool_size=4)
@@ -67,8 +69,7 @@ def _on_terminate(_signum: int, _frame: FrameType | None) -> None:
 def run_wire(wire: list[Any], ticket: int) -> Outcome:
     assert _clients is not None, "pool process started without its initializer"
     job = Job.from_wire(wire)
-    mine = _row >= 0 and _row * COLS < len(_table)
-    if mine:
+    if _mine:
         _table[_row * COLS + 1] = ticket
     try:
         if _caller is not None and job.kind in _caller.jobs:  # the user's: (form, result bytes) come back
@@ -80,14 +81,14 @@ def run_wire(wire: list[Any], ticket: int) -> Outcome:
         service_s = run_sync(job, _clients)
         cpu_s = time.thread_time() - cpu_began  # the job's CPU time, for the after-run calibration check
     finally:
-        if mine:
+        if _mine:
             _table[_row * COLS + 1] = 0  # not reached if the job kills the process: that is the point
     return service_s, os.getpid(), result_of(job), cpu_s
 
 
-def run_batch(wires: list[list[Any]], tickets: list[int]) -> list[tuple[float, int, Any, float | None] | BaseException]:
+def run_batch(wires: list[list[Any]], tickets: list[int]) -> list[Outcome | BaseException]:
     """Several small jobs in one trip; each one's outcome (or error) stays its own."""
-    outcomes: list[tuple[float, int, Any, float | None] | BaseException] = []
+    outcomes: list[Outcome | BaseException] = []
     for wire, ticket in zip(wires, tickets, strict=True):
         try:
             outcome = run_wire(wire, ticket)
@@ -103,13 +104,12 @@ def run_compact(batch: Batch, ticket: int) -> tuple[array[float], dict[int, str]
     """A whole batch in one trip: each job's service time, and the failed ones (index -> reason).
     The process's row holds the batch's ticket throughout."""
     assert _clients is not None, "pool process started without its initializer"
-    mine = _row >= 0 and _row * COLS < len(_table)
-    if mine:
+    if _mine:
         _table[_row * COLS + 1] = ticket
     try:
         service, failed, cpu = run_batch_sync(batch, _clients)
     finally:
-        if mine:
+        if _mine:
             _table[_row * COLS + 1] = 0
     return service, failed, os.getpid(), cpu
 
