@@ -3,6 +3,8 @@ leaves a process behind."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -148,3 +150,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.fast)
         elif item.path.relative_to(ROOT).as_posix() in _SLOW:
             item.add_marker(pytest.mark.slow)
+    if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", ""):
+        _cheapest_files_first(items)
+
+
+def _cheapest_files_first(items: list[pytest.Item]) -> None:
+    """Under ``make mutate`` (``-x``), a mutant's tests run file by file, the files whose tests
+    took least in mutmut's clean run first: most mutants die in their own module's quick tests,
+    which otherwise could come after the whole tier. A file's tests stay together (its fixtures)."""
+    stats = ROOT / "mutmut-stats.json"  # ROOT is mutants/ there
+    if not stats.exists():
+        return
+    durations: dict[str, float] = json.loads(stats.read_text())["duration_by_test"]
+    cost: dict[Path, float] = {}
+    for item in items:
+        cost[item.path] = cost.get(item.path, 0.0) + durations.get(item.nodeid, 1.0)
+    items.sort(key=lambda item: cost[item.path])
