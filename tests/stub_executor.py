@@ -16,7 +16,9 @@ kind stands for one behaviour, with its service time taken from the spec:
 (``extra_runs``: duplicates), a failing or slow start, a signal the stub sends its own process
 while it starts or stops (as a user's Ctrl-C would land there), and batches whose ``run_batch`` raises an error of
 the executor's own (``batch_raises``, by the batch's first job id) or hang (``batch_hangs``), batch
-reports naming one runner (``one_runner``), and CPU times for cpu jobs (``cpu_s``). The stub
+reports naming one runner (``one_runner``), CPU times for cpu jobs (``cpu_s``), and a limit on
+jobs in flight until a kind's first job has ended (``probe``, as the batching executors measure a
+kind's cost). The stub
 records what it saw -- the peak number of jobs inside ``run`` at once, which jobs were cancelled --
 so tests can check the coordinator against an independent count -- and whether its start was
 cancelled, and the type of the event loop it ran on.
@@ -64,6 +66,7 @@ class StubPlan:
     one_runner: bool = False  # a batch's report names one runner for all its jobs (as a pool process does)
     cpu_s: float | None = None  # the CPU time it reports for each cpu job (the calibration check)
     nodes: tuple[str, ...] = ()  # names of nodes that describe themselves, as Celery nodes do
+    probe: int = 0  # jobs of a kind it allows in flight until one of that kind has ended (``probe_limit``)
 
 
 class StubExecutor(Executor):
@@ -90,6 +93,8 @@ class StubExecutor(Executor):
         self.first_kinds: list[str] = []  # per workload, the kind of its job 0: shows the run order
         self.jobs: list[Job] = []  # every job handed to run, in order
         self.batches: list[int] = []  # the size of every batch handed to run_batch
+        self.ended_kinds: set[str] = set()  # kinds one job of which has ended: their cost is known
+        self.peak_probing = 0  # the most jobs inside ``run`` at once before their kind's cost was known
         type(self).made.append(self)
 
     async def start(self) -> None:
@@ -113,6 +118,8 @@ class StubExecutor(Executor):
     async def run(self, job: Job) -> JobReport:
         self.in_run += 1
         self.peak_in_run = max(self.peak_in_run, self.in_run)
+        if job.kind not in self.ended_kinds:
+            self.peak_probing = max(self.peak_probing, self.in_run)
         self.runs[job.id] += 1
         self.jobs.append(job)
         if job.id == 0:
@@ -124,6 +131,7 @@ class StubExecutor(Executor):
             raise
         finally:
             self.in_run -= 1
+            self.ended_kinds.add(job.kind)
 
     async def _behave(self, job: Job) -> JobReport:
         if job.id in self.script.vanish:
@@ -143,6 +151,9 @@ class StubExecutor(Executor):
 
     def batch_size(self, kind: str) -> int:
         return self.script.batch
+
+    def probe_limit(self, kind: str) -> int:
+        return self.script.probe if kind not in self.ended_kinds else 0
 
     async def run_batch(self, batch: Batch) -> BatchReport:
         self.batches.append(batch.size)

@@ -409,3 +409,15 @@ def test_while_a_kinds_cost_is_measured_only_the_probe_limit_goes_out_then_batch
 
     unit, woken = asyncio.run(waiters_freed_once_measured())
     assert unit == Batch(4, 64, "a") and woken  # a batch, and the held drivers take again
+
+
+def test_the_executors_probe_limit_holds_jobs_back_until_the_kinds_cost_is_known(
+    stub: type[StubExecutor],
+) -> None:
+    # The coordinator asks the executor (process, Celery at --batch 0 do) how many jobs of a kind may
+    # go out before one has ended; the rest of the window waits for it, then all of it fills.
+    stub.plan = StubPlan(probe=3)
+    result = _run(jobs=200, mix="sleep=1", io_ms=5, concurrency=16)
+    assert result["jobs"] == {"submitted": 200, "done": 200, "failed": 0, "timed_out": 0, "lost": 0, "duplicates": 0}
+    made = stub.made[-1]
+    assert made.peak_probing == 3 and made.peak_in_run == 16

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
-from runner.engine.stats import Estimate, bound, cpu_share, estimate, holm, log_ratio, ratio, t_critical, welch_p
+from runner.engine.stats import (
+    Estimate,
+    Interval,
+    bound,
+    cpu_share,
+    estimate,
+    holm,
+    log_ratio,
+    ratio,
+    t_critical,
+    welch_p,
+)
 from workers.base import Capacity
 
 
@@ -116,11 +128,42 @@ def test_holm_adjusts_in_order_and_keeps_monotone() -> None:
     assert holm([]) == []
 
 
-def test_welch_p_without_scipy_names_the_report_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: welch_p([1.0, 2.0, 3.0], [2.0, 4.0, 7.0]),
+        lambda: log_ratio([1.0, 2.0, 3.0], [2.0, 4.0, 7.0]),
+        lambda: t_critical(5),
+    ],
+    ids=["welch_p", "log_ratio", "t_critical"],
+)
+def test_each_use_of_scipy_names_the_report_extra(monkeypatch: pytest.MonkeyPatch, call: Any) -> None:
     import sys
 
     from workers.errors import MissingExtra
 
     monkeypatch.setitem(sys.modules, "scipy", None)  # import scipy now raises ImportError
     with pytest.raises(MissingExtra, match=r"the 'report' extra: pip install 'runner\[report\]'"):
-        welch_p([1.0, 2.0, 3.0], [2.0, 4.0, 7.0])
+        call()
+
+
+def test_bound_stretches_gil_free_cpu_by_the_workers_free_scale() -> None:
+    # hash jobs of 10 ms measured 2x slower in the workers: 20 ms each, 4 free cores -> 200/s, and
+    # the machine's 2 cores -> 100/s binds; the "gil" scale leaves GIL-free work alone.
+    stretched = bound({"hash": 1}, 20, 10, Capacity(100, 1, 4), cores=2, cpu_scale={"free": 2.0, "gil": 5.0})
+    assert stretched["limits"] == {
+        "slots": pytest.approx(5000),
+        "gil_free_cores": pytest.approx(200),
+        "cores": pytest.approx(100),
+    }
+    assert stretched["limited_by"] == "cores" and stretched["jobs_per_s"] == pytest.approx(100)
+    faster = bound({"hash": 1}, 20, 10, Capacity(100, 1, 4), cores=2, cpu_scale={"free": 0.5})
+    assert faster["limits"]["gil_free_cores"] == pytest.approx(800)
+
+
+def test_interval_keeps_every_field_of_its_estimate() -> None:
+    est = estimate([1.0, 2.0, 3.0])
+    kept = Interval.of(est)
+    assert kept == Interval(mean=2.0, ci95=[est.low, est.high], half_width=est.half_width, n=3)
+    assert kept.half_width == pytest.approx(2.484, abs=1e-3)  # t(0.975, 2) * 1 / sqrt(3)
+    assert kept.estimate() == est
