@@ -91,6 +91,9 @@ def test_a_latency_rise_past_its_threshold_fails(tmp_path: Path, metric: str, in
 def test_throughput_fall_against_a_minus_threshold(tmp_path: Path) -> None:
     code, outcome = _compare(tmp_path, _scaled({0: 0.9}), "throughput:-5%")
     assert code == 1 and outcome["regressions"][0]["change_pct"] == pytest.approx(-10)
+    assert outcome["regressions"][0]["base"] == pytest.approx(100) and outcome["regressions"][0][
+        "new"
+    ] == pytest.approx(90)
     assert _compare(tmp_path, _scaled({0: 0.96}), "throughput:-5%")[0] == 0
     assert _compare(tmp_path, _scaled({0: 1.5}), "throughput:-5%")[0] == 0  # faster is never a regression
     # A '+' rule on throughput fails on a rise (e.g. to catch a too-good-to-be-true run).
@@ -121,6 +124,11 @@ def test_cells_in_one_file_only_are_listed(tmp_path: Path) -> None:
     outcome = json.loads(invoke("compare", str(base), str(new), "--json").stdout)
     assert [(c["mode"], c["mix"]) for c in outcome["cells"]] == [("async", "io"), ("process", "cpu")]  # base's order
     assert outcome["missing"] == ["gevent x io", "thread x io"]
+    # base's order, not the alphabet's
+    base.write_text(json.dumps(_doc({("thread", "io"): BASE, ("async", "io"): BASE})))
+    new.write_text(json.dumps(_doc({("async", "io"): BASE, ("thread", "io"): BASE})))
+    outcome = json.loads(invoke("compare", str(base), str(new), "--json").stdout)
+    assert [c["mode"] for c in outcome["cells"]] == ["thread", "async"]
 
 
 @pytest.mark.parametrize(
@@ -255,3 +263,40 @@ def test_a_zero_figure_has_no_ratio_nor_interval(tmp_path: Path) -> None:
     new = BenchResults.from_json(_doc({("async", "io"): _scaled({1: 0.0})}))
     figure = compare_results(base, new, []).cells[0].metrics["p50"]
     assert (figure.change_pct, figure.ratio, figure.ci95) == (-100.0, None, None)
+
+
+def test_significance_is_judged_on_the_holm_adjusted_p(tmp_path: Path) -> None:
+    # 2.5 % slower with the same spread: Welch's p is about 0.036 alone, but four figures are
+    # compared, so Holm's is about 0.14 -- not significant, and no rule can breach on it.
+    code, outcome = _compare(tmp_path, _scaled({0: 0.975}), "throughput:-1%")
+    figure = outcome["cells"][0]["metrics"]["throughput"]
+    assert figure["p_value"] == pytest.approx(0.0362, abs=1e-3) and figure["p_holm"] == pytest.approx(0.1448, abs=4e-3)
+    assert not figure["significant"] and code == 0 and outcome["regressions"] == []
+
+
+def test_a_rule_on_a_missing_figure_does_not_hide_the_rules_after_it(tmp_path: Path) -> None:
+    code, outcome = _compare(tmp_path, _scaled({0: 0.5}), "vs_bare:-10%", "throughput:-10%")
+    assert code == 1 and [r["rule"] for r in outcome["regressions"]] == ["throughput:-10%"]
+
+
+def test_machine_warnings_are_part_of_the_comparison(tmp_path: Path) -> None:
+    base, new = _doc({("async", "io"): BASE}), _doc({("async", "io"): BASE})
+    new["machine"]["cpus"] = base["machine"]["cpus"] + 6
+    (tmp_path / "b.json").write_text(json.dumps(base))
+    (tmp_path / "n.json").write_text(json.dumps(new))
+    outcome = json.loads(invoke("compare", str(tmp_path / "b.json"), str(tmp_path / "n.json"), "--json").stdout)
+    cores = base["machine"]["cpus"]
+    assert outcome["warnings"] == [f"the machines differ: cores {cores} vs {cores + 6}"]
+
+
+@pytest.mark.parametrize("side", ["base", "new"])
+def test_a_cell_without_repeats_cannot_be_compared(side: str) -> None:
+    from runner.engine.bench_results import BenchResults
+    from runner.report.compare import compare_results
+    from workers.errors import InputError
+
+    docs = {"base": _doc({("async", "io"): BASE}), "new": _doc({("async", "io"): BASE})}
+    docs[side]["cells"][0]["repeats"] = []
+    with pytest.raises(InputError) as raised:
+        compare_results(BenchResults.from_json(docs["base"]), BenchResults.from_json(docs["new"]), [])
+    assert str(raised.value) == "runner compare: a cell without repeats cannot be compared"
