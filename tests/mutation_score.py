@@ -9,7 +9,8 @@ clean time, at least 10 s; all of them: 5x, at least 60 s), and records what it 
 failed (killed), a test or the whole run went past its limit (a hang: killed, since a run that
 never ends is caught), or they passed (survived). The verdicts are kept in
 ``mutants/rechecks.json`` with the hash of the mutated function and of its tests' files, so a
-changed function or test is checked again. Timeouts not rechecked count as not killed.
+changed function or test is checked again (and its old verdict no longer counts). Timeouts not
+rechecked count as not killed.
 
 Survivors named in the survivors file (``NAME  why``, one per line; ``#`` comments) -- equivalent
 mutants, and those only the full tier kills -- are counted apart as explained; the others are
@@ -56,7 +57,10 @@ def function_of(mutant: str) -> tuple[str, str]:
     return mangled, mangled.rsplit(".", 1)[1]
 
 
-def load_results() -> dict[str, tuple[dict[str, int | None], dict[str, str]]]:
+Results = dict[str, tuple[dict[str, int | None], dict[str, str]]]  # source file -> (codes, function hashes)
+
+
+def load_results() -> Results:
     """Per source file: mutmut's exit code per mutant and the hash per mutated function."""
     out = {}
     for meta in sorted(MUTANTS.rglob("*.py.meta")):
@@ -108,27 +112,37 @@ def _bound(pid: int, limit_s: float) -> None:
     resource.prlimit(pid, resource.RLIMIT_CPU, (int(limit_s) + 1, int(limit_s) + 2))
 
 
-def recheck_timeouts(
-    results: dict[str, tuple[dict[str, int | None], dict[str, str]]], jobs: int, only: str
-) -> dict[str, str]:
-    known: dict[str, dict[str, str]] = json.loads(RECHECKS.read_text()) if RECHECKS.exists() else {}
+def timeouts(results: Results) -> list[tuple[str, str, list[str]]]:
+    """Each timeout, with the digest its verdict must carry to be current, and its tests."""
     stats = json.loads((MUTANTS / "mutmut-stats.json").read_text())
     tests_by_function: dict[str, list[str]] = stats["tests_by_mangled_function_name"]
-    durations: dict[str, float] = stats["duration_by_test"]
-    todo = []
+    out = []
     for codes, hashes in results.values():
         for mutant, code in codes.items():
-            mangled, function = function_of(mutant)
-            tests = sorted(tests_by_function.get(mangled, []))
-            digest = f"{hashes.get(function, '')}:{_tests_digest(tests)}"
-            entry = known.get(mutant)
-            if status(code) != "timeout" or (entry and entry["hash"] == digest):
-                continue
-            if not fnmatch.fnmatch(mutant, only):
-                continue
-            times = [durations.get(t, 0.0) for t in tests] or [0.0]
-            per_test = max(10.0, 5 * max(times))
-            todo.append((mutant, digest, tests, per_test, max(60.0, 5 * sum(times))))
+            if status(code) == "timeout":
+                mangled, function = function_of(mutant)
+                tests = sorted(tests_by_function.get(mangled, []))
+                out.append((mutant, f"{hashes.get(function, '')}:{_tests_digest(tests)}", tests))
+    return out
+
+
+def current_verdicts(results: Results) -> dict[str, str]:
+    """The recorded verdicts still true: a timeout whose function or tests changed since it was
+    rechecked counts as not rechecked (a test written since may kill it)."""
+    known: dict[str, dict[str, str]] = json.loads(RECHECKS.read_text()) if RECHECKS.exists() else {}
+    return {m: known[m]["verdict"] for m, digest, _ in timeouts(results) if known.get(m, {}).get("hash") == digest}
+
+
+def recheck_timeouts(results: Results, jobs: int, only: str) -> dict[str, str]:
+    known: dict[str, dict[str, str]] = json.loads(RECHECKS.read_text()) if RECHECKS.exists() else {}
+    durations: dict[str, float] = json.loads((MUTANTS / "mutmut-stats.json").read_text())["duration_by_test"]
+    todo = []
+    for mutant, digest, tests in timeouts(results):
+        entry = known.get(mutant)
+        if (entry and entry["hash"] == digest) or not fnmatch.fnmatch(mutant, only):
+            continue
+        times = [durations.get(t, 0.0) for t in tests] or [0.0]
+        todo.append((mutant, digest, tests, max(10.0, 5 * max(times)), max(60.0, 5 * sum(times))))
     if todo:
         print(f"rechecking {len(todo)} timeouts, {jobs} at a time", file=sys.stderr)
     with ThreadPoolExecutor(max(1, jobs)) as pool:
@@ -136,7 +150,7 @@ def recheck_timeouts(
         for (mutant, digest, *_), verdict in zip(todo, verdicts, strict=True):
             known[mutant] = {"hash": digest, "verdict": verdict}
             RECHECKS.write_text(json.dumps(known, indent=1, sort_keys=True))  # kept as it goes: a cut run keeps them
-    return {mutant: entry["verdict"] for mutant, entry in known.items()}
+    return current_verdicts(results)
 
 
 def read_explained(path: Path) -> set[str]:
@@ -156,11 +170,7 @@ def main() -> None:
     results = load_results()
     if not results:
         sys.exit("no mutmut results in mutants/: run make mutate first")
-    verdicts: dict[str, str] = {}
-    if args.recheck:
-        verdicts = recheck_timeouts(results, args.jobs, args.only)
-    elif RECHECKS.exists():
-        verdicts = {m: e["verdict"] for m, e in json.loads(RECHECKS.read_text()).items()}
+    verdicts = recheck_timeouts(results, args.jobs, args.only) if args.recheck else current_verdicts(results)
     explained = read_explained(args.explained)
 
     total: Counter[str] = Counter()
