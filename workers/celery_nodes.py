@@ -87,11 +87,13 @@ class LocalNodes:
 
     def start(self, spec: NodeSpec, count: int) -> None:
         self._logdir = self._logdir or scratch_dir("celery")  # removed by the next run if this one is killed
+        # The nodes' temp dir too: the prefork pool's pymp-* folders would outlive a killed run in /tmp.
+        env = {**self._env, "TMPDIR": self._logdir}
         for i in range(count):
             with open(Path(self._logdir) / f"w{len(self.procs)}.log", "wb") as log:
                 self.procs.append(
                     subprocess.Popen(
-                        spec.command(i), env=self._env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                        spec.command(i), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                     )
                 )
 

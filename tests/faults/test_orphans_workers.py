@@ -1,7 +1,8 @@
 """Issue 10.2: a coordinator killed without cleaning up (SIGKILL) leaves no process behind. Every
 process it started -- pool processes and multiprocessing's resource tracker, Celery nodes and their
-prefork children, the gevent worker -- dies within 5 s of it (``workers.lifeline``). (The services it
-starts, and its scratch folders: ``test_orphans.py``.)"""
+prefork children, the gevent worker -- dies within 5 s of it (``workers.lifeline``), and what they
+leave in the temp dir is the next run's to remove. (The services it starts, and its scratch
+folders: ``test_orphans.py``.)"""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import psutil
 import pytest
 
 from tests.faults.helpers import ROOT, RestartableRedis
+from workers.scratch import remove_stale
 
 
 def _alive(proc: psutil.Process) -> bool:
@@ -38,6 +40,9 @@ def test_children_die_with_a_killed_coordinator(
     cmd += ["--io-ms", "20", "--cpu-ms", "1", "--concurrency", "8", "--workers", "2", "--out", str(out), *extra]
     # Celery runs on a Redis of the test's own: the embedded one is the coordinator's service, not a worker.
     env = dict(os.environ, PYTHONPATH=str(ROOT), REDIS_URL=restartable_redis.url)
+    tmp = tmp_path / "tmp"  # the run's temp dir: what it leaves there must be the next run's to remove
+    tmp.mkdir()
+    env["TMPDIR"] = str(tmp)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
     started: list[psutil.Process] = []
     try:
@@ -57,6 +62,11 @@ def test_children_die_with_a_killed_coordinator(
             time.sleep(0.05)
         left = [" ".join(p.cmdline()[:6]) for p in started if _alive(p)]
         assert not left, f"still alive 5 s after the coordinator died: {left}"
+        # Its scratch, and what its children made in their temp dir (Celery's prefork pool: pymp-*),
+        # all named for the next run's remove_stale: nothing stays behind for good.
+        assert all(p.name.startswith("runner-") for p in tmp.iterdir()), sorted(p.name for p in tmp.iterdir())
+        remove_stale(str(tmp))
+        assert not list(tmp.iterdir())
     finally:
         for child in started:
             if _alive(child):
