@@ -116,6 +116,35 @@ def test_process_pool_reports_setup_per_worker_process(user_dir: Path) -> None:
     assert {w["worker"] for w in workers} >= set(result["user_jobs"]["ran"]["s"]["sync"])
 
 
+SLOW_SETUP = """
+import os
+import time
+
+
+def setup():
+    # the first process to get here is ready at once; the others take 1 s
+    try:
+        os.close(os.open(os.path.join(os.path.dirname(__file__), "first"), os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        time.sleep(1.0)
+
+
+def work(x):
+    return x
+"""
+
+
+def test_every_pool_process_is_measured_even_when_one_starts_late(tmp_path: Path) -> None:
+    # The first process took every warm-up task while the other was still in its setup: the
+    # resource figures then counted one process of two (its CPU and memory left out).
+    (tmp_path / "slowstart.py").write_text(textwrap.dedent(SLOW_SETUP))
+    args = ["--mode", "process", "--job", "w=slowstart:work", "--setup", "slowstart:setup", "--jobs", "40"]
+    result = submit(tmp_path, *args)
+    assert result["jobs"]["done"] == 40
+    assert result["resources"]["worker_processes"] == 2
+    assert len(result["user_jobs"]["workers"]) == 2  # each reported its setup
+
+
 def test_generator_inputs_without_jobs_give_one_job_each(user_dir: Path) -> None:
     result = submit(
         user_dir, "--mode", "thread", "--job", "s=ujmod:work", "--inputs", "ujmod:gen", "--setup", "ujmod:setup"

@@ -30,6 +30,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -125,6 +126,15 @@ class ProcessExecutor(WholeBatches, Executor):
             self.tally.note_worker(f"pid-{pid}", figures)
         await all_measured(self._measuring)  # so that no process calibrates while timed
         self._measuring = None
+        # A process ready early can take two warm-ups while another is still starting: the pids
+        # its table row holds are the ones the resource figures must follow.
+        await self._all_started()
+        self._pids |= self._table_pids()
+
+    async def _all_started(self, limit_s: float = 60.0) -> None:
+        deadline = time.monotonic() + limit_s
+        while len(self._table_pids()) < self.config.workers and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
