@@ -12,7 +12,15 @@ import click
 from runner.cli.params import real, whole
 from runner.cli.run_flags import executor_flags, wait_flags
 from runner.cli.user_flags import user_job_flags, user_job_values
+from runner.experiments.plan import QUICK, Sweep
 from workers.errors import InputError, RunStopped
+
+
+def _default(name: str) -> str:
+    """The sweep's default for a flag, and --quick's where it differs: help text that cannot drift."""
+    value = Sweep.__dataclass_fields__[name].default
+    quick = QUICK.get(name, value)
+    return f"[default: {value:g}" + (f", --quick {quick:g}]" if quick != value else "]")
 
 
 @click.command()
@@ -29,13 +37,17 @@ from workers.errors import InputError, RunStopped
     metavar="[NAME:]KIND=W,...",
     help="A workload mix (repeatable); replaces the default CPU-share series, hash and http.",
 )
-@click.option("--repeats", type=whole(), help="Measured repeats per cell (at least 3 for a confidence interval).")
-@click.option("--io-ms", type=real(), help="I/O wait per job, ms.")
-@click.option("--cpu-ms", type=real(), help="CPU work per job, ms on this machine.")
+@click.option(
+    "--repeats",
+    type=whole(),
+    help=f"Measured repeats per cell (at least 3 for a confidence interval). {_default('repeats')}",
+)
+@click.option("--io-ms", type=real(), help=f"I/O wait per job, ms. {_default('io_ms')}")
+@click.option("--cpu-ms", type=real(), help=f"CPU work per job, ms on this machine. {_default('cpu_ms')}")
 @click.option(
     "--concurrency",
     metavar="C[,C...]",
-    help="Jobs in flight (threads in thread mode); a list (10,100,1000) is a sweep axis.",
+    help=f"Jobs in flight (threads in thread mode); a list (10,100,1000) is a sweep axis. {_default('concurrency')}",
 )
 @click.option(
     "--workers",
@@ -62,8 +74,8 @@ from workers.errors import InputError, RunStopped
     "cost, 1 sends every job on its own, N fixes the size. [default: Celery 1, the pools 0]",
 )
 @wait_flags
-@click.option("--run-s", type=real(), help="Target length of one measured run, seconds.")
-@click.option("--seed", type=whole(), help="Seed of the shuffled run order.")
+@click.option("--run-s", type=real(), help=f"Target length of one measured run, seconds. {_default('run_s')}")
+@click.option("--seed", type=whole(), help=f"Seed of the shuffled run order. {_default('seed')}")
 @click.option(
     "--sweep",
     "sweep_file",
@@ -85,7 +97,9 @@ from workers.errors import InputError, RunStopped
     "replaced, others left alone; one run per folder at a time. [default: reports/bench-TIME]",
 )
 @user_job_flags
-@click.option("--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line per run elsewhere).")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Turn off the live view (a dashboard on a terminal, a line per run elsewhere)."
+)
 @click.option(
     "--metrics-port", type=whole(0, 65535), help="Serve Prometheus/OpenMetrics metrics of the runs on this port."
 )
@@ -190,11 +204,13 @@ def report(results: Path, out_dir: Path | None) -> None:
     "rules",
     multiple=True,
     metavar="METRIC:+/-PCT",
-    help="Exit 1 if METRIC moves past PCT with significance, e.g. throughput:-5% or p99:+10%.",
+    help="Exit 1 if METRIC (throughput, p50, p95, p99, vs_bare) moves past PCT with significance (Holm-adjusted "
+    "p < 0.05), e.g. throughput:-5% or p99:+10%; repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
 def compare(base: Path, new: Path, rules: tuple[str, ...], as_json: bool) -> None:
-    """Compare two results files cell by cell; exit 1 on a significant regression."""
+    """Compare two results files cell by cell (change of each mean, Holm-adjusted p); exit 1 when a
+    --fail-if rule is breached with significance. Without a rule it reports and exits 0."""
     from runner.engine import codec
     from runner.engine.bench_results import load_results
     from runner.report.compare import compare_results, parse_rule

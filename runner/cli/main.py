@@ -28,6 +28,7 @@ from runner.engine.spec import (
 )
 from workers.errors import InputError, RunnerError, RunStopped
 from workers.jobs import KINDS
+from workers.registry import MODES
 
 _SPEC_OPTIONS = (
     "jobs",
@@ -122,7 +123,7 @@ def _default(name: str) -> str:
     default="async",
     show_default=True,
     metavar="MODE[,MODE...]",
-    help="async, thread, process, celery -- several separated by commas, or 'all'.",
+    help=f"{', '.join(MODES)} -- several separated by commas, or 'all'.",
 )
 @click.option("--jobs", "-n", type=whole(), help=f"Number of jobs. [default: {_default('jobs')}]")
 @click.option(
@@ -141,7 +142,8 @@ def _default(name: str) -> str:
     "--workers",
     "-w",
     type=whole(),
-    help=f"Worker processes of the process pool. [default: {_default('workers')}]",
+    help=f"Worker processes of the process and hybrid pools, and the default number of local Celery nodes. "
+    f"[default: {_default('workers')}]",
 )
 @executor_flags
 @click.option(
@@ -179,7 +181,10 @@ def _default(name: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (one line per mode).")
 @user_job_flags
 @click.option(
-    "--quiet", "-q", is_flag=True, help="No live view (a dashboard on a terminal, a line every 10 s elsewhere)."
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Turn off the live view (a dashboard on a terminal, a line every 10 s elsewhere); the summary stays.",
 )
 @click.option(
     "--metrics-port",

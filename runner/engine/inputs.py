@@ -61,8 +61,13 @@ def number(flag: str, value: Any, whole: bool, low: float, high: float) -> int |
     if isinstance(result, float) and (not math.isfinite(result) or is_subnormal(result)):
         raise InputError(f"{flag}: expected a finite number, got {shown(value)}")
     if not low <= result <= high:
-        raise InputError(f"{flag}: {shown(value)} is out of range ({low:g} to {high:g})")
+        raise InputError(f"{flag}: {shown(value)} is out of range ({plain(low)} to {plain(high)})")
     return result
+
+
+def plain(bound: float) -> str:
+    """A range's end as people write it: 100,000,000 rather than 1e+08; 0.001 as it is."""
+    return f"{int(bound):,}" if float(bound).is_integer() and abs(bound) >= 1000 else f"{bound:g}"
 
 
 def read_text_file(path: Path, flag: str, limit: int = MAX_INPUT_BYTES) -> str:

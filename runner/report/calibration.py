@@ -34,7 +34,7 @@ def terminal_rows(result: RunResult) -> list[tuple[str, str]]:
         cpu = "no CPU time reported" if k.median_cpu_ms is None else f"{fmt.num(k.median_cpu_ms)} ms CPU"
         text = f"{cpu} for {k.cpu_ms:g} ms sized ({_ratio(k.cpu_ratio)}); wall {fmt.num(k.median_service_ms)} ms"
         rows.append((f"{kind} job, median", f"[yellow]{text}" if k.off else text))
-    rows += [("[yellow]calibration", f"[yellow]{w}") for w in check.warnings]
+    rows += [("[yellow]calibration warning", f"[yellow]{w}") for w in check.warnings]
     return rows
 
 

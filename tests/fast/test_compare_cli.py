@@ -300,3 +300,10 @@ def test_a_cell_without_repeats_cannot_be_compared(side: str) -> None:
     with pytest.raises(InputError) as raised:
         compare_results(BenchResults.from_json(docs["base"]), BenchResults.from_json(docs["new"]), [])
     assert str(raised.value) == "runner compare: a cell without repeats cannot be compared"
+
+
+def test_the_help_names_every_metric_a_rule_may_use() -> None:
+    from runner.report.compare import METRICS
+
+    text = " ".join(invoke("compare", "--help").output.split())
+    assert f"METRIC ({', '.join(METRICS)})" in text

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from runner.engine.inputs import plain
 from runner.engine.spec import SPEC_KEYS, WorkloadSpec, load_spec_file, parse_mix, read_toml
 from workers.errors import InputError
 
@@ -39,8 +40,8 @@ def test_whole_numbers_hold_their_bounds(field: str, low: int, high: int) -> Non
     flag = "--" + field.replace("_", "-")
     for ok in (low, high, str(high)):
         assert _value(WorkloadSpec.build({field: ok}, ("async",)), field) == int(ok)
-    assert _error({field: low - 1}) == f"{flag}: {low - 1!r} is out of range ({low:g} to {high:g})"
-    assert _error({field: high + 1}) == f"{flag}: {high + 1!r} is out of range ({low:g} to {high:g})"
+    assert _error({field: low - 1}) == f"{flag}: {low - 1!r} is out of range ({plain(low)} to {plain(high)})"
+    assert _error({field: high + 1}) == f"{flag}: {high + 1!r} is out of range ({plain(low)} to {plain(high)})"
     assert _error({field: 2.5}) == f"{flag}: expected a whole number in plain digits, got 2.5"
     assert _error({field: True}) == f"{flag}: expected a whole number in plain digits, got True"
     assert _error({field: "ten"}) == f"{flag}: expected a whole number in plain digits, got 'ten'"
@@ -56,8 +57,8 @@ def test_numbers_hold_their_bounds(field: str, low: float, high: float) -> None:
     for ok in (low, high, str(high)):
         assert _value(WorkloadSpec.build({field: ok}, ("async",)), field) == float(ok)
     below, above = low - 0.0005 if low else -1, high + 1
-    assert _error({field: below}) == f"{flag}: {below!r} is out of range ({low:g} to {high:g})"
-    assert _error({field: above}) == f"{flag}: {above!r} is out of range ({low:g} to {high:g})"
+    assert _error({field: below}) == f"{flag}: {below!r} is out of range ({plain(low)} to {plain(high)})"
+    assert _error({field: above}) == f"{flag}: {above!r} is out of range ({plain(low)} to {plain(high)})"
     assert _error({field: "nan"}) == f"{flag}: expected a number in plain digits, got 'nan'"
     assert _error({field: float("inf")}) == f"{flag}: expected a finite number, got inf"
     assert _error({field: "x"}) == f"{flag}: expected a number in plain digits, got 'x'"
@@ -148,3 +149,18 @@ def test_arrivals_of_an_open_loop() -> None:
     gaps = [b - a for a, b in itertools.pairwise(offsets)]
     assert len({round(g, 9) for g in gaps}) == 199  # exponential gaps, not a fixed period
     assert gaps[0] == random.Random(0).expovariate(50)  # seed 0, as documented
+
+
+def test_range_ends_read_as_people_write_them() -> None:
+    assert _error({"jobs": -3}) == "--jobs: -3 is out of range (1 to 100,000,000)"
+    assert _error({"timeout": 0}) == "--timeout: 0 is out of range (0.001 to 86,400)"
+    assert _error({"workers": 2000}) == "--workers: 2000 is out of range (0 to 1,024)"
+    assert [plain(x) for x in (0, 1, 999, 1000.0, 0.5, 1e7, -2000)] == [
+        "0",
+        "1",
+        "999",
+        "1,000",
+        "0.5",
+        "10,000,000",
+        "-2,000",
+    ]
