@@ -145,6 +145,41 @@ def test_every_pool_process_is_measured_even_when_one_starts_late(tmp_path: Path
     assert len(result["user_jobs"]["workers"]) == 2  # each reported its setup
 
 
+FAILING_SETUP = SLOW_SETUP.replace("time.sleep(1.0)", "time.sleep(0.5)\n        raise OSError('port 8000 is taken')")
+
+
+def test_a_setup_failing_in_a_late_process_fails_the_start(tmp_path: Path) -> None:
+    # Its jobs ran as nothing and counted done (23 of 40), the function never called, before the
+    # warm-up heard from every process.
+    (tmp_path / "latefail.py").write_text(textwrap.dedent(FAILING_SETUP.replace("def work(x)", "def work(x=0)")))
+    args = ["--mode", "process", "--workers", "2", "--job", "w=latefail:work", "--setup", "latefail:setup"]
+    proc = run_cli("submit", "-q", "--path", str(tmp_path), *args, "--jobs", "40", timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == "runner: error: --setup latefail:setup raised OSError: port 8000 is taken\n"
+
+
+def test_a_pool_process_whose_setup_failed_fails_user_jobs_it_is_given(tmp_path: Path) -> None:
+    # Should a process be handed a user job anyway, the job fails with the setup's error.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from runner.engine.spec import WorkloadSpec
+    from workers.jobs import Job
+    from workers.process_child import COLS, init_process, run_wire
+    from workers.user_jobs import SetupFailed
+
+    (tmp_path / "latefail.py").write_text(textwrap.dedent(FAILING_SETUP))
+    (tmp_path / "first").touch()  # every process is a late one: its setup raises
+    values = {"user_jobs": {"w": "latefail:work"}, "setup": "latefail:setup", "paths": [str(tmp_path)]}
+    table = WorkloadSpec.build(values, ("process",)).job_table()
+    ctx = multiprocessing.get_context("spawn")
+    init = (ctx.Array("q", COLS, lock=False), ctx.Value("i", 0), table, None)
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=init_process, initargs=init) as pool:
+        with pytest.raises(SetupFailed, match="port 8000 is taken"):
+            pool.submit(run_wire, Job(0, "w", 0.0, 0, "latefail:work", 1).to_wire(), 1).result(60)
+        assert pool.submit(run_wire, Job(1, "noop", 0.0, 0, "").to_wire(), 2).result(60)[0] >= 0  # built-ins run
+
+
 def test_generator_inputs_without_jobs_give_one_job_each(user_dir: Path) -> None:
     result = submit(
         user_dir, "--mode", "thread", "--job", "s=ujmod:work", "--inputs", "ujmod:gen", "--setup", "ujmod:setup"

@@ -17,9 +17,9 @@ from workers import lifeline
 from workers.bulk import Batch, run_batch_sync
 from workers.calibration import measure_into
 from workers.clients import SyncClients
-from workers.jobs import Job, result_of, run_sync
+from workers.jobs import KINDS, Job, result_of, run_sync
 from workers.user_calls import Caller
-from workers.user_jobs import JobTable, prepare
+from workers.user_jobs import JobTable, SetupFailed, prepare
 
 COLS = 3  # per process in the shared table: pid, ticket of the running job (0: idle), terminated flag
 # What a pool process sends back per job: service s, pid, the user job's figures (or the built-in
@@ -77,6 +77,8 @@ def run_wire(wire: list[Any], ticket: int) -> Outcome:
             service_s, form, nbytes = _caller.call_sync(job.kind, job.target, job.payload)
             setup, _user_reported = (None if _user_reported else _user_figures), True
             return service_s, os.getpid(), (form, nbytes, setup), None
+        if isinstance(_user_figures, str) and job.kind not in KINDS:
+            raise SetupFailed(_user_figures)  # this process's setup failed: its user jobs must not pass for run
         cpu_began = time.thread_time()
         service_s = run_sync(job, _clients)
         cpu_s = time.thread_time() - cpu_began  # the job's CPU time, for the after-run calibration check

@@ -50,6 +50,7 @@ from workers.user_jobs import SetupFailed
 _FREE_RETRIES = 5  # bound on retries of a job that was only a bystander of other processes' deaths
 _BATCH_BUDGET_S = 0.002  # a batch should take about this long in a pool process
 _SHUTDOWN_GRACE_S = 5.0  # for a broken pool's manager to reap its processes before they are killed
+_WARM_UP_ROUNDS = 20  # more rounds of warm-ups until every started process has answered one
 
 
 async def _shut_down(pool: ProcessPoolExecutor, grace_s: float = _SHUTDOWN_GRACE_S) -> None:
@@ -116,20 +117,29 @@ class ProcessExecutor(WholeBatches, Executor):
         self._watchdog = asyncio.create_task(self._watch_abandoned(), name="process-watchdog")
 
     async def _warm_up(self) -> None:
-        """Start every process now, before timing starts, and learn their pids."""
+        """Start every process now, before timing starts, and hear from each one: its pid, and its
+        import and setup (one that failed fails the start). A process ready early can take two
+        warm-ups while another still starts, so rounds go on until every started one answered."""
+        heard: set[int] = set()
+        await self._warm_round(heard)
+        await all_measured(self._measuring)  # so that no process calibrates while timed
+        self._measuring = None
+        await self._all_started()
+        for _ in range(_WARM_UP_ROUNDS):
+            if self._table_pids() <= heard:
+                break
+            await self._warm_round(heard)
+        self._pids |= heard | self._table_pids()
+
+    async def _warm_round(self, heard: set[int]) -> None:
         loop = asyncio.get_running_loop()
         warm = [loop.run_in_executor(self._pool, warm_up, 0.05) for _ in range(self.config.workers)]
         for pid, figures in await asyncio.gather(*warm):
-            self._pids.add(pid)
             if isinstance(figures, str):
                 raise SetupFailed(figures)
-            self.tally.note_worker(f"pid-{pid}", figures)
-        await all_measured(self._measuring)  # so that no process calibrates while timed
-        self._measuring = None
-        # A process ready early can take two warm-ups while another is still starting: the pids
-        # its table row holds are the ones the resource figures must follow.
-        await self._all_started()
-        self._pids |= self._table_pids()
+            if pid not in heard:
+                heard.add(pid)
+                self.tally.note_worker(f"pid-{pid}", figures)
 
     async def _all_started(self, limit_s: float = 60.0) -> None:
         deadline = time.monotonic() + limit_s
