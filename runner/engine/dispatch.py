@@ -109,15 +109,11 @@ class Units:
 
     def _chunk(self, first: int, kind: str) -> Job:
         """Up to ``_CHUNK`` single jobs from ``first`` (of ``kind``, which is not batched) into
-        ``ready``, up to the first job of a kind the executor batches or whose cost it is still
-        measuring (its jobs in flight are limited then); the first is returned."""
+        ``ready``, up to the first job of a kind the executor batches; the first is returned."""
         chunk = [kind, *itertools.islice(self._kinds, _CHUNK)]
         self._peeked = chunk.pop() if len(chunk) > _CHUNK else None
-        held = (
-            other for other in set(chunk).difference((kind,)) if self._batch_size(other) > 1 or self._probe_limit(other)
-        )
-        cuts = [chunk.index(other) for other in held]
-        if cuts:  # stop before the first job of a kind batched, or held to its probe limit: ``take`` decides
+        cuts = [chunk.index(other) for other in set(chunk).difference((kind,)) if self._batch_size(other) > 1]
+        if cuts:  # stop before the first job of a batched kind: it goes out as a batch
             cut = min(cuts)
             rest = chunk[cut + 1 :] + ([self._peeked] if self._peeked is not None else [])
             self._kinds = itertools.chain(rest, self._kinds)

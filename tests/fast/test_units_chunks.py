@@ -43,21 +43,3 @@ def test_a_workload_of_exactly_one_chunk_is_made_at_once() -> None:
     units = _units(["s"] * 64)
     assert units.take() == Job(0, "s", *PARAMS["s"])
     assert len(units.ready) == 63
-
-
-def test_a_chunk_stops_before_a_kind_whose_cost_is_still_measured() -> None:
-    # Kind ``t`` may have 2 jobs in flight until its cost is known: a chunk begun by ``s`` must
-    # not carry its jobs out past that limit as ready singles.
-    in_flight = [0]
-    measuring = {"s": 0, "t": 2, "b": 0}
-    units = Units(iter(["s", "t"] * 20), PARAMS, SIZES.__getitem__, 1000, lambda: in_flight[0], measuring.__getitem__)
-    taken: list[Job] = []
-    while (unit := units.take()) is not FULL:
-        assert isinstance(unit, Job)
-        taken.append(unit)
-        in_flight[0] += 1
-    # Other kinds' jobs are not held (s, t, s), but at 2 in flight the next t waits, and what follows it.
-    assert [j.kind for j in taken] == ["s", "t", "s"]
-    in_flight[0] = 0
-    measuring["t"] = 0  # measured: chunks run on past it again
-    assert units.take() == Job(3, "t", *PARAMS["t"]) and len(units.ready) == 36
