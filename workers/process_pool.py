@@ -30,7 +30,6 @@ import itertools
 import multiprocessing
 import os
 import signal
-import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -124,9 +123,9 @@ class ProcessExecutor(WholeBatches, Executor):
         await self._warm_round(heard)
         await all_measured(self._measuring)  # so that no process calibrates while timed
         self._measuring = None
-        await self._all_started()
-        for _ in range(_WARM_UP_ROUNDS):
-            if self._table_pids() <= heard:
+        for _ in range(_WARM_UP_ROUNDS):  # a broken pool raises here, as in the first round
+            started = self._table_pids()
+            if len(started) >= self.config.workers and started <= heard:
                 break
             await self._warm_round(heard)
         self._pids |= heard | self._table_pids()
@@ -140,11 +139,6 @@ class ProcessExecutor(WholeBatches, Executor):
             if pid not in heard:
                 heard.add(pid)
                 self.tally.note_worker(f"pid-{pid}", figures)
-
-    async def _all_started(self, limit_s: float = 60.0) -> None:
-        deadline = time.monotonic() + limit_s
-        while len(self._table_pids()) < self.config.workers and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, Any]:
         ctx = multiprocessing.get_context("spawn")
