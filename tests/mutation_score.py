@@ -39,6 +39,7 @@ from mutmut.stats import status_by_exit_code
 MUTANTS = Path("mutants")
 RECHECKS = MUTANTS / "rechecks.json"
 EXPLAINED = Path("tests/data/mutation-survivors.txt")
+_SUPPORT = {"tests/conftest.py", "tests/fast/conftest.py", "tests/stub_executor.py"}
 _MEMORY_LIMIT = 8 << 30  # address space of a rechecked mutant's tests
 
 _COUNTED = {"killed", "timeout", "survived", "no tests", "skipped"}
@@ -99,8 +100,9 @@ def recheck(mutant: str, tests: list[str], per_test_s: float, limit_s: float) ->
 
 
 def _tests_digest(tests: list[str]) -> str:
-    """The contents of the files holding ``tests``: a verdict is stale once they change."""
-    files = sorted({t.split("::", 1)[0] for t in tests})
+    """The contents of the files holding ``tests``, and of what every test leans on (conftest, the
+    stub executor): a verdict is stale once they change."""
+    files = sorted({t.split("::", 1)[0] for t in tests} | _SUPPORT)
     content = b"".join((MUTANTS / f).read_bytes() for f in files if (MUTANTS / f).exists())
     return hashlib.sha1(content).hexdigest()[:12]
 
@@ -114,8 +116,10 @@ def _bound(pid: int, limit_s: float) -> None:
 
 def timeouts(results: Results) -> list[tuple[str, str, list[str]]]:
     """Each timeout, with the digest its verdict must carry to be current, and its tests."""
-    stats = json.loads((MUTANTS / "mutmut-stats.json").read_text())
-    tests_by_function: dict[str, list[str]] = stats["tests_by_mangled_function_name"]
+    stats_file = MUTANTS / "mutmut-stats.json"
+    if not stats_file.exists():
+        return []
+    tests_by_function: dict[str, list[str]] = json.loads(stats_file.read_text())["tests_by_mangled_function_name"]
     out = []
     for codes, hashes in results.values():
         for mutant, code in codes.items():
