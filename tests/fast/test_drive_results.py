@@ -19,12 +19,14 @@ def _spec(**values: object) -> WorkloadSpec:
     return WorkloadSpec.build({"workers": 2, **values}, ("stub",))
 
 
-def test_progress_names_the_workloads_size_and_only_the_last_report_is_finished(stub: type[StubExecutor]) -> None:
+def test_progress_names_the_executor_and_workloads_size_and_only_the_last_report_is_finished(
+    stub: type[StubExecutor],
+) -> None:
     seen: list[RunStatus] = []
     run_mode(
         _spec(jobs=30, mix="sleep=1", io_ms=20, concurrency=3), "stub", calibration=CALIBRATION, progress=seen.append
     )
-    assert len(seen) >= 2 and {s.total for s in seen} == {30}
+    assert len(seen) >= 2 and {s.total for s in seen} == {30} and {s.mode for s in seen} == {"stub"}
     assert [s.finished for s in seen] == [False] * (len(seen) - 1) + [True]
 
 

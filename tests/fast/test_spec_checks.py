@@ -5,7 +5,7 @@ user's inputs counted from their own module's path."""
 
 from __future__ import annotations
 
-import textwrap
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +73,16 @@ def test_an_unknown_kind_lists_the_kinds_there_are() -> None:
     assert _error(user) == f"--mix: unknown job kind 'bogus'; choose from: {', '.join(KINDS)}, mine"
 
 
-def test_generator_inputs_are_counted_from_the_users_path(tmp_path: Path) -> None:
-    (tmp_path / "feed.py").write_text(
-        textwrap.dedent("""
-        def items():
-            yield from range(5)
-    """)
-    )
-    values = {"user_jobs": {"w": "feed:items"}, "paths": [str(tmp_path)], "inputs": "feed:items"}
-    assert WorkloadSpec.build(values, ("async",)).jobs == 5
+def test_generator_inputs_are_counted_from_the_users_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the user's path is added for good: not beyond this test
+    assert "spec_checks_feed" not in sys.modules and str(tmp_path) not in sys.path
+    (tmp_path / "spec_checks_feed.py").write_text("def items():\n    yield from range(5)\n")
+    values = {
+        "user_jobs": {"w": "spec_checks_feed:items"},
+        "paths": [str(tmp_path)],
+        "inputs": "spec_checks_feed:items",
+    }
+    try:
+        assert WorkloadSpec.build(values, ("async",)).jobs == 5
+    finally:
+        sys.modules.pop("spec_checks_feed", None)
