@@ -2,9 +2,10 @@
 
     python tests/mutation_score.py [--recheck] [--jobs N] [--only PATTERN] [--explained FILE]
 
-mutmut calls a mutant "timeout" when its tests run past 3x their clean time + 2 s, which on a busy
-machine happens to mutants that merely ran slowly. So a timeout is never counted as killed on
-mutmut's word: ``--recheck`` runs each one again alone, with generous limits (a test: 5x its
+mutmut calls a mutant "timeout" when its tests run past 3x (their clean time + 10 s), which on a
+busy machine happens to mutants that merely ran slowly. So a timeout (or a "suspicious" mutant,
+whose tests' process died of a signal) is never counted on mutmut's word: ``--recheck`` runs each
+one again alone, with generous limits (a test: 5x its
 clean time, at least 10 s; all of them: 5x, at least 60 s), and records what it did -- a test
 failed (killed), a test or the whole run went past its limit (a hang: killed, since a run that
 never ends is caught), or they passed (survived). The verdicts are kept in
@@ -43,6 +44,10 @@ _SUPPORT = {"tests/conftest.py", "tests/fast/conftest.py", "tests/stub_executor.
 _MEMORY_LIMIT = 8 << 30  # address space of a rechecked mutant's tests
 
 _COUNTED = {"killed", "timeout", "survived", "no tests", "skipped"}
+# mutmut's word is not taken for these: a timeout may be a slow survivor on a busy machine, and a
+# "suspicious" one (its tests' process died of a signal, e.g. one a broken handler let through) is
+# run again alone to see what it is.
+_RECHECKED = {"timeout", "suspicious"}
 
 
 def status(code: int | None) -> str:
@@ -115,7 +120,8 @@ def _bound(pid: int, limit_s: float) -> None:
 
 
 def timeouts(results: Results) -> list[tuple[str, str, list[str]]]:
-    """Each timeout, with the digest its verdict must carry to be current, and its tests."""
+    """Each mutant mutmut left to a recheck (timeout, suspicious), with the digest its verdict must
+    carry to be current, and its tests."""
     stats_file = MUTANTS / "mutmut-stats.json"
     if not stats_file.exists():
         return []
@@ -123,7 +129,7 @@ def timeouts(results: Results) -> list[tuple[str, str, list[str]]]:
     out = []
     for codes, hashes in results.values():
         for mutant, code in codes.items():
-            if status(code) == "timeout":
+            if status(code) in _RECHECKED:
                 mangled, function = function_of(mutant)
                 tests = sorted(tests_by_function.get(mangled, []))
                 out.append((mutant, f"{hashes.get(function, '')}:{_tests_digest(tests)}", tests))
@@ -148,7 +154,7 @@ def recheck_timeouts(results: Results, jobs: int, only: str) -> dict[str, str]:
         times = [durations.get(t, 0.0) for t in tests] or [0.0]
         todo.append((mutant, digest, tests, max(10.0, 5 * max(times)), max(60.0, 5 * sum(times))))
     if todo:
-        print(f"rechecking {len(todo)} timeouts, {jobs} at a time", file=sys.stderr)
+        print(f"rechecking {len(todo)} mutants, {jobs} at a time", file=sys.stderr)
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         verdicts = pool.map(lambda item: recheck(item[0], item[2], item[3], item[4]), todo)
         for (mutant, digest, *_), verdict in zip(todo, verdicts, strict=True):
@@ -183,10 +189,10 @@ def main() -> None:
         counts: Counter[str] = Counter()
         for mutant, code in codes.items():
             state = status(code)
-            if state == "timeout":
+            if state in _RECHECKED:
                 rechecked = verdicts.get(mutant)
-                state = {"killed": "killed", "hang": "killed", "survived": "survived"}.get(rechecked or "", "timeout")
-                counts["hang" if rechecked == "hang" else "rechecked" if rechecked else "timeout, not rechecked"] += 1
+                counts["hang" if rechecked == "hang" else "rechecked" if rechecked else f"{state}, not rechecked"] += 1
+                state = {"killed": "killed", "hang": "killed", "survived": "survived"}.get(rechecked or "", state)
             if state == "survived":
                 survivors.append(mutant)
                 if mutant in explained:
@@ -213,7 +219,16 @@ def _score(counts: Counter[str]) -> str:
 
 
 def _detail(counts: Counter[str]) -> str:
-    shown = ("survived", "explained", "hang", "rechecked", "timeout, not rechecked", "no tests", "not run")
+    shown = (
+        "survived",
+        "explained",
+        "hang",
+        "rechecked",
+        "timeout, not rechecked",
+        "suspicious, not rechecked",
+        "no tests",
+        "not run",
+    )
     return ", ".join(f"{key} {counts[key]}" for key in shown if counts[key])
 
 
