@@ -87,6 +87,11 @@ def count(n: int) -> str:
     return f"{n:,}"
 
 
+def plural(n: int | None, word: str, many: str | None = None) -> str:
+    """``word`` as it goes after the number ``n``: worker, workers; process, processes."""
+    return word if n == 1 else many or word + "s"
+
+
 def ratio_range(value: float, low: float, high: float) -> str:
     """A ratio of geometric means with its (asymmetric) 95 % interval: ``1.40x (1.31-1.52)``."""
     digits = 0 if value >= 20 else 1 if value >= 2 else 2

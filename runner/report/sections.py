@@ -47,7 +47,7 @@ def curve_sections(doc: BenchResults, images: dict[str, str]) -> list[str]:
         ]
         for (mix, workers, _rate), modes in series.items():
             out += _image(images, f"concurrency_{slug(mix)}" + (f"_w{workers}" if workers else ""), "Concurrency")
-            where = f", {workers} worker{'s' if workers != 1 else ''}" if workers else ""
+            where = f", {workers} {fmt.plural(workers, 'worker')}" if workers else ""
             out.append("\n".join(f"- {mode} on {mix}{where}: {sc.knee(cells)}" for mode, cells in modes.items()) + "\n")
     capacity = [v for v in doc.verdicts if v.kind == "capacity"]
     rates = [name for name in images if name.startswith("rate_")]

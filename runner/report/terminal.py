@@ -38,7 +38,7 @@ def run_table(result: RunResult) -> Table:
         "peak RSS",
         f"{fmt.fixed(res.peak_rss_mb, 0)} MB (coordinator {fmt.fixed(res.coordinator_peak_rss_mb, 0)}, "
         f"workers {fmt.fixed(res.workers_peak_rss_mb, 0)} in {res.worker_processes} "
-        f"{'process' if res.worker_processes == 1 else 'processes'})",
+        f"{fmt.plural(res.worker_processes, 'process', 'processes')})",
     )
     table.add_row("CPU", f"{fmt.fixed(res.cpu_s)} s ({fmt.pct(res.cpu_utilisation)} of all cores)")
     for name, text in terminal_rows(result):

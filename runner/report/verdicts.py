@@ -52,7 +52,7 @@ def axes_label(cell: Cell, cells: list[Cell]) -> str:
     labels every cell as open loop (at its rate) or closed loop."""
     parts = []
     if len({c.workers for c in cells}) > 1:
-        parts.append(f"{cell.workers} worker{'s' if cell.workers != 1 else ''}")
+        parts.append(f"{cell.workers} {fmt.plural(cell.workers, 'worker')}")
     if len({c.concurrency for c in cells}) > 1:
         parts.append(f"concurrency {cell.concurrency}")
     if len({c.rate_per_s or 0.0 for c in cells}) > 1 or any(c.open_loop for c in cells):
@@ -226,7 +226,7 @@ def _capacity_verdicts(cells: list[Cell], slo_ms: float) -> list[Verdict]:
         met = [m for m in order if best[m] is not None]
         none = [m for m in order if best[m] is None]
         axes = (
-            f"{workers} worker{'s' if workers != 1 else ''}" if len({c.workers for c in cells}) > 1 else "",
+            f"{workers} {fmt.plural(workers, 'worker')}" if len({c.workers for c in cells}) > 1 else "",
             f"concurrency {concurrency}" if len({c.concurrency for c in cells}) > 1 else "",
         )
         where = ", ".join(x for x in axes if x)
