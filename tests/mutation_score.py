@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -107,7 +108,11 @@ def recheck(mutant: str, tests: list[str], per_test_s: float, limit_s: float) ->
 def _tests_digest(tests: list[str]) -> str:
     """The contents of the files holding ``tests``, and of what every test leans on (conftest, the
     stub executor): a verdict is stale once they change."""
-    files = sorted({t.split("::", 1)[0] for t in tests} | _SUPPORT)
+    return _files_digest(tuple(sorted({t.split("::", 1)[0] for t in tests} | _SUPPORT)))
+
+
+@functools.cache  # mutants of one function share their files: each set is read once a run
+def _files_digest(files: tuple[str, ...]) -> str:
     content = b"".join((MUTANTS / f).read_bytes() for f in files if (MUTANTS / f).exists())
     return hashlib.sha1(content).hexdigest()[:12]
 
